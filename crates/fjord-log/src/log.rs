@@ -1,0 +1,719 @@
+//! A partition's log: an ordered set of segments in one directory (Kafka's `UnifiedLog` and
+//! `LocalLog`, without replication, which lives in `fjord-replication`).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use fjord_types::{LeaderEpoch, Offset, Timestamp};
+
+use crate::batch::{RecordBatchMut, TimestampType};
+use crate::config::LogConfig;
+use crate::error::{Error, Result};
+use crate::file_range::FileRange;
+use crate::segment::{DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, Segment, SegmentRead, TIME_INDEX_SUFFIX};
+use crate::time_index::TimestampOffset;
+
+/// The marker a clean [`Log::close`] leaves in the partition directory. Its presence at open
+/// means every byte was flushed and the indexes were trimmed, so no recovery scan is needed.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+
+/// Who assigns the offsets of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendMode {
+    /// The partition leader: offsets continue from the log end offset, each batch is stamped
+    /// with `leader_epoch`, and LogAppendTime topics get the append time.
+    Leader {
+        /// The leader's epoch, written into each batch's partitionLeaderEpoch.
+        leader_epoch: LeaderEpoch,
+    },
+    /// A follower copying the leader: batches keep their offsets, which must follow the log
+    /// end offset in order.
+    Replica,
+}
+
+/// What an append wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// The first offset of the first batch.
+    pub first_offset: Offset,
+    /// The last offset of the last batch.
+    pub last_offset: Offset,
+    /// The largest timestamp appended (the append time for LogAppendTime).
+    pub max_timestamp: Timestamp,
+    /// The last offset of the batch holding `max_timestamp`.
+    pub offset_of_max_timestamp: Offset,
+    /// The broker time stamped on the batches, or [`Timestamp::NONE`] for CreateTime.
+    pub log_append_time: Timestamp,
+    /// Batches appended.
+    pub batch_count: u32,
+    /// Bytes appended.
+    pub bytes: u64,
+}
+
+/// Where recovery starts when a log is opened after an unclean shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenOptions {
+    /// Every offset below this is known to be on stable storage (Kafka keeps it in
+    /// `recovery-point-offset-checkpoint`); segments from the one holding it are checked.
+    pub recovery_point: Offset,
+    /// The log start offset persisted by the caller (`log-start-offset-checkpoint`), which may
+    /// lie inside the first segment after DeleteRecords.
+    pub log_start_offset: Offset,
+}
+
+/// What opening the log found and did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OpenReport {
+    /// Whether the last shutdown was clean (no scan needed).
+    pub clean_shutdown: bool,
+    /// Base offsets of the segments whose batches were checked.
+    pub recovered_segments: Vec<Offset>,
+    /// Bytes cut from a torn or corrupt tail.
+    pub truncated_bytes: u64,
+    /// Segments removed because they followed a corrupt one.
+    pub deleted_segments: Vec<Offset>,
+    /// Why recovery cut the log, if it did.
+    pub reason: Option<String>,
+}
+
+/// A summary of one segment, for retention planning and operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// The segment's first offset (its file name).
+    pub base_offset: Offset,
+    /// The base offset of the next segment, or the log end offset for the active one.
+    pub next_offset: Offset,
+    /// The log file's size.
+    pub size_bytes: u64,
+    /// The largest record timestamp, if any record has one.
+    pub max_timestamp: Option<Timestamp>,
+    /// Whether appends go here; retention never removes it.
+    pub is_active: bool,
+}
+
+/// A segment taken out of the log and renamed `*.deleted`; its files go when `remove` is called
+/// (after `file.delete.delay.ms`, so reads in flight finish).
+#[derive(Debug)]
+pub struct DeletedSegment {
+    /// The segment's base offset.
+    pub base_offset: Offset,
+    /// Its renamed files.
+    pub files: Vec<PathBuf>,
+}
+
+impl DeletedSegment {
+    /// Unlinks the files.
+    pub fn remove(self) -> Result<()> {
+        for file in &self.files {
+            match std::fs::remove_file(file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(file)(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A partition's log on disk, in Kafka's layout.
+///
+/// `Log` is single-writer (`&mut self`) and does no locking; the broker wraps it. Reads return
+/// [`FileRange`]s that stay valid after the lock is released.
+///
+/// ```
+/// use fjord_log::{AppendMode, BatchBuilder, Log, LogConfig, OpenOptions};
+/// use fjord_types::{LeaderEpoch, Offset, Timestamp};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut log = Log::open(dir.path(), LogConfig::default(), OpenOptions::default(), Timestamp(0)).unwrap();
+/// let mut batch = BatchBuilder::new();
+/// batch.push(Timestamp(1_000), Some(b"k"), Some(b"v"), &[]);
+/// let mut bytes = batch.build().unwrap();
+/// let info = log.append(&mut bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, Timestamp(1_000)).unwrap();
+/// assert_eq!(info.first_offset, Offset(0));
+/// assert_eq!(log.read_bytes(Offset(0), 1 << 20, None).unwrap(), bytes);
+/// log.close().unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<Offset, Segment>,
+    log_start_offset: Offset,
+    log_end_offset: Offset,
+    recovery_point: Offset,
+    unflushed_messages: i64,
+    last_flush: Timestamp,
+    dir_needs_sync: bool,
+    poisoned: Option<String>,
+    open_report: OpenReport,
+}
+
+fn parse_base_offset(name: &str, suffix: &str) -> Option<Offset> {
+    let digits = name.strip_suffix(suffix)?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok().map(Offset))
+        .flatten()
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))
+}
+
+impl Log {
+    /// Opens the log in `dir` (creating it if needed), recovering after an unclean shutdown:
+    /// every batch from the segment holding the recovery point on is checked (length, CRC,
+    /// offsets increasing), the log is cut at the first bad batch, later segments are removed
+    /// and indexes rebuilt.
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig, options: OpenOptions, now: Timestamp) -> Result<Log> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        let mut report = OpenReport::default();
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        report.clean_shutdown = marker.exists();
+
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(Error::io(&dir))? {
+            let entry = entry.map_err(Error::io(&dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.ends_with(DELETED_SUFFIX) {
+                // Left behind by a retention pass that did not finish; Kafka removes them too.
+                std::fs::remove_file(entry.path()).map_err(Error::io(entry.path()))?;
+            } else if let Some(base) = parse_base_offset(name, LOG_SUFFIX) {
+                bases.push(base);
+            }
+        }
+        // Index files without a log file are orphans of a crash during deletion or roll.
+        for entry in std::fs::read_dir(&dir).map_err(Error::io(&dir))? {
+            let entry = entry.map_err(Error::io(&dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let base = parse_base_offset(name, INDEX_SUFFIX).or_else(|| parse_base_offset(name, TIME_INDEX_SUFFIX));
+            if base.is_some_and(|b| !bases.contains(&b)) {
+                std::fs::remove_file(entry.path()).map_err(Error::io(entry.path()))?;
+            }
+        }
+        bases.sort();
+
+        let mut segments = BTreeMap::new();
+        let recover_from = bases.iter().copied().filter(|&b| b <= options.recovery_point).next_back();
+        let mut expected_next = Offset(0);
+        let mut index = 0;
+        while index < bases.len() {
+            let base = bases[index];
+            let active = index + 1 == bases.len();
+            let (mut segment, damaged) = Segment::open(&dir, base, &config, active, now)?;
+            let in_recovery_range = recover_from.is_none_or(|from| base >= from);
+            if damaged || (!report.clean_shutdown && in_recovery_range) {
+                let recovery = segment.recover(expected_next)?;
+                report.recovered_segments.push(base);
+                if recovery.reason.is_some() {
+                    report.truncated_bytes += recovery.truncated_bytes;
+                    report.reason = recovery.reason;
+                    for &later in &bases[index + 1..] {
+                        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                            let path = dir.join(crate::segment::segment_file_name(later, suffix));
+                            match std::fs::remove_file(&path) {
+                                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path)(e)),
+                                _ => {}
+                            }
+                        }
+                        report.deleted_segments.push(later);
+                    }
+                    bases.truncate(index + 1);
+                }
+                expected_next = recovery.next_offset.unwrap_or(base);
+            } else {
+                expected_next = segment.next_offset()?;
+            }
+            segments.insert(base, segment);
+            index += 1;
+        }
+
+        let mut log = Log {
+            dir,
+            config,
+            segments,
+            log_start_offset: options.log_start_offset,
+            log_end_offset: Offset(0),
+            recovery_point: Offset(0),
+            unflushed_messages: 0,
+            last_flush: now,
+            dir_needs_sync: false,
+            poisoned: None,
+            open_report: report,
+        };
+        match log.segments.last_entry() {
+            None => {
+                let start = options.log_start_offset.max(Offset(0));
+                log.segments.insert(start, Segment::create(&log.dir, start, &log.config, now)?);
+                log.dir_needs_sync = true;
+            }
+            Some(mut active) => active.get_mut().make_active(&log.config)?,
+        }
+        log.log_end_offset = log.active().next_offset()?;
+        let first_base = *log.segments.keys().next().expect("a log has a segment");
+        log.log_start_offset = log.log_start_offset.max(first_base);
+        if log.log_start_offset > log.log_end_offset {
+            // The checkpointed start lies past the data that survived: start over there.
+            log.truncate_fully_and_start_at(log.log_start_offset, now)?;
+        }
+        log.recovery_point = if log.open_report.clean_shutdown {
+            log.log_end_offset
+        } else {
+            options.recovery_point.min(log.log_end_offset)
+        };
+        if log.open_report.clean_shutdown {
+            // Once appends may happen the shutdown is no longer clean; make that durable first,
+            // or a crash could resurrect the marker and skip the recovery scan.
+            std::fs::remove_file(&marker).map_err(Error::io(&marker))?;
+            sync_dir(&log.dir)?;
+        }
+        Ok(log)
+    }
+
+    /// What [`Log::open`] found.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.open_report
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Changes settings; they apply from the next append (index sizes from the next segment).
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// The first offset a consumer can read.
+    pub fn log_start_offset(&self) -> Offset {
+        self.log_start_offset
+    }
+
+    /// The offset the next record will get.
+    pub fn log_end_offset(&self) -> Offset {
+        self.log_end_offset
+    }
+
+    /// Offsets below this are on stable storage.
+    pub fn recovery_point(&self) -> Offset {
+        self.recovery_point
+    }
+
+    /// Bytes in all segment files.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+
+    /// The number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Whether an I/O failure has taken the log offline for writes.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.values().next_back().expect("a log always has a segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a log always has a segment")
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(reason) => Err(Error::Poisoned { dir: self.dir.clone(), reason: reason.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs a write step; an I/O failure takes the log offline.
+    fn guard<T>(&mut self, step: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.check_poisoned()?;
+        let result = step(self);
+        if let Err(error @ Error::Io { .. }) = &result {
+            self.poisoned = Some(error.to_string());
+        }
+        result
+    }
+
+    /// Appends one or more v2 batches laid end to end (a produce request's records).
+    ///
+    /// Every batch is checked (structure, CRC, `max.message.bytes`) before anything is written;
+    /// a leader then assigns offsets from the log end offset, stamps its epoch and, for
+    /// LogAppendTime, the time, patching the bytes in place. Per batch, not per record.
+    pub fn append(&mut self, records: &mut [u8], mode: AppendMode, now: Timestamp) -> Result<AppendInfo> {
+        self.check_poisoned()?;
+        if records.is_empty() {
+            return Err(Error::corrupt("an append must hold at least one batch"));
+        }
+        let log_append_time = match (mode, self.config.message_timestamp_type) {
+            (AppendMode::Leader { .. }, TimestampType::LogAppendTime) => Some(now),
+            _ => None,
+        };
+        let mut next = self.log_end_offset;
+        let mut first_offset = None;
+        let mut max_timestamp = Timestamp::NONE;
+        let mut offset_of_max_timestamp = Offset::NONE;
+        let mut batch_count = 0u32;
+        let mut position = 0;
+        while position < records.len() {
+            let mut batch = RecordBatchMut::parse(&mut records[position..]).map_err(|e| match e {
+                Error::IncompleteBatch { .. } => Error::corrupt(format!("trailing partial batch: {e}")),
+                e => e,
+            })?;
+            let view = batch.as_ref();
+            view.validate()?;
+            let size = view.size();
+            if size > self.config.max_message_bytes {
+                return Err(Error::BatchTooLarge { size, limit: self.config.max_message_bytes });
+            }
+            let delta = i64::from(view.last_offset_delta());
+            match mode {
+                AppendMode::Leader { leader_epoch } => {
+                    batch.set_base_offset(next);
+                    batch.set_partition_leader_epoch(leader_epoch);
+                    if let Some(now) = log_append_time {
+                        batch.set_log_append_time(now);
+                    }
+                }
+                AppendMode::Replica => {
+                    if view.base_offset() < next {
+                        return Err(Error::OffsetsOutOfOrder { first_offset: view.base_offset(), log_end_offset: next });
+                    }
+                }
+            }
+            let view = batch.as_ref();
+            first_offset.get_or_insert(view.base_offset());
+            if view.max_timestamp() > max_timestamp {
+                max_timestamp = view.max_timestamp();
+                offset_of_max_timestamp = view.last_offset();
+            }
+            next = view.base_offset().plus(delta + 1);
+            batch_count += 1;
+            position += size;
+        }
+        let bytes = records.len() as u64;
+        if bytes > self.config.segment_bytes {
+            return Err(Error::BatchTooLarge { size: records.len(), limit: self.config.segment_bytes as usize });
+        }
+        let first_offset = first_offset.expect("at least one batch");
+        let last_offset = next.plus(-1);
+        self.guard(|log| {
+            if log.active().should_roll(&log.config, bytes, max_timestamp, last_offset, now) {
+                log.roll_at(first_offset.max(log.log_end_offset), now)?;
+            }
+            log.active_mut().append(records)
+        })?;
+        self.log_end_offset = next;
+        self.unflushed_messages += last_offset.since(first_offset) + 1;
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush(now)?;
+        }
+        Ok(AppendInfo {
+            first_offset,
+            last_offset,
+            max_timestamp,
+            offset_of_max_timestamp,
+            log_append_time: log_append_time.unwrap_or(Timestamp::NONE),
+            batch_count,
+            bytes,
+        })
+    }
+
+    /// Closes the active segment and starts a new one at the log end offset (Kafka's `roll`),
+    /// unless the active segment is empty.
+    pub fn roll(&mut self, now: Timestamp) -> Result<()> {
+        let at = self.log_end_offset;
+        self.guard(|log| log.roll_at(at, now))
+    }
+
+    fn roll_at(&mut self, base: Offset, now: Timestamp) -> Result<()> {
+        if self.active().size() == 0 {
+            if self.active().base_offset() == base {
+                return Ok(());
+            }
+            // An empty active segment at another offset (a replica's first append jumped ahead):
+            // replace it.
+            let old = self.active().base_offset();
+            let mut segment = self.segments.remove(&old).expect("active segment");
+            let _ = segment.rename_to_deleted().map(|files| DeletedSegment { base_offset: old, files }.remove());
+        } else {
+            self.active_mut().on_become_inactive()?;
+        }
+        let segment = Segment::create(&self.dir, base, &self.config, now)?;
+        self.segments.insert(base, segment);
+        self.dir_needs_sync = true;
+        Ok(())
+    }
+
+    /// Whole batches from the one holding `start_offset`, within one segment, at most
+    /// `max_bytes` (but the whole first batch if `min_one_batch`), and only batches that end
+    /// below `max_offset` (the high watermark) when given. `None` when there is nothing to send.
+    pub fn read(
+        &self,
+        start_offset: Offset,
+        max_bytes: u64,
+        max_offset: Option<Offset>,
+        min_one_batch: bool,
+    ) -> Result<Option<FileRange>> {
+        if start_offset < self.log_start_offset || start_offset > self.log_end_offset {
+            return Err(Error::OffsetOutOfRange {
+                offset: start_offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset,
+            });
+        }
+        let upper = max_offset.map_or(self.log_end_offset, |m| m.min(self.log_end_offset));
+        if start_offset >= upper {
+            return Ok(None);
+        }
+        let from = self.segments.range(..=start_offset).next_back().map_or(Offset(0), |(base, _)| *base);
+        let mut segments = self.segments.range(from..).peekable();
+        while let Some((_, segment)) = segments.next() {
+            let upper_beyond = segments.peek().is_some_and(|(next_base, _)| **next_base <= upper);
+            let max_position = if upper_beyond { segment.size() } else { segment.position_of(upper)? };
+            match segment.read(start_offset, max_bytes, max_position, min_one_batch)? {
+                SegmentRead::Range(range) => return Ok(Some(range)),
+                SegmentRead::Nothing => return Ok(None),
+                SegmentRead::NotHere => continue,
+            }
+        }
+        Ok(None)
+    }
+
+    /// [`Log::read`] (with `min_one_batch`) copied into memory: for tools and tests.
+    pub fn read_bytes(&self, start_offset: Offset, max_bytes: u64, max_offset: Option<Offset>) -> Result<Vec<u8>> {
+        match self.read(start_offset, max_bytes, max_offset, true)? {
+            None => Ok(Vec::new()),
+            Some(range) => range.read_to_vec().map_err(Error::io(self.dir.clone())),
+        }
+    }
+
+    /// The first record whose timestamp is at least `target`, at or after the log start
+    /// offset (ListOffsets by timestamp). `None` if every record is older.
+    pub fn offset_for_timestamp(&self, target: Timestamp) -> Result<Option<TimestampOffset>> {
+        for segment in self.segments.values() {
+            if segment.max_timestamp().is_none_or(|m| m.timestamp < target) {
+                continue;
+            }
+            if let Some(found) = segment.find_offset_by_timestamp(target, self.log_start_offset)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first record carrying the largest timestamp in the log (ListOffsets -3, KIP-734).
+    pub fn max_timestamp_record(&self) -> Result<Option<TimestampOffset>> {
+        let mut best: Option<&Segment> = None;
+        for segment in self.segments.values() {
+            let Some(max) = segment.max_timestamp() else { continue };
+            if best.and_then(Segment::max_timestamp).is_none_or(|b| max.timestamp > b.timestamp) {
+                best = Some(segment);
+            }
+        }
+        match best {
+            Some(segment) => segment.max_timestamp_record(),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes every record at or above `offset` (a follower truncating to its leader).
+    /// Whole batches go, so the log end offset becomes the end of the last batch kept.
+    /// Returns whether anything was removed.
+    pub fn truncate_to(&mut self, offset: Offset, now: Timestamp) -> Result<bool> {
+        if offset >= self.log_end_offset {
+            return Ok(false);
+        }
+        if offset < self.log_start_offset {
+            self.truncate_fully_and_start_at(offset, now)?;
+            return Ok(true);
+        }
+        self.guard(|log| {
+            let doomed: Vec<Offset> = log.segments.range(offset..).map(|(b, _)| *b).collect();
+            for base in doomed {
+                if log.segments.len() == 1 {
+                    break;
+                }
+                let mut segment = log.segments.remove(&base).expect("listed above");
+                let files = segment.rename_to_deleted()?;
+                drop(segment);
+                DeletedSegment { base_offset: base, files }.remove()?;
+            }
+            let active = log.active_mut();
+            active.truncate_to(offset)?;
+            let config = log.config.clone();
+            log.active_mut().make_active(&config)?;
+            log.log_end_offset = log.active().next_offset()?;
+            log.recovery_point = log.recovery_point.min(log.log_end_offset);
+            log.dir_needs_sync = true;
+            Ok(true)
+        })
+    }
+
+    /// Empties the log and restarts it at `offset` (a follower far behind its leader's log
+    /// start, or a log whose checkpointed start lies past its data).
+    pub fn truncate_fully_and_start_at(&mut self, offset: Offset, now: Timestamp) -> Result<()> {
+        self.guard(|log| {
+            let bases: Vec<Offset> = log.segments.keys().copied().collect();
+            for base in bases {
+                let mut segment = log.segments.remove(&base).expect("listed above");
+                let files = segment.rename_to_deleted()?;
+                drop(segment);
+                DeletedSegment { base_offset: base, files }.remove()?;
+            }
+            log.segments.insert(offset, Segment::create(&log.dir, offset, &log.config, now)?);
+            log.log_start_offset = offset;
+            log.log_end_offset = offset;
+            log.recovery_point = offset;
+            log.unflushed_messages = 0;
+            log.dir_needs_sync = true;
+            Ok(())
+        })
+    }
+
+    /// The segments, oldest first.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let bases: Vec<Offset> = self.segments.keys().copied().collect();
+        self.segments
+            .values()
+            .enumerate()
+            .map(|(i, segment)| SegmentInfo {
+                base_offset: segment.base_offset(),
+                next_offset: bases.get(i + 1).copied().unwrap_or(self.log_end_offset),
+                size_bytes: segment.size(),
+                max_timestamp: segment.max_timestamp().map(|m| m.timestamp),
+                is_active: i + 1 == bases.len(),
+            })
+            .collect()
+    }
+
+    /// Takes the segments below `base_offset` out of the log (never the active one), renaming
+    /// their files `*.deleted`, and raises the log start offset past them.
+    pub fn delete_segments_before(&mut self, base_offset: Offset) -> Result<Vec<DeletedSegment>> {
+        self.guard(|log| {
+            let active_base = log.active().base_offset();
+            let doomed: Vec<Offset> = log.segments.range(..base_offset.min(active_base)).map(|(b, _)| *b).collect();
+            let mut deleted = Vec::with_capacity(doomed.len());
+            for base in doomed {
+                let mut segment = log.segments.remove(&base).expect("listed above");
+                deleted.push(DeletedSegment { base_offset: base, files: segment.rename_to_deleted()? });
+            }
+            let first_base = *log.segments.keys().next().expect("the active segment remains");
+            log.log_start_offset = log.log_start_offset.max(first_base);
+            if !deleted.is_empty() {
+                log.dir_needs_sync = true;
+            }
+            Ok(deleted)
+        })
+    }
+
+    /// Raises the log start offset (DeleteRecords); records below it are no longer readable.
+    /// Returns whether it moved.
+    pub fn increment_log_start_offset(&mut self, offset: Offset) -> Result<bool> {
+        if offset > self.log_end_offset {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset,
+            });
+        }
+        if offset <= self.log_start_offset {
+            return Ok(false);
+        }
+        self.log_start_offset = offset;
+        Ok(true)
+    }
+
+    /// Writes everything appended so far to stable storage and advances the recovery point.
+    pub fn flush(&mut self, now: Timestamp) -> Result<()> {
+        self.guard(|log| {
+            if log.recovery_point < log.log_end_offset {
+                let from = log.segments.range(..=log.recovery_point).next_back().map_or(Offset(0), |(b, _)| *b);
+                for segment in log.segments.range(from..).map(|(_, s)| s) {
+                    segment.flush()?;
+                }
+            }
+            if log.dir_needs_sync {
+                sync_dir(&log.dir)?;
+                log.dir_needs_sync = false;
+            }
+            log.recovery_point = log.log_end_offset;
+            log.unflushed_messages = 0;
+            log.last_flush = now;
+            Ok(())
+        })
+    }
+
+    /// Flushes if `flush.ms` has passed since the last flush and there is something to flush.
+    /// The broker calls this periodically. Returns whether it flushed.
+    pub fn maybe_flush(&mut self, now: Timestamp) -> Result<bool> {
+        let due = now.0.saturating_sub(self.last_flush.0) >= self.config.flush_ms;
+        if due && self.recovery_point < self.log_end_offset {
+            self.flush(now)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Flushes, trims the active segment's indexes and leaves the clean-shutdown marker, so the
+    /// next open skips recovery.
+    pub fn close(mut self) -> Result<()> {
+        let now = self.last_flush;
+        self.flush(now)?;
+        self.guard(|log| {
+            log.active_mut().on_become_inactive()?;
+            for segment in log.segments.values() {
+                segment.flush()?;
+            }
+            let marker = log.dir.join(CLEAN_SHUTDOWN_FILE);
+            File::create(&marker).and_then(|f| f.sync_all()).map_err(Error::io(&marker))?;
+            sync_dir(&log.dir)
+        })
+    }
+
+    /// Paths of the segment files, oldest first (log, index, time index per segment).
+    pub fn segment_files(&self) -> Vec<PathBuf> {
+        self.segments
+            .values()
+            .flat_map(|s| {
+                [
+                    s.log_path().to_path_buf(),
+                    s.offset_index().file().path().to_path_buf(),
+                    s.time_index().file().path().to_path_buf(),
+                ]
+            })
+            .collect()
+    }
+
+    /// Checks the invariants tests and the simulator rely on.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |reason: String| Err(Error::CorruptFile { path: self.dir.clone(), reason });
+        if self.log_start_offset > self.log_end_offset {
+            return fail(format!("log start {} > log end {}", self.log_start_offset, self.log_end_offset));
+        }
+        if self.recovery_point > self.log_end_offset {
+            return fail(format!("recovery point {} > log end {}", self.recovery_point, self.log_end_offset));
+        }
+        if self.active().next_offset()? != self.log_end_offset {
+            return fail(format!("active segment ends at {} but log end is {}", self.active().next_offset()?, self.log_end_offset));
+        }
+        let first = *self.segments.keys().next().expect("a segment");
+        if self.log_start_offset < first {
+            return fail(format!("log start {} below first segment {first}", self.log_start_offset));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,618 @@
+//! One segment of a partition's log: `<base>.log` with its `.index` and `.timeindex`
+//! (Kafka's `LogSegment`).
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fjord_types::{Offset, Timestamp};
+
+use crate::batch::{BATCH_HEADER_SIZE, Batches, HeaderInfo, LOG_OVERHEAD, RecordBatch, batch_size, parse_header};
+use crate::config::LogConfig;
+use crate::error::{Error, Result};
+use crate::file_range::FileRange;
+use crate::offset_index::OffsetIndex;
+use crate::time_index::{TimeIndex, TimestampOffset};
+
+/// File name suffixes, as Kafka names them.
+pub const LOG_SUFFIX: &str = ".log";
+/// The offset index's suffix.
+pub const INDEX_SUFFIX: &str = ".index";
+/// The time index's suffix.
+pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// Added to a segment's files when retention removes it, before they are unlinked.
+pub const DELETED_SUFFIX: &str = ".deleted";
+
+/// Bound on a decompressed batch when the log itself looks inside one (timestamp search).
+pub(crate) const MAX_DECOMPRESSED_BATCH: usize = 256 * 1024 * 1024;
+
+/// A segment file's name: the base offset as 20 zero-padded digits, then the suffix.
+pub fn segment_file_name(base_offset: Offset, suffix: &str) -> String {
+    format!("{:020}{suffix}", base_offset.0)
+}
+
+/// Where a batch starts and what its header says.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchPosition {
+    pub(crate) position: u64,
+    pub(crate) header: HeaderInfo,
+}
+
+/// How a scan of a segment's batches ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ScanEnd {
+    /// Every byte up to the end was a batch the visitor accepted.
+    Complete,
+    /// The batch at `position` is torn, corrupt or refused.
+    Invalid { position: u64, reason: String },
+}
+
+/// Visits the batches of `file` in `[start, end)` through one large buffer, so a recovery scan
+/// costs a few big reads rather than one per batch. The visitor returns `Err(reason)` to
+/// stop at a batch it refuses.
+pub(crate) fn scan_batches(
+    file: &File,
+    path: &Path,
+    start: u64,
+    end: u64,
+    mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>,
+) -> Result<ScanEnd> {
+    const CHUNK: usize = 8 * 1024 * 1024;
+    let mut buf = vec![0u8; CHUNK.min((end - start) as usize)];
+    let mut buf_position = start; // file position of buf[0]
+    let (mut cursor, mut filled) = (0usize, 0usize);
+    // Makes at least `needed` bytes available from `cursor`, reading as much as fits.
+    let ensure = |buf: &mut Vec<u8>, buf_position: &mut u64, cursor: &mut usize, filled: &mut usize, needed: usize| {
+        if *filled - *cursor >= needed {
+            return Ok(());
+        }
+        buf.copy_within(*cursor..*filled, 0);
+        *buf_position += *cursor as u64;
+        *filled -= *cursor;
+        *cursor = 0;
+        if needed > buf.len() {
+            buf.resize(needed, 0);
+        }
+        let want = (buf.len() - *filled).min((end - (*buf_position + *filled as u64)) as usize);
+        file.read_exact_at(&mut buf[*filled..*filled + want], *buf_position + *filled as u64)
+            .map_err(Error::io(path))?;
+        *filled += want;
+        Ok::<(), Error>(())
+    };
+    loop {
+        let position = buf_position + cursor as u64;
+        if position >= end {
+            return Ok(ScanEnd::Complete);
+        }
+        let left = end - position;
+        if left < LOG_OVERHEAD as u64 {
+            return Ok(ScanEnd::Invalid { position, reason: format!("{left} trailing bytes (torn write)") });
+        }
+        ensure(&mut buf, &mut buf_position, &mut cursor, &mut filled, LOG_OVERHEAD)?;
+        let size = match batch_size(&buf[cursor..filled]) {
+            Some(Ok(size)) => size,
+            Some(Err(e)) => return Ok(ScanEnd::Invalid { position, reason: e.to_string() }),
+            None => unreachable!("ensure() provided the length field"),
+        };
+        // The length is checked against the file before anything is read or allocated for it.
+        if size as u64 > left {
+            return Ok(ScanEnd::Invalid {
+                position,
+                reason: format!("batch of {size} bytes but only {left} bytes left (torn write)"),
+            });
+        }
+        ensure(&mut buf, &mut buf_position, &mut cursor, &mut filled, size)?;
+        if let Err(reason) = visit(position, &buf[cursor..cursor + size]) {
+            return Ok(ScanEnd::Invalid { position, reason });
+        }
+        cursor += size;
+    }
+}
+
+/// What a read of one segment found.
+#[derive(Debug)]
+pub(crate) enum SegmentRead {
+    /// The offset lies after this segment's last batch.
+    NotHere,
+    /// The offset is here, but nothing may be returned (bounds or size).
+    Nothing,
+    /// Whole batches.
+    Range(FileRange),
+}
+
+/// What recovering a segment found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SegmentRecovery {
+    /// Bytes cut from the end of the log file.
+    pub(crate) truncated_bytes: u64,
+    /// The offset after the last valid batch, if there is one.
+    pub(crate) next_offset: Option<Offset>,
+    /// Why the scan stopped early, if it did.
+    pub(crate) reason: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base_offset: Offset,
+    log_path: PathBuf,
+    log: Arc<File>,
+    size: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    index_interval_bytes: u64,
+    bytes_since_last_index_entry: u64,
+    max_timestamp: Option<TimestampOffset>,
+    rolling_timestamp: Option<Timestamp>,
+    created: Timestamp,
+}
+
+fn open_log_file(path: &Path, create: bool) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .open(path)
+        .map_err(Error::io(path))
+}
+
+impl Segment {
+    /// Creates a new, empty active segment.
+    pub(crate) fn create(dir: &Path, base_offset: Offset, config: &LogConfig, now: Timestamp) -> Result<Segment> {
+        let log_path = dir.join(segment_file_name(base_offset, LOG_SUFFIX));
+        let log = open_log_file(&log_path, true)?;
+        if log.metadata().map_err(Error::io(&log_path))?.len() != 0 {
+            return Err(Error::CorruptFile { path: log_path, reason: "a new segment's file already holds data".into() });
+        }
+        let (mut offset_index, _) = OffsetIndex::open(
+            dir.join(segment_file_name(base_offset, INDEX_SUFFIX)),
+            base_offset,
+            config.segment_index_bytes,
+            true,
+            0,
+        )?;
+        let (mut time_index, _) = TimeIndex::open(
+            dir.join(segment_file_name(base_offset, TIME_INDEX_SUFFIX)),
+            base_offset,
+            config.segment_index_bytes,
+            true,
+        )?;
+        offset_index.clear();
+        time_index.clear();
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log: Arc::new(log),
+            size: 0,
+            offset_index,
+            time_index,
+            index_interval_bytes: config.index_interval_bytes,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: None,
+            rolling_timestamp: None,
+            created: now,
+        })
+    }
+
+    /// Opens an existing segment. Returns whether its indexes are damaged or do not match the
+    /// log, in which case the caller must [`Segment::recover`] it.
+    pub(crate) fn open(
+        dir: &Path,
+        base_offset: Offset,
+        config: &LogConfig,
+        active: bool,
+        now: Timestamp,
+    ) -> Result<(Segment, bool)> {
+        let log_path = dir.join(segment_file_name(base_offset, LOG_SUFFIX));
+        let log = open_log_file(&log_path, false)?;
+        let size = log.metadata().map_err(Error::io(&log_path))?.len();
+        if size > i32::MAX as u64 {
+            return Err(Error::CorruptFile { path: log_path, reason: format!("segment of {size} bytes exceeds 2 GiB") });
+        }
+        let index_path = dir.join(segment_file_name(base_offset, INDEX_SUFFIX));
+        let time_index_path = dir.join(segment_file_name(base_offset, TIME_INDEX_SUFFIX));
+        let index_missing = !index_path.exists() || !time_index_path.exists();
+        let (offset_index, offset_damaged) =
+            OffsetIndex::open(index_path, base_offset, config.segment_index_bytes, active, size)?;
+        let (time_index, time_damaged) =
+            TimeIndex::open(time_index_path, base_offset, config.segment_index_bytes, active)?;
+        let mut segment = Segment {
+            base_offset,
+            log_path,
+            log: Arc::new(log),
+            size,
+            offset_index,
+            time_index,
+            index_interval_bytes: config.index_interval_bytes,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: None,
+            rolling_timestamp: None,
+            created: now,
+        };
+        let mut needs_recovery = index_missing || offset_damaged || time_damaged;
+        // The last index entries must point at batches that end at their offsets, and nothing
+        // in the time index may lie beyond the log.
+        if let Some(last) = segment.offset_index.last_entry() {
+            match segment.read_header_at(u64::from(last.position))? {
+                Some(header) if header.last_offset == last.offset => {}
+                _ => needs_recovery = true,
+            }
+        }
+        if !needs_recovery {
+            match segment.scan_tail()? {
+                Some(tail_end) => {
+                    if let Some(entry) = segment.time_index.last_entry() {
+                        needs_recovery |= entry.offset >= tail_end;
+                    }
+                }
+                None => needs_recovery = true,
+            }
+        }
+        if size > 0 && !needs_recovery {
+            segment.rolling_timestamp = segment.read_header_at(0)?.map(|h| h.max_timestamp);
+        }
+        Ok((segment, needs_recovery))
+    }
+
+    /// Walks the batches after the last offset index entry to learn the segment's max timestamp
+    /// and next offset cheaply. Returns the next offset, or `None` if the tail does not parse.
+    fn scan_tail(&mut self) -> Result<Option<Offset>> {
+        let last = self.offset_index.last_entry();
+        let mut position = last.map_or(0, |e| u64::from(e.position));
+        let mut next = last.map_or(self.base_offset, |e| e.offset.plus(1));
+        self.max_timestamp = self.time_index.last_entry();
+        while position < self.size {
+            let Some(header) = self.read_header_at(position)? else { return Ok(None) };
+            if position + header.size as u64 > self.size || header.base_offset < self.base_offset {
+                return Ok(None);
+            }
+            self.observe_max_timestamp(header.max_timestamp, header.last_offset);
+            next = header.last_offset.plus(1);
+            position += header.size as u64;
+        }
+        self.bytes_since_last_index_entry = self.size - last.map_or(0, |e| u64::from(e.position));
+        Ok(Some(next))
+    }
+
+    fn observe_max_timestamp(&mut self, timestamp: Timestamp, last_offset: Offset) {
+        if self.max_timestamp.is_none_or(|m| timestamp > m.timestamp) {
+            self.max_timestamp = Some(TimestampOffset { timestamp, offset: last_offset });
+        }
+    }
+
+    pub(crate) fn base_offset(&self) -> Offset {
+        self.base_offset
+    }
+
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The largest record timestamp in the segment and the last offset of its batch.
+    pub(crate) fn max_timestamp(&self) -> Option<TimestampOffset> {
+        self.max_timestamp
+    }
+
+    /// The offset index entries, for dumping and tests.
+    pub(crate) fn offset_index(&self) -> &OffsetIndex {
+        &self.offset_index
+    }
+
+    pub(crate) fn time_index(&self) -> &TimeIndex {
+        &self.time_index
+    }
+
+    /// Reads and checks the header of the batch at `position`; `None` past the end of the data.
+    pub(crate) fn read_header_at(&self, position: u64) -> Result<Option<HeaderInfo>> {
+        if position + BATCH_HEADER_SIZE as u64 > self.size {
+            return Ok(None);
+        }
+        let mut header = [0u8; BATCH_HEADER_SIZE];
+        self.log.read_exact_at(&mut header, position).map_err(Error::io(&self.log_path))?;
+        match parse_header(&header) {
+            Ok(info) => Ok(Some(info)),
+            Err(e) => Err(Error::CorruptFile { path: self.log_path.clone(), reason: format!("at position {position}: {e}") }),
+        }
+    }
+
+    /// Whether the next append (of `append_bytes`, newest timestamp `max_timestamp`, last
+    /// offset `last_offset`) must go to a new segment (Kafka's `shouldRoll`).
+    pub(crate) fn should_roll(
+        &self,
+        config: &LogConfig,
+        append_bytes: u64,
+        max_timestamp: Timestamp,
+        last_offset: Offset,
+        now: Timestamp,
+    ) -> bool {
+        let waited = match self.rolling_timestamp {
+            Some(first) if first.0 >= 0 => max_timestamp.0.saturating_sub(first.0),
+            _ => now.0.saturating_sub(self.created.0),
+        };
+        let relative_overflow = last_offset.since(self.base_offset) > i64::from(i32::MAX);
+        (self.size > 0 && self.size + append_bytes > config.segment_bytes)
+            || (self.size > 0 && waited > config.segment_ms)
+            || self.offset_index.is_full()
+            || self.time_index.is_full()
+            || relative_overflow
+    }
+
+    /// Appends whole, already validated batches at the end of the segment.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.log.write_all_at(bytes, self.size).map_err(Error::io(&self.log_path))?;
+        let mut position = self.size;
+        for batch in Batches::new(bytes) {
+            let batch = batch.expect("append() is given validated batches");
+            self.index_batch(position, batch.last_offset(), batch.max_timestamp(), batch.size() as u64);
+            position += batch.size() as u64;
+        }
+        self.size = position;
+        Ok(())
+    }
+
+    /// Updates the indexes for a batch just written at `position`.
+    fn index_batch(&mut self, position: u64, last_offset: Offset, max_timestamp: Timestamp, size: u64) {
+        if self.rolling_timestamp.is_none() {
+            self.rolling_timestamp = Some(max_timestamp);
+        }
+        self.observe_max_timestamp(max_timestamp, last_offset);
+        if self.bytes_since_last_index_entry > self.index_interval_bytes {
+            self.offset_index.append(last_offset, position as u32);
+            if let Some(max) = self.max_timestamp {
+                self.time_index.maybe_append(max.timestamp, max.offset, false);
+            }
+            self.bytes_since_last_index_entry = 0;
+        }
+        self.bytes_since_last_index_entry += size;
+    }
+
+    /// Finds the first batch whose last offset is at least `target`, starting no earlier
+    /// than `start_position`.
+    pub(crate) fn translate_offset(&self, target: Offset, start_position: u64) -> Result<Option<BatchPosition>> {
+        let mut position = u64::from(self.offset_index.lookup(target).position).max(start_position);
+        while let Some(header) = self.read_header_at(position)? {
+            if header.last_offset >= target {
+                return Ok(Some(BatchPosition { position, header }));
+            }
+            position += header.size as u64;
+        }
+        Ok(None)
+    }
+
+    /// The length of the batch at `position`, if one starts there.
+    fn batch_size_at(&self, position: u64) -> Result<Option<u64>> {
+        if position + LOG_OVERHEAD as u64 > self.size {
+            return Ok(None);
+        }
+        let mut head = [0u8; LOG_OVERHEAD];
+        self.log.read_exact_at(&mut head, position).map_err(Error::io(&self.log_path))?;
+        Ok(batch_size(&head).and_then(|size| size.ok()).map(|size| size as u64))
+    }
+
+    /// Whole batches from the one holding `start_offset`, at most `max_bytes` (but at least
+    /// the first batch when `min_one_batch`), ending at or before `max_position`.
+    pub(crate) fn read(
+        &self,
+        start_offset: Offset,
+        max_bytes: u64,
+        max_position: u64,
+        min_one_batch: bool,
+    ) -> Result<SegmentRead> {
+        let Some(first) = self.translate_offset(start_offset, 0)? else { return Ok(SegmentRead::NotHere) };
+        let start = first.position;
+        let max_position = max_position.min(self.size);
+        let first_end = start + first.header.size as u64;
+        if first_end > max_position {
+            return Ok(SegmentRead::Nothing);
+        }
+        let limit = start.saturating_add(max_bytes).min(max_position);
+        if first_end > limit && !min_one_batch {
+            return Ok(SegmentRead::Nothing);
+        }
+        let mut end = first_end;
+        // An index entry's position is a batch boundary: jump to the last one within the limit,
+        // then walk batch lengths until the next batch would cross it.
+        if let Some(entry) = self.offset_index.lookup_position(limit.min(u64::from(u32::MAX)) as u32) {
+            end = end.max(u64::from(entry.position));
+        }
+        while let Some(size) = self.batch_size_at(end)? {
+            if end + size > limit {
+                break;
+            }
+            end += size;
+        }
+        Ok(SegmentRead::Range(FileRange { file: Arc::clone(&self.log), position: start, len: end - start }))
+    }
+
+    /// The position of the first batch holding `offset` or later; the segment size if none.
+    pub(crate) fn position_of(&self, offset: Offset) -> Result<u64> {
+        Ok(self.translate_offset(offset, 0)?.map_or(self.size, |found| found.position))
+    }
+
+    /// Rebuilds the indexes from the log, checking every batch (length, CRC, offsets
+    /// increasing from `expected_next`), and cuts the log at the first bad batch.
+    pub(crate) fn recover(&mut self, expected_next: Offset) -> Result<SegmentRecovery> {
+        self.offset_index.clear();
+        self.time_index.clear();
+        self.max_timestamp = None;
+        self.rolling_timestamp = None;
+        self.bytes_since_last_index_entry = 0;
+        let base_offset = self.base_offset;
+        let mut next = expected_next.max(base_offset);
+        let mut last_valid: Option<Offset> = None;
+        let log = Arc::clone(&self.log);
+        let path = self.log_path.clone();
+        let end = scan_batches(&log, &path, 0, self.size, |position, bytes| {
+            let batch = RecordBatch::parse_valid(bytes).map_err(|e| e.to_string())?;
+            if batch.base_offset() < next {
+                return Err(format!("batch at offset {} does not follow offset {}", batch.base_offset(), next.0 - 1));
+            }
+            if batch.last_offset().since(base_offset) > i64::from(i32::MAX) {
+                return Err(format!("offset {} too far from segment base {base_offset}", batch.last_offset()));
+            }
+            next = batch.next_offset();
+            last_valid = Some(next);
+            self.index_batch(position, batch.last_offset(), batch.max_timestamp(), batch.size() as u64);
+            Ok(())
+        })?;
+        let (valid_bytes, reason) = match end {
+            ScanEnd::Complete => (self.size, None),
+            ScanEnd::Invalid { position, reason } => (position, Some(reason)),
+        };
+        let truncated_bytes = self.size - valid_bytes;
+        if truncated_bytes > 0 {
+            self.log.set_len(valid_bytes).map_err(Error::io(&self.log_path))?;
+            self.size = valid_bytes;
+        }
+        Ok(SegmentRecovery { truncated_bytes, next_offset: last_valid, reason })
+    }
+
+    /// Removes every batch holding `offset` or later. Returns the bytes removed.
+    pub(crate) fn truncate_to(&mut self, offset: Offset) -> Result<u64> {
+        let position = self.position_of(offset)?;
+        let removed = self.size - position;
+        self.offset_index.truncate_to(offset);
+        self.time_index.truncate_to(offset);
+        if removed > 0 {
+            self.log.set_len(position).map_err(Error::io(&self.log_path))?;
+            self.size = position;
+        }
+        if self.size == 0 {
+            self.rolling_timestamp = None;
+        }
+        self.scan_tail()?;
+        Ok(removed)
+    }
+
+    /// The offset after the last batch (the base offset for an empty segment).
+    pub(crate) fn next_offset(&self) -> Result<Offset> {
+        let last = self.offset_index.last_entry();
+        let mut position = last.map_or(0, |e| u64::from(e.position));
+        let mut next = last.map_or(self.base_offset, |e| e.offset.plus(1));
+        while let Some(header) = self.read_header_at(position)? {
+            next = header.last_offset.plus(1);
+            position += header.size as u64;
+        }
+        Ok(next)
+    }
+
+    /// The first record at or after `target` time and at or after `starting_offset`
+    /// (Kafka's `findOffsetByTimestamp`).
+    pub(crate) fn find_offset_by_timestamp(
+        &self,
+        target: Timestamp,
+        starting_offset: Offset,
+    ) -> Result<Option<TimestampOffset>> {
+        let from = self.time_index.lookup(target).map_or(self.base_offset, |e| e.offset).max(starting_offset);
+        let mut position = u64::from(self.offset_index.lookup(from).position);
+        let mut bytes = Vec::new();
+        let mut scratch = Vec::new();
+        while let Some(header) = self.read_header_at(position)? {
+            if header.max_timestamp >= target && header.last_offset >= starting_offset {
+                let found = self.scan_batch(position, header.size, &mut bytes, &mut scratch, |record_ts, offset| {
+                    record_ts >= target && offset >= starting_offset
+                })?;
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+            position += header.size as u64;
+        }
+        Ok(None)
+    }
+
+    /// The first record carrying the segment's largest timestamp (ListOffsets MAX_TIMESTAMP,
+    /// as Kafka answers it since KAFKA-16310).
+    pub(crate) fn max_timestamp_record(&self) -> Result<Option<TimestampOffset>> {
+        let Some(max) = self.max_timestamp else { return Ok(None) };
+        let mut position = u64::from(self.offset_index.lookup(max.offset).position);
+        let (mut bytes, mut scratch) = (Vec::new(), Vec::new());
+        while let Some(header) = self.read_header_at(position)? {
+            if header.max_timestamp == max.timestamp {
+                return self.scan_batch(position, header.size, &mut bytes, &mut scratch, |ts, _| ts == max.timestamp);
+            }
+            position += header.size as u64;
+        }
+        Ok(None)
+    }
+
+    fn scan_batch(
+        &self,
+        position: u64,
+        size: usize,
+        bytes: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+        wanted: impl Fn(Timestamp, Offset) -> bool,
+    ) -> Result<Option<TimestampOffset>> {
+        bytes.resize(size, 0);
+        self.log.read_exact_at(bytes, position).map_err(Error::io(&self.log_path))?;
+        let batch = RecordBatch::parse(bytes)?;
+        scratch.clear();
+        let records = if batch.compression() == crate::Compression::None {
+            batch.records()?
+        } else {
+            batch.decompress_records(scratch, MAX_DECOMPRESSED_BATCH)?;
+            batch.records_in(scratch)
+        };
+        for record in records {
+            let record = record?;
+            if wanted(record.timestamp(), record.offset()) {
+                return Ok(Some(TimestampOffset { timestamp: record.timestamp(), offset: record.offset() }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Grows the indexes back to `segment.index.bytes` so the segment can take appends again.
+    pub(crate) fn make_active(&mut self, config: &LogConfig) -> Result<()> {
+        self.offset_index.file_mut().resize(config.segment_index_bytes)?;
+        self.time_index.file_mut().resize(config.segment_index_bytes)?;
+        Ok(())
+    }
+
+    /// Called when a newer segment takes over appends: records the final time index entry
+    /// and trims both indexes to their entries.
+    pub(crate) fn on_become_inactive(&mut self) -> Result<()> {
+        if let Some(max) = self.max_timestamp {
+            self.time_index.maybe_append(max.timestamp, max.offset, true);
+        }
+        self.offset_index.file_mut().trim_to_entries()?;
+        self.time_index.file_mut().trim_to_entries()?;
+        Ok(())
+    }
+
+    /// Writes the log and both indexes to stable storage.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.log.sync_data().map_err(Error::io(&self.log_path))?;
+        self.offset_index.file().flush()?;
+        self.time_index.file().flush()?;
+        Ok(())
+    }
+
+    /// Renames the segment's files with the `.deleted` suffix; returns their new paths.
+    pub(crate) fn rename_to_deleted(&mut self) -> Result<Vec<PathBuf>> {
+        let mut renamed = Vec::with_capacity(3);
+        let log_to = with_suffix(&self.log_path, DELETED_SUFFIX);
+        std::fs::rename(&self.log_path, &log_to).map_err(Error::io(&self.log_path))?;
+        self.log_path = log_to.clone();
+        renamed.push(log_to);
+        let index_to = with_suffix(self.offset_index.file().path(), DELETED_SUFFIX);
+        self.offset_index.file_mut().rename(index_to.clone())?;
+        renamed.push(index_to);
+        let time_to = with_suffix(self.time_index.file().path(), DELETED_SUFFIX);
+        self.time_index.file_mut().rename(time_to.clone())?;
+        renamed.push(time_to);
+        Ok(renamed)
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
