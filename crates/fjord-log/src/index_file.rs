@@ -23,6 +23,7 @@ pub(crate) struct IndexFile {
     entry_size: usize,
     entries: usize,
     capacity: usize,
+    found_slots: usize,
 }
 
 /// SAFETY: a mapping is undefined behaviour if another process shrinks or rewrites the file
@@ -57,11 +58,18 @@ impl IndexFile {
             file.set_len(wanted as u64).map_err(Error::io(&path))?;
         }
         let mmap = map(&file, &path)?;
-        Ok(IndexFile { path, file, mmap, entry_size, entries: 0, capacity: wanted / entry_size })
+        Ok(IndexFile { path, file, mmap, entry_size, entries: 0, capacity: wanted / entry_size, found_slots: whole / entry_size })
     }
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Slots the file had when opened, before an active index was grown. A trimmed index
+    /// (every closed segment's, and the active one's after a clean shutdown) holds exactly
+    /// its entries.
+    pub(crate) fn found_slots(&self) -> usize {
+        self.found_slots
     }
 
     /// Slots in the file, whether they hold entries or zeros.

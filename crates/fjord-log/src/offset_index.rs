@@ -32,8 +32,9 @@ pub(crate) struct OffsetIndex {
 
 impl OffsetIndex {
     /// Opens the index and takes as its entries the longest prefix of slots that increase in
-    /// both offset and position and point below `log_size`. Returns whether any slot after
-    /// that prefix is non-zero, which means the index is damaged.
+    /// both offset and position and point below `log_size`. Returns whether the index is
+    /// damaged: a non-zero slot after that prefix, or fewer entries than a trimmed file holds.
+    /// A preallocated index left by a crash reads as damaged too; it is rebuilt either way.
     pub(crate) fn open(
         path: PathBuf,
         base_offset: Offset,
@@ -54,7 +55,9 @@ impl OffsetIndex {
             previous = Some((relative, position));
             valid += 1;
         }
-        let damaged = (valid..index.file.capacity()).any(|i| index.raw(i) != (0, 0));
+        // Damage is a non-zero slot after the entries, or a trimmed file with zeroed slots.
+        let damaged = valid < index.file.found_slots()
+            || (valid..index.file.capacity()).any(|i| index.raw(i) != (0, 0));
         index.file.set_entries(valid);
         Ok((index, damaged))
     }

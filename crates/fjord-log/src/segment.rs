@@ -255,23 +255,31 @@ impl Segment {
         Ok((segment, needs_recovery))
     }
 
-    /// Walks the batches after the last offset index entry to learn the segment's max timestamp
-    /// and next offset cheaply. Returns the next offset, or `None` if the tail does not parse.
+    /// Walks the batches after the last offset index entry to learn the segment's max timestamp,
+    /// next offset and index state cheaply. Returns the next offset, or `None` if the tail does
+    /// not parse or lacks an index entry the append rule would have written.
     fn scan_tail(&mut self) -> Result<Option<Offset>> {
-        let last = self.offset_index.last_entry();
-        let mut position = last.map_or(0, |e| u64::from(e.position));
-        let mut next = last.map_or(self.base_offset, |e| e.offset.plus(1));
         self.max_timestamp = self.time_index.last_entry();
+        let (mut position, mut next, mut bytes_since_entry) = match self.offset_index.last_entry() {
+            None => (0, self.base_offset, 0),
+            Some(entry) => {
+                let Some(header) = self.read_header_at(u64::from(entry.position))? else { return Ok(None) };
+                self.observe_max_timestamp(header.max_timestamp, header.last_offset);
+                (u64::from(entry.position) + header.size as u64, entry.offset.plus(1), header.size as u64)
+            }
+        };
         while position < self.size {
             let Some(header) = self.read_header_at(position)? else { return Ok(None) };
-            if position + header.size as u64 > self.size || header.base_offset < self.base_offset {
+            let missing_entry = bytes_since_entry > self.index_interval_bytes;
+            if position + header.size as u64 > self.size || header.base_offset < next || missing_entry {
                 return Ok(None);
             }
             self.observe_max_timestamp(header.max_timestamp, header.last_offset);
             next = header.last_offset.plus(1);
+            bytes_since_entry += header.size as u64;
             position += header.size as u64;
         }
-        self.bytes_since_last_index_entry = self.size - last.map_or(0, |e| u64::from(e.position));
+        self.bytes_since_last_index_entry = bytes_since_entry;
         Ok(Some(next))
     }
 

@@ -33,8 +33,7 @@ pub(crate) struct TimeIndex {
 
 impl TimeIndex {
     /// Opens the index, keeping the longest prefix of slots with increasing timestamps and
-    /// non-decreasing offsets below `next_offset_bound`. Returns whether a non-zero slot
-    /// follows that prefix (a damaged index).
+    /// non-decreasing offsets. Returns whether the index is damaged (see `OffsetIndex::open`).
     pub(crate) fn open(
         path: PathBuf,
         base_offset: Offset,
@@ -54,7 +53,9 @@ impl TimeIndex {
             previous = Some((timestamp, relative));
             valid += 1;
         }
-        let damaged = (valid..index.file.capacity()).any(|i| index.raw(i) != (0, 0));
+        // Damage is a non-zero slot after the entries, or a trimmed file with zeroed slots.
+        let damaged = valid < index.file.found_slots()
+            || (valid..index.file.capacity()).any(|i| index.raw(i) != (0, 0));
         index.file.set_entries(valid);
         Ok((index, damaged))
     }
