@@ -210,8 +210,9 @@ fn dump_offset_index(path: &Path, options: DumpOptions, out: &mut dyn Write, err
     for (i, entry) in bytes.chunks_exact(OFFSET_INDEX_ENTRY_SIZE).enumerate() {
         let relative = u32::from_be_bytes(entry[0..4].try_into().expect("4 bytes"));
         let position = u32::from_be_bytes(entry[4..8].try_into().expect("4 bytes"));
-        // The preallocated, zero-filled tail of an active segment's index.
-        if i > 0 && relative == 0 {
+        // The preallocated, zero-filled tail of an active segment's index (no real entry points
+        // at position 0: the first batch of a segment is never indexed).
+        if (i > 0 && relative == 0) || (relative, position) == (0, 0) {
             break;
         }
         let offset = base.plus(i64::from(relative));
@@ -245,10 +246,10 @@ fn dump_time_index(path: &Path, options: DumpOptions, out: &mut dyn Write, err: 
     let mut report = DumpReport::default();
     let mut previous = None;
     let mut printed = 0;
-    for (i, entry) in bytes.chunks_exact(TIME_INDEX_ENTRY_SIZE).enumerate() {
+    for entry in bytes.chunks_exact(TIME_INDEX_ENTRY_SIZE) {
         let timestamp = i64::from_be_bytes(entry[0..8].try_into().expect("8 bytes"));
         let relative = u32::from_be_bytes(entry[8..12].try_into().expect("4 bytes"));
-        if i > 0 && timestamp == 0 && relative == 0 {
+        if timestamp == 0 && relative == 0 {
             break;
         }
         let offset = base.plus(i64::from(relative));

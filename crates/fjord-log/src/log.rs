@@ -222,6 +222,8 @@ impl Log {
                         report.deleted_segments.push(later);
                     }
                     bases.truncate(index + 1);
+                } else if !active {
+                    segment.on_become_inactive()?;
                 }
                 expected_next = recovery.next_offset.unwrap_or(base);
             } else {

@@ -141,6 +141,7 @@ pub(crate) struct Segment {
     offset_index: OffsetIndex,
     time_index: TimeIndex,
     index_interval_bytes: u64,
+    segment_index_bytes: usize,
     bytes_since_last_index_entry: u64,
     max_timestamp: Option<TimestampOffset>,
     rolling_timestamp: Option<Timestamp>,
@@ -188,6 +189,7 @@ impl Segment {
             offset_index,
             time_index,
             index_interval_bytes: config.index_interval_bytes,
+            segment_index_bytes: config.segment_index_bytes,
             bytes_since_last_index_entry: 0,
             max_timestamp: None,
             rolling_timestamp: None,
@@ -225,6 +227,7 @@ impl Segment {
             offset_index,
             time_index,
             index_interval_bytes: config.index_interval_bytes,
+            segment_index_bytes: config.segment_index_bytes,
             bytes_since_last_index_entry: 0,
             max_timestamp: None,
             rolling_timestamp: None,
@@ -369,7 +372,9 @@ impl Segment {
             self.rolling_timestamp = Some(max_timestamp);
         }
         self.observe_max_timestamp(max_timestamp, last_offset);
-        if self.bytes_since_last_index_entry > self.index_interval_bytes {
+        // A full index (only possible if segment.index.bytes shrank since the segment was
+        // written) just stops growing: lookups scan a little further.
+        if self.bytes_since_last_index_entry > self.index_interval_bytes && !self.offset_index.is_full() {
             self.offset_index.append(last_offset, position as u32);
             if let Some(max) = self.max_timestamp {
                 self.time_index.maybe_append(max.timestamp, max.offset, false);
@@ -445,6 +450,9 @@ impl Segment {
     /// Rebuilds the indexes from the log, checking every batch (length, CRC, offsets
     /// increasing from `expected_next`), and cuts the log at the first bad batch.
     pub(crate) fn recover(&mut self, expected_next: Offset) -> Result<SegmentRecovery> {
+        // A closed segment's indexes were trimmed to their entries; the rebuild may need more.
+        self.offset_index.file_mut().resize(self.segment_index_bytes)?;
+        self.time_index.file_mut().resize(self.segment_index_bytes)?;
         self.offset_index.clear();
         self.time_index.clear();
         self.max_timestamp = None;

@@ -98,6 +98,11 @@ impl TimeIndex {
             assert!(offset >= last.offset, "time index offsets must not decrease");
         }
         let relative = u32::try_from(offset.since(self.base_offset)).expect("relative offset fits in u32");
+        if timestamp.0 == 0 && relative == 0 {
+            // Indistinguishable from the zero-filled tail; a lookup without it scans from the
+            // segment start, which finds the same record.
+            return;
+        }
         let mut entry = [0u8; TIME_INDEX_ENTRY_SIZE];
         entry[0..8].copy_from_slice(&timestamp.0.to_be_bytes());
         entry[8..12].copy_from_slice(&relative.to_be_bytes());
