@@ -1,1 +1,71 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! - `ci`: everything CI checks — `lint`, `bench --test`, then `test`.
+//! - `lint`: rustfmt --check, clippy -D warnings, rustdoc -D warnings, `tidy`.
+//! - `test`: the whole test suite (the README's test command).
+//! - `tidy`: the dependency rules of DESIGN.md and the house rules of STYLE.md.
+//! - `bench [--test]`: criterion benches next to the machine's own bounds (`dd`), with ratios;
+//!   `--test` only checks that every bench still runs.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod bench;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("ci") => {
+            lint()?;
+            bench::run(&root, true)?;
+            test()
+        }
+        Some("lint") => lint(),
+        Some("test") => test(),
+        Some("tidy") => tidy::run(&root),
+        Some("bench") => bench::run(&root, args.iter().any(|a| a == "--test")),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|lint|test|tidy|bench [--test]>");
+            bail!("unknown or missing task");
+        }
+    }
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace root").to_path_buf()
+}
+
+/// Runs a command, echoing it, and fails if it fails.
+pub(crate) fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .status()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn lint() -> Result<()> {
+    run("cargo", &["fmt", "--all", "--check"], &[])?;
+    run("cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"], &[])?;
+    run("cargo", &["doc", "--workspace", "--no-deps", "--locked"], &[("RUSTDOCFLAGS", "-D warnings")])?;
+    tidy::run(&project_root())
+}
+
+fn test() -> Result<()> {
+    // Doc tests first: nextest does not run them, and its summary should be the last word.
+    run("cargo", &["test", "--workspace", "--doc", "--locked"], &[])?;
+    let profile = if std::env::var_os("CI").is_some() { "ci" } else { "default" };
+    run("cargo", &["nextest", "run", "--workspace", "--locked", "--profile", profile], &[])
+}

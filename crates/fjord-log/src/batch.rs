@@ -339,10 +339,7 @@ impl<'a> RecordBatch<'a> {
     /// [`RecordBatch::records_in`] over the result.
     pub fn records(&self) -> Result<Records<'a>> {
         if self.compression() != Compression::None {
-            return Err(Error::corrupt(format!(
-                "records of a {} batch need decompressing first",
-                self.compression()
-            )));
+            return Err(Error::corrupt(format!("records of a {} batch need decompressing first", self.compression())));
         }
         Ok(self.records_in(self.records_bytes()))
     }

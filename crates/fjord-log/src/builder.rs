@@ -141,7 +141,8 @@ impl BatchBuilder {
         assert!(offset_delta > self.last_offset_delta, "record offset deltas must increase");
         let base_timestamp = *self.base_timestamp.get_or_insert(timestamp);
         let timestamp_delta = timestamp.0.wrapping_sub(base_timestamp.0);
-        let nullable_len = |field: Option<&[u8]>| field.map_or(varint_len(-1), |f| varint_len(f.len() as i32) + f.len());
+        let nullable_len =
+            |field: Option<&[u8]>| field.map_or(varint_len(-1), |f| varint_len(f.len() as i32) + f.len());
         let body_len = 1
             + varlong_len(timestamp_delta)
             + varint_len(offset_delta)

@@ -69,10 +69,8 @@ impl Compression {
             }
             Compression::Snappy => snappy_compress_xerial(input, out)?,
             Compression::Lz4 => {
-                let mut encoder = lz4::EncoderBuilder::new()
-                    .block_size(lz4::BlockSize::Max64KB)
-                    .build(out)
-                    .map_err(failed)?;
+                let mut encoder =
+                    lz4::EncoderBuilder::new().block_size(lz4::BlockSize::Max64KB).build(out).map_err(failed)?;
                 encoder.write_all(input).map_err(failed)?;
                 let (_, result) = encoder.finish();
                 result.map_err(failed)?;
@@ -137,10 +135,7 @@ fn check_limit(codec: &'static str, len: usize, max_len: usize) -> Result<()> {
 fn read_bounded(reader: impl Read, out: &mut Vec<u8>, max_len: usize, codec: &'static str) -> Result<()> {
     let start = out.len();
     let limit = u64::try_from(max_len).unwrap_or(u64::MAX).saturating_add(1);
-    reader
-        .take(limit)
-        .read_to_end(out)
-        .map_err(|e| Error::Decompression { codec, reason: e.to_string() })?;
+    reader.take(limit).read_to_end(out).map_err(|e| Error::Decompression { codec, reason: e.to_string() })?;
     check_limit(codec, out.len() - start, max_len)
 }
 
@@ -236,7 +231,9 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
-            for garbage in [&b""[..], b"\x00", b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01\xff\xff\xff\xff", &[0xab; 64]] {
+            for garbage in
+                [&b""[..], b"\x00", b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01\xff\xff\xff\xff", &[0xab; 64]]
+            {
                 if codec == Compression::Snappy && garbage == b"\x00" {
                     continue; // a valid raw snappy stream of zero bytes
                 }

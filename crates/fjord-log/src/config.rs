@@ -128,7 +128,12 @@ mod tests {
         assert_eq!(config.segment_bytes, 1_048_576);
         assert_eq!(config.message_timestamp_type, TimestampType::LogAppendTime);
         assert!(!config.set("retention.ms", "1").unwrap());
-        for (name, value) in [("segment.bytes", "10"), ("segment.bytes", "x"), ("flush.messages", "0"), ("message.timestamp.type", "Now")] {
+        for (name, value) in [
+            ("segment.bytes", "10"),
+            ("segment.bytes", "x"),
+            ("flush.messages", "0"),
+            ("message.timestamp.type", "Now"),
+        ] {
             assert!(config.set(name, value).is_err(), "{name}={value}");
         }
     }

@@ -11,7 +11,8 @@ use crate::batch::{RecordBatch, TimestampType};
 use crate::compression::Compression;
 use crate::error::{Error, Result};
 use crate::offset_index::OFFSET_INDEX_ENTRY_SIZE;
-use crate::segment::{INDEX_SUFFIX, LOG_SUFFIX, MAX_DECOMPRESSED_BATCH, ScanEnd, TIME_INDEX_SUFFIX, scan_batches};
+use crate::scan::{ScanEnd, scan_batches};
+use crate::segment::{INDEX_SUFFIX, LOG_SUFFIX, MAX_DECOMPRESSED_BATCH, TIME_INDEX_SUFFIX};
 use crate::time_index::TIME_INDEX_ENTRY_SIZE;
 
 /// What to print, as kafka-dump-log's flags choose.
@@ -199,7 +200,12 @@ fn log_batches(index_path: &Path, suffix: &str) -> Result<Vec<(u64, Offset, fjor
     Ok(batches)
 }
 
-fn dump_offset_index(path: &Path, options: DumpOptions, out: &mut dyn Write, err: &mut dyn Write) -> Result<DumpReport> {
+fn dump_offset_index(
+    path: &Path,
+    options: DumpOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<DumpReport> {
     let io = |e: std::io::Error| Error::io(path)(e);
     let base = base_offset_of(path)?;
     let bytes = std::fs::read(path).map_err(io)?;
@@ -222,8 +228,12 @@ fn dump_offset_index(path: &Path, options: DumpOptions, out: &mut dyn Write, err
             found => {
                 report.index_mismatches += 1;
                 let log_offset = found.map_or(-1, |(_, last, _)| last.0);
-                writeln!(err, "Mismatches in :{}\n  Index offset: {offset}, log offset: {log_offset}", absolute.display())
-                    .map_err(io)?;
+                writeln!(
+                    err,
+                    "Mismatches in :{}\n  Index offset: {offset}, log offset: {log_offset}",
+                    absolute.display()
+                )
+                .map_err(io)?;
             }
         }
         if !options.verify_index_only {

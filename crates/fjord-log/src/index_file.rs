@@ -58,7 +58,15 @@ impl IndexFile {
             file.set_len(wanted as u64).map_err(Error::io(&path))?;
         }
         let mmap = map(&file, &path)?;
-        Ok(IndexFile { path, file, mmap, entry_size, entries: 0, capacity: wanted / entry_size, found_slots: whole / entry_size })
+        Ok(IndexFile {
+            path,
+            file,
+            mmap,
+            entry_size,
+            entries: 0,
+            capacity: wanted / entry_size,
+            found_slots: whole / entry_size,
+        })
     }
 
     pub(crate) fn path(&self) -> &Path {

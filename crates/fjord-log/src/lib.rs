@@ -26,8 +26,10 @@ mod error;
 mod file_range;
 mod index_file;
 mod log;
+mod log_loader;
 mod offset_index;
 mod record;
+mod scan;
 mod segment;
 mod time_index;
 mod varint;
@@ -41,9 +43,7 @@ pub use config::LogConfig;
 pub use dump::{DumpOptions, DumpReport, dump_file};
 pub use error::{Error, Result};
 pub use file_range::FileRange;
-pub use log::{
-    AppendInfo, AppendMode, CLEAN_SHUTDOWN_FILE, DeletedSegment, Log, OpenOptions, OpenReport, SegmentInfo,
-};
+pub use log::{AppendInfo, AppendMode, CLEAN_SHUTDOWN_FILE, DeletedSegment, Log, OpenOptions, OpenReport, SegmentInfo};
 pub use offset_index::{OFFSET_INDEX_ENTRY_SIZE, OffsetPosition};
 pub use record::{Header, Headers, Record, Records};
 pub use segment::{DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, segment_file_name};

@@ -192,9 +192,7 @@ impl<'a> Records<'a> {
         Ok(Record {
             attributes,
             offset: self.base_offset.plus(i64::from(offset_delta)),
-            timestamp: self
-                .log_append_time
-                .unwrap_or(Timestamp(self.base_timestamp.0.wrapping_add(timestamp_delta))),
+            timestamp: self.log_append_time.unwrap_or(Timestamp(self.base_timestamp.0.wrapping_add(timestamp_delta))),
             key,
             value,
             header_count,

@@ -13,6 +13,7 @@ use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::file_range::FileRange;
 use crate::offset_index::OffsetIndex;
+use crate::scan::{ScanEnd, scan_batches};
 use crate::time_index::{TimeIndex, TimestampOffset};
 
 /// File name suffixes, as Kafka names them.
@@ -37,77 +38,6 @@ pub fn segment_file_name(base_offset: Offset, suffix: &str) -> String {
 pub(crate) struct BatchPosition {
     pub(crate) position: u64,
     pub(crate) header: HeaderInfo,
-}
-
-/// How a scan of a segment's batches ended.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ScanEnd {
-    /// Every byte up to the end was a batch the visitor accepted.
-    Complete,
-    /// The batch at `position` is torn, corrupt or refused.
-    Invalid { position: u64, reason: String },
-}
-
-/// Visits the batches of `file` in `[start, end)` through one large buffer, so a recovery scan
-/// costs a few big reads rather than one per batch. The visitor returns `Err(reason)` to
-/// stop at a batch it refuses.
-pub(crate) fn scan_batches(
-    file: &File,
-    path: &Path,
-    start: u64,
-    end: u64,
-    mut visit: impl FnMut(u64, &[u8]) -> Result<(), String>,
-) -> Result<ScanEnd> {
-    const CHUNK: usize = 8 * 1024 * 1024;
-    let mut buf = vec![0u8; CHUNK.min((end - start) as usize)];
-    let mut buf_position = start; // file position of buf[0]
-    let (mut cursor, mut filled) = (0usize, 0usize);
-    // Makes at least `needed` bytes available from `cursor`, reading as much as fits.
-    let ensure = |buf: &mut Vec<u8>, buf_position: &mut u64, cursor: &mut usize, filled: &mut usize, needed: usize| {
-        if *filled - *cursor >= needed {
-            return Ok(());
-        }
-        buf.copy_within(*cursor..*filled, 0);
-        *buf_position += *cursor as u64;
-        *filled -= *cursor;
-        *cursor = 0;
-        if needed > buf.len() {
-            buf.resize(needed, 0);
-        }
-        let want = (buf.len() - *filled).min((end - (*buf_position + *filled as u64)) as usize);
-        file.read_exact_at(&mut buf[*filled..*filled + want], *buf_position + *filled as u64)
-            .map_err(Error::io(path))?;
-        *filled += want;
-        Ok::<(), Error>(())
-    };
-    loop {
-        let position = buf_position + cursor as u64;
-        if position >= end {
-            return Ok(ScanEnd::Complete);
-        }
-        let left = end - position;
-        if left < LOG_OVERHEAD as u64 {
-            return Ok(ScanEnd::Invalid { position, reason: format!("{left} trailing bytes (torn write)") });
-        }
-        ensure(&mut buf, &mut buf_position, &mut cursor, &mut filled, LOG_OVERHEAD)?;
-        let size = match batch_size(&buf[cursor..filled]) {
-            Some(Ok(size)) => size,
-            Some(Err(e)) => return Ok(ScanEnd::Invalid { position, reason: e.to_string() }),
-            None => unreachable!("ensure() provided the length field"),
-        };
-        // The length is checked against the file before anything is read or allocated for it.
-        if size as u64 > left {
-            return Ok(ScanEnd::Invalid {
-                position,
-                reason: format!("batch of {size} bytes but only {left} bytes left (torn write)"),
-            });
-        }
-        ensure(&mut buf, &mut buf_position, &mut cursor, &mut filled, size)?;
-        if let Err(reason) = visit(position, &buf[cursor..cursor + size]) {
-            return Ok(ScanEnd::Invalid { position, reason });
-        }
-        cursor += size;
-    }
 }
 
 /// What a read of one segment found.
@@ -149,13 +79,7 @@ pub(crate) struct Segment {
 }
 
 fn open_log_file(path: &Path, create: bool) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .truncate(false)
-        .open(path)
-        .map_err(Error::io(path))
+    OpenOptions::new().read(true).write(true).create(create).truncate(false).open(path).map_err(Error::io(path))
 }
 
 impl Segment {
@@ -164,7 +88,10 @@ impl Segment {
         let log_path = dir.join(segment_file_name(base_offset, LOG_SUFFIX));
         let log = open_log_file(&log_path, true)?;
         if log.metadata().map_err(Error::io(&log_path))?.len() != 0 {
-            return Err(Error::CorruptFile { path: log_path, reason: "a new segment's file already holds data".into() });
+            return Err(Error::CorruptFile {
+                path: log_path,
+                reason: "a new segment's file already holds data".into(),
+            });
         }
         let (mut offset_index, _) = OffsetIndex::open(
             dir.join(segment_file_name(base_offset, INDEX_SUFFIX)),
@@ -210,7 +137,10 @@ impl Segment {
         let log = open_log_file(&log_path, false)?;
         let size = log.metadata().map_err(Error::io(&log_path))?.len();
         if size > i32::MAX as u64 {
-            return Err(Error::CorruptFile { path: log_path, reason: format!("segment of {size} bytes exceeds 2 GiB") });
+            return Err(Error::CorruptFile {
+                path: log_path,
+                reason: format!("segment of {size} bytes exceeds 2 GiB"),
+            });
         }
         let index_path = dir.join(segment_file_name(base_offset, INDEX_SUFFIX));
         let time_index_path = dir.join(segment_file_name(base_offset, TIME_INDEX_SUFFIX));
@@ -327,7 +257,9 @@ impl Segment {
         self.log.read_exact_at(&mut header, position).map_err(Error::io(&self.log_path))?;
         match parse_header(&header) {
             Ok(info) => Ok(Some(info)),
-            Err(e) => Err(Error::CorruptFile { path: self.log_path.clone(), reason: format!("at position {position}: {e}") }),
+            Err(e) => {
+                Err(Error::CorruptFile { path: self.log_path.clone(), reason: format!("at position {position}: {e}") })
+            }
         }
     }
 
@@ -346,8 +278,7 @@ impl Segment {
             _ => now.0.saturating_sub(self.created.0),
         };
         let relative_overflow = last_offset.since(self.base_offset) > i64::from(i32::MAX);
-        (self.size > 0 && self.size + append_bytes > config.segment_bytes)
-            || (self.size > 0 && waited > config.segment_ms)
+        (self.size > 0 && (self.size + append_bytes > config.segment_bytes || waited > config.segment_ms))
             || self.offset_index.is_full()
             || self.time_index.is_full()
             || relative_overflow

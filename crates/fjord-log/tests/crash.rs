@@ -90,7 +90,9 @@ fn index_entries(path: &Path) -> Vec<(i64, u32)> {
     std::fs::read(path)
         .unwrap()
         .chunks_exact(8)
-        .map(|e| (u32::from_be_bytes(e[0..4].try_into().unwrap()) as i64, u32::from_be_bytes(e[4..8].try_into().unwrap())))
+        .map(|e| {
+            (u32::from_be_bytes(e[0..4].try_into().unwrap()) as i64, u32::from_be_bytes(e[4..8].try_into().unwrap()))
+        })
         .take_while(|&e| e != (0, 0))
         .collect()
 }
@@ -124,7 +126,7 @@ proptest! {
         let end = log.log_end_offset();
         let segments: Vec<Offset> = log.segments().iter().map(|s| s.base_offset).collect();
         // Where the recovery point sits in the files.
-        let rp_segment = *segments.iter().filter(|&&b| b <= recovery_point).next_back().unwrap();
+        let rp_segment = *segments.iter().rfind(|&&b| b <= recovery_point).unwrap();
         let rp_position = match log.read(recovery_point, 1, None, true).unwrap() {
             Some(range) => range.position,
             None => std::fs::metadata(dir.path().join(segment_file_name(rp_segment, ".log"))).unwrap().len(),

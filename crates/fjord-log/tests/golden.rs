@@ -109,10 +109,11 @@ fn hand_built_batch_decodes_field_by_field() {
     assert_eq!(records[1].headers().count(), 0);
 
     // Our builder writes the very same bytes.
-    let mut builder = BatchBuilder::new()
-        .base_offset(Offset(100))
-        .partition_leader_epoch(LeaderEpoch(5))
-        .producer(ProducerId(42), ProducerEpoch(3), 7);
+    let mut builder = BatchBuilder::new().base_offset(Offset(100)).partition_leader_epoch(LeaderEpoch(5)).producer(
+        ProducerId(42),
+        ProducerEpoch(3),
+        7,
+    );
     builder.push(Timestamp(1_700_000_000_000), Some(b"k0"), Some(b"hello"), &[Header { key: b"h", value: Some(b"x") }]);
     builder.push(Timestamp(1_700_000_000_250), None, None, &[]);
     assert_eq!(builder.build().unwrap(), bytes);
@@ -187,18 +188,14 @@ fn arb_bytes() -> impl Strategy<Value = Option<Vec<u8>>> {
 }
 
 fn arb_record() -> impl Strategy<Value = TestRecord> {
-    (
-        0i64..1_000_000,
-        arb_bytes(),
-        arb_bytes(),
-        prop::collection::btree_map("[a-z]{1,6}", arb_bytes(), 0..3),
-    )
-        .prop_map(|(timestamp, key, value, headers)| TestRecord {
+    (0i64..1_000_000, arb_bytes(), arb_bytes(), prop::collection::btree_map("[a-z]{1,6}", arb_bytes(), 0..3)).prop_map(
+        |(timestamp, key, value, headers)| TestRecord {
             timestamp: 1_700_000_000_000 + timestamp,
             key,
             value,
             headers: headers.into_iter().collect(),
-        })
+        },
+    )
 }
 
 fn arb_compression() -> impl Strategy<Value = Compression> {
@@ -242,10 +239,11 @@ fn to_kp(records: &[TestRecord], base_sequence: i32) -> Vec<KpRecord> {
 }
 
 fn build_ours(records: &[TestRecord], compression: Compression, base_sequence: i32) -> Vec<u8> {
-    let mut builder = BatchBuilder::new()
-        .compression(compression)
-        .partition_leader_epoch(LeaderEpoch(4))
-        .producer(ProducerId(9), ProducerEpoch(2), base_sequence);
+    let mut builder = BatchBuilder::new().compression(compression).partition_leader_epoch(LeaderEpoch(4)).producer(
+        ProducerId(9),
+        ProducerEpoch(2),
+        base_sequence,
+    );
     for r in records {
         let headers: Vec<Header<'_>> =
             r.headers.iter().map(|(k, v)| Header { key: k.as_bytes(), value: v.as_deref() }).collect();

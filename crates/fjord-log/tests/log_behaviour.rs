@@ -28,7 +28,8 @@ fn offsets_are_assigned_by_the_log_across_batches_of_one_append() {
     assert_eq!(info.first_offset, Offset(5));
 
     let stored = log.read_bytes(Offset(0), 1 << 20, None).unwrap();
-    let bases: Vec<_> = Batches::new(&stored).map(|b| b.unwrap()).map(|b| (b.base_offset(), b.partition_leader_epoch())).collect();
+    let bases: Vec<_> =
+        Batches::new(&stored).map(|b| b.unwrap()).map(|b| (b.base_offset(), b.partition_leader_epoch())).collect();
     assert_eq!(bases, vec![(Offset(0), LeaderEpoch(3)), (Offset(3), LeaderEpoch(3)), (Offset(5), LeaderEpoch(3))]);
     for batch in Batches::new(&stored) {
         batch.unwrap().validate().unwrap();
@@ -85,7 +86,7 @@ fn segments_roll_by_size_with_kafka_file_names_and_trimmed_indexes() {
         assert!(pair[0].size_bytes <= config.segment_bytes);
         let index = dir.path().join(fjord_log::segment_file_name(pair[0].base_offset, ".index"));
         let len = std::fs::metadata(index).unwrap().len();
-        assert!(len % 8 == 0 && len < config.segment_index_bytes as u64, "closed index trimmed to {len}");
+        assert!(len.is_multiple_of(8) && len < config.segment_index_bytes as u64, "closed index trimmed to {len}");
     }
     let active = segments.last().unwrap();
     assert!(active.is_active);
@@ -229,7 +230,10 @@ fn truncate_fully_restarts_the_log_at_an_offset() {
     }
     log.truncate_fully_and_start_at(Offset(1_000), Timestamp(0)).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (Offset(1_000), Offset(1_000)));
-    assert_eq!(file_names(dir.path()), vec!["00000000000000001000.index", "00000000000000001000.log", "00000000000000001000.timeindex"]);
+    assert_eq!(
+        file_names(dir.path()),
+        vec!["00000000000000001000.index", "00000000000000001000.log", "00000000000000001000.timeindex"]
+    );
     assert_eq!(log.append(&mut batch(1, 1, 0), LEADER, Timestamp(0)).unwrap().first_offset, Offset(1_000));
 }
 
@@ -313,11 +317,14 @@ fn a_clean_shutdown_skips_recovery_and_an_unclean_one_does_not() {
 fn dump_prints_what_kafka_dump_log_prints() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig::default());
-    let mut builder = fjord_log::BatchBuilder::new().producer(fjord_types::ProducerId(7), fjord_types::ProducerEpoch(0), 0);
-    builder.push(Timestamp(1_700_000_000_000), Some(b"k"), Some(b"hello"), &[
-        fjord_log::Header { key: b"a", value: Some(b"1") },
-        fjord_log::Header { key: b"b", value: None },
-    ]);
+    let mut builder =
+        fjord_log::BatchBuilder::new().producer(fjord_types::ProducerId(7), fjord_types::ProducerEpoch(0), 0);
+    builder.push(
+        Timestamp(1_700_000_000_000),
+        Some(b"k"),
+        Some(b"hello"),
+        &[fjord_log::Header { key: b"a", value: Some(b"1") }, fjord_log::Header { key: b"b", value: None }],
+    );
     builder.push(Timestamp(1_700_000_000_001), None, Some(b"world"), &[]);
     let mut bytes = builder.build().unwrap();
     log.append(&mut bytes, LEADER, Timestamp(0)).unwrap();
@@ -345,7 +352,9 @@ fn dump_prints_what_kafka_dump_log_prints() {
     let mut out = Vec::new();
     let report = dump_file(&path, DumpOptions::default(), &mut out, &mut Vec::new()).unwrap();
     assert_eq!(report.trailing_invalid_bytes, 10);
-    assert!(String::from_utf8(out).unwrap().ends_with("Found 10 invalid bytes at the end of 00000000000000000000.log\n"));
+    assert!(
+        String::from_utf8(out).unwrap().ends_with("Found 10 invalid bytes at the end of 00000000000000000000.log\n")
+    );
 }
 
 #[test]
@@ -370,7 +379,9 @@ fn dump_verifies_indexes_against_the_log() {
     bytes[3] ^= 1;
     std::fs::write(&index, bytes).unwrap();
     let mut err = Vec::new();
-    let report = dump_file(&index, DumpOptions { verify_index_only: true, ..DumpOptions::default() }, &mut Vec::new(), &mut err).unwrap();
+    let report =
+        dump_file(&index, DumpOptions { verify_index_only: true, ..DumpOptions::default() }, &mut Vec::new(), &mut err)
+            .unwrap();
     assert_eq!(report.index_mismatches, 1);
     assert!(String::from_utf8(err).unwrap().starts_with("Mismatches in :"));
 }

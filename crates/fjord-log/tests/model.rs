@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use fjord_log::{Batches, BatchBuilder, Compression, DumpOptions, Log, LogConfig, OpenOptions, dump_file};
+use fjord_log::{BatchBuilder, Batches, Compression, DumpOptions, Log, LogConfig, OpenOptions, dump_file};
 use fjord_types::{Offset, Timestamp};
 use proptest::prelude::*;
 

@@ -13,7 +13,12 @@ pub fn batch(count: usize, value_size: usize, timestamp: i64) -> Vec<u8> {
     batch_with(count, value_size, |i| timestamp + i as i64, Compression::None)
 }
 
-pub fn batch_with(count: usize, value_size: usize, timestamp: impl Fn(usize) -> i64, compression: Compression) -> Vec<u8> {
+pub fn batch_with(
+    count: usize,
+    value_size: usize,
+    timestamp: impl Fn(usize) -> i64,
+    compression: Compression,
+) -> Vec<u8> {
     let mut builder = BatchBuilder::new().compression(compression);
     let value = vec![b'v'; value_size];
     for i in 0..count {
@@ -53,10 +58,8 @@ pub fn read_all(log: &Log, from: Offset) -> Vec<u8> {
 }
 
 pub fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     names
 }
