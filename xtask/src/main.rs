@@ -64,8 +64,12 @@ fn lint() -> Result<()> {
 }
 
 fn test() -> Result<()> {
-    // Doc tests first: nextest does not run them, and its summary should be the last word.
+    // Doc tests and the examples (which assert what they show) first: nextest runs neither,
+    // and its summary should be the last word.
     run("cargo", &["test", "--workspace", "--doc", "--locked"], &[])?;
+    for example in ["log_as_wal"] {
+        run("cargo", &["run", "--quiet", "--locked", "-p", "fjord-examples", "--example", example], &[])?;
+    }
     let profile = if std::env::var_os("CI").is_some() { "ci" } else { "default" };
     run("cargo", &["nextest", "run", "--workspace", "--locked", "--profile", profile], &[])
 }
