@@ -102,6 +102,43 @@ impl Timestamp {
     pub const MAX_TIMESTAMP: Timestamp = Timestamp(-3);
 }
 
+/// A topic's 128-bit id (KIP-516), unique over the cluster's lifetime, so a topic deleted and
+/// re-created under the same name is a different topic.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct TopicId(pub [u8; 16]);
+
+impl TopicId {
+    /// The all-zero id Kafka uses for "no id".
+    pub const ZERO: TopicId = TopicId([0; 16]);
+}
+
+impl fmt::Debug for TopicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TopicId({self})")
+    }
+}
+
+impl fmt::Display for TopicId {
+    /// Kafka prints topic ids as URL-safe base64 without padding (22 characters).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut bits = 0u32;
+        let mut count = 0;
+        for &byte in &self.0 {
+            bits = (bits << 8) | u32::from(byte);
+            count += 8;
+            while count >= 6 {
+                count -= 6;
+                write!(f, "{}", ALPHABET[((bits >> count) & 63) as usize] as char)?;
+            }
+        }
+        if count > 0 {
+            write!(f, "{}", ALPHABET[((bits << (6 - count)) & 63) as usize] as char)?;
+        }
+        Ok(())
+    }
+}
+
 /// A topic name and a partition number, printed as Kafka prints it: `name-partition`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct TopicPartition {
@@ -170,6 +207,13 @@ mod tests {
         for bad in ["topic", "-1", "topic-", "topic-x", "topic-+1"] {
             assert!(bad.parse::<TopicPartition>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn topic_ids_print_as_kafka_does() {
+        assert_eq!(TopicId::ZERO.to_string(), "AAAAAAAAAAAAAAAAAAAAAA");
+        let id = TopicId([0xff; 16]);
+        assert_eq!(id.to_string(), "_____________________w");
     }
 
     #[test]

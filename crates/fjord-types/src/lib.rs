@@ -19,5 +19,6 @@ mod ids;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error_code::ErrorCode;
 pub use ids::{
-    BrokerId, LeaderEpoch, Offset, ProducerEpoch, ProducerId, Timestamp, TopicPartition, TopicPartitionParseError,
+    BrokerId, LeaderEpoch, Offset, ProducerEpoch, ProducerId, Timestamp, TopicId, TopicPartition,
+    TopicPartitionParseError,
 };

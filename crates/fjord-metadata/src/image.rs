@@ -1,0 +1,158 @@
+//! The metadata image: the state the records add up to (Kafka's `MetadataImage`).
+
+use std::collections::BTreeMap;
+
+use fjord_types::{BrokerId, LeaderEpoch, TopicId};
+
+use crate::error::{Error, Result};
+use crate::record::{ConfigResource, MetadataRecord};
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    /// Its `node.id`.
+    pub broker_id: BrokerId,
+    /// The advertised host.
+    pub host: String,
+    /// The advertised port.
+    pub port: u16,
+    /// Its rack, if set.
+    pub rack: Option<String>,
+}
+
+/// One partition's placement and leadership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionImage {
+    /// The replicas, preferred leader first.
+    pub replicas: Vec<BrokerId>,
+    /// The in-sync replicas.
+    pub isr: Vec<BrokerId>,
+    /// The leader.
+    pub leader: BrokerId,
+    /// The leader's epoch.
+    pub leader_epoch: LeaderEpoch,
+    /// The partition's epoch.
+    pub partition_epoch: i32,
+}
+
+/// One topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    /// Its name.
+    pub name: String,
+    /// Its id.
+    pub id: TopicId,
+    /// Its partitions by index.
+    pub partitions: BTreeMap<i32, PartitionImage>,
+    /// Configs set on the topic (not the defaults).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The cluster's metadata as of some offset of the metadata log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataImage {
+    /// Topics by name.
+    pub topics: BTreeMap<String, TopicImage>,
+    /// Brokers by id.
+    pub brokers: BTreeMap<BrokerId, BrokerRegistration>,
+    /// Dynamic broker configs (`BrokerId::NONE` for cluster-wide ones).
+    pub broker_configs: BTreeMap<BrokerId, BTreeMap<String, String>>,
+    /// The first producer id not yet handed out.
+    pub next_producer_id: i64,
+    /// Records applied so far.
+    pub records_applied: u64,
+}
+
+impl MetadataImage {
+    /// The topic with id `id`.
+    pub fn topic_by_id(&self, id: TopicId) -> Option<&TopicImage> {
+        self.topics.values().find(|t| t.id == id)
+    }
+
+    fn topic_name(&self, id: TopicId) -> Result<String> {
+        self.topic_by_id(id)
+            .map(|t| t.name.clone())
+            .ok_or_else(|| Error::Inconsistent(format!("no topic with id {id}")))
+    }
+
+    /// Applies one record: the only way the image changes.
+    pub fn apply(&mut self, record: &MetadataRecord) -> Result<()> {
+        match record {
+            MetadataRecord::RegisterBroker { broker_id, host, port, rack } => {
+                let registration =
+                    BrokerRegistration { broker_id: *broker_id, host: host.clone(), port: *port, rack: rack.clone() };
+                self.brokers.insert(*broker_id, registration);
+            }
+            MetadataRecord::Topic { name, topic_id } => {
+                if self.topics.contains_key(name) {
+                    return Err(Error::Inconsistent(format!("topic {name} exists already")));
+                }
+                let topic = TopicImage {
+                    name: name.clone(),
+                    id: *topic_id,
+                    partitions: BTreeMap::new(),
+                    configs: BTreeMap::new(),
+                };
+                self.topics.insert(name.clone(), topic);
+            }
+            MetadataRecord::Partition { topic_id, partition, replicas, isr, leader, leader_epoch, partition_epoch } => {
+                let name = self.topic_name(*topic_id)?;
+                let topic = self.topics.get_mut(&name).expect("looked up above");
+                let image = PartitionImage {
+                    replicas: replicas.clone(),
+                    isr: isr.clone(),
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                    partition_epoch: *partition_epoch,
+                };
+                topic.partitions.insert(*partition, image);
+            }
+            MetadataRecord::Config { resource, name, value } => {
+                let configs = match resource {
+                    ConfigResource::Topic(topic) => {
+                        &mut self
+                            .topics
+                            .get_mut(topic)
+                            .ok_or_else(|| Error::Inconsistent(format!("config for unknown topic {topic}")))?
+                            .configs
+                    }
+                    ConfigResource::Broker(broker) => self.broker_configs.entry(*broker).or_default(),
+                };
+                match value {
+                    Some(value) => configs.insert(name.clone(), value.clone()),
+                    None => configs.remove(name),
+                };
+            }
+            MetadataRecord::RemoveTopic { topic_id } => {
+                let name = self.topic_name(*topic_id)?;
+                self.topics.remove(&name);
+            }
+            MetadataRecord::ProducerIds { next_producer_id, .. } => {
+                if *next_producer_id < self.next_producer_id {
+                    return Err(Error::Inconsistent("producer id blocks must move forward".into()));
+                }
+                self.next_producer_id = *next_producer_id;
+            }
+        }
+        self.records_applied += 1;
+        Ok(())
+    }
+
+    /// Checks the invariants every image must hold.
+    pub fn validate(&self) -> Result<()> {
+        for topic in self.topics.values() {
+            for (index, partition) in &topic.partitions {
+                if *index < 0 || *index as usize >= topic.partitions.len() {
+                    return Err(Error::Inconsistent(format!("{} has a gap at partition {index}", topic.name)));
+                }
+                if !partition.leader.is_none() && !partition.isr.contains(&partition.leader) {
+                    return Err(Error::Inconsistent(format!("{}-{index}: leader not in ISR", topic.name)));
+                }
+                if partition.isr.iter().any(|b| !partition.replicas.contains(b)) {
+                    return Err(Error::Inconsistent(format!("{}-{index}: ISR not within replicas", topic.name)));
+                }
+            }
+        }
+        Ok(())
+    }
+}

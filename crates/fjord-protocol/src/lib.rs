@@ -1,0 +1,24 @@
+//! The Kafka wire protocol, as Fjord speaks it.
+//!
+//! Frames are a 4-byte big-endian length and a body; a request body is a header (API key,
+//! version, correlation id, client id, tagged fields) and the request. This crate splits frames
+//! off a byte stream with the size limit checked *before* anything is allocated
+//! ([`frame`]), knows which API versions Fjord supports ([`versions`], Kafka 4.1's floor with
+//! Kafka's own exceptions), guards the decoder against hostile length prefixes ([`guard`]), and
+//! decodes requests and encodes responses with the `kafka-protocol` crate ([`codec`]). Record
+//! batches pass through as bytes, untouched.
+//!
+//! It mirrors Kafka's `NetworkReceive`/`RequestHeader`/`ApiVersionsResponse` logic and does no
+//! I/O. It depends only on `fjord-types` among Fjord's crates.
+
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod frame;
+pub mod guard;
+pub mod versions;
+
+pub use codec::{DecodeError, Request, decode_request, encode_response, encode_response_into};
+pub use frame::{DEFAULT_MAX_REQUEST_BYTES, FrameError, take_frame};
+pub use kafka_protocol;
+pub use versions::{ApiRange, VersionTable};

@@ -1,0 +1,234 @@
+"""confluent-kafka (librdkafka 2.x) against fjord: idempotent produce with every codec, a
+byte-exact read-back (keys, values, headers, timestamps, order), and the admin and offset APIs."""
+
+from __future__ import annotations
+
+import collections
+import time
+
+import pytest
+from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, KafkaError, KafkaException, Producer,
+                             TopicPartition)
+from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
+                                   NewTopic, OffsetSpec, ResourceType)
+
+from fjordtest import Rec, admin, assign_consumer, consume_all, create_topic
+
+N_RECORDS = 100_000
+PARTITIONS = 3
+BASE_TS = 1_700_000_000_000
+
+
+def produce(bootstrap, topic, n, codec="none", base_ts=BASE_TS, **extra):
+    """Produce n records with keys, 2 headers and explicit timestamps; return
+    {partition: [Rec in send order]} built from the delivery reports."""
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": codec,
+        "socket.timeout.ms": 15000,
+        "message.timeout.ms": 60000,
+    }
+    conf.update(extra)
+    p = Producer(conf)
+    delivered: dict[int, tuple[int, int]] = {}
+    errors: list[str] = []
+
+    def on_delivery(err, msg, i):
+        if err is not None:
+            errors.append(f"record {i}: {err}")
+        else:
+            delivered[i] = (msg.partition(), msg.offset())
+
+    sent = []
+    for i in range(n):
+        key = b"key-%d" % (i % 1009)
+        value = b"value-%06d|" % i + b"abcdefgh" * (i % 13)  # compressible, varying sizes
+        headers = [("h-index", b"%d" % i), ("h-codec", codec.encode())]
+        ts = base_ts + i
+        sent.append((key, value, tuple(headers), ts))
+        while True:
+            try:
+                p.produce(topic, value=value, key=key, headers=headers, timestamp=ts,
+                          on_delivery=lambda err, msg, i=i: on_delivery(err, msg, i))
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 1000 == 0:
+            p.poll(0)
+    remaining = p.flush(60)
+    assert remaining == 0, f"{remaining} records still queued after flush; errors: {errors[:5]}"
+    assert not errors, errors[:10]
+    assert len(delivered) == n
+
+    by_partition = collections.defaultdict(list)
+    for i, (key, value, headers, ts) in enumerate(sent):
+        part, off = delivered[i]
+        by_partition[part].append(Rec(off, key, value, headers, ts))
+    return dict(by_partition)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+def test_idempotent_produce_consume_every_codec(broker, codec):
+    topic = f"ck-codec-{codec}"
+    create_topic(broker.bootstrap, topic, PARTITIONS)
+    expected = produce(broker.bootstrap, topic, N_RECORDS, codec)
+
+    # Delivery reports: per partition, in produce order, offsets 0..n-1.
+    for part, recs in expected.items():
+        assert [r.offset for r in recs] == list(range(len(recs))), f"partition {part}: offsets not contiguous"
+
+    got = consume_all(broker.bootstrap, topic, PARTITIONS, N_RECORDS, timeout=90)
+    for part in range(PARTITIONS):
+        exp, act = expected.get(part, []), got.get(part, [])
+        assert len(act) == len(exp), f"partition {part}: consumed {len(act)}, produced {len(exp)}"
+        for e, a in zip(exp, act):
+            assert a == e, f"partition {part} offset {e.offset}: expected {e}, got {a}"
+
+
+def test_admin_create_describe_alter_configs(broker):
+    a = admin(broker.bootstrap)
+    topic = "ck-configs"
+    fs = a.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1,
+                                   config={"retention.ms": "86400000"})], operation_timeout=15)
+    fs[topic].result(timeout=30)
+
+    md = a.list_topics(timeout=15)
+    assert topic in md.topics
+    assert sorted(md.topics[topic].partitions) == [0, 1]
+    assert all(p.leader == 1 for p in md.topics[topic].partitions.values())
+
+    res = ConfigResource(ResourceType.TOPIC, topic)
+    configs = a.describe_configs([res])[res].result(timeout=30)
+    assert configs["retention.ms"].value == "86400000"
+    assert not configs["retention.ms"].is_default
+    assert configs["cleanup.policy"].value == "delete"
+
+    alter = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([alter])[alter].result(timeout=30)
+    configs = a.describe_configs([res])[res].result(timeout=30)
+    assert configs["retention.ms"].value == "3600000"
+
+    # DELETE reverts to the default (7 days, Kafka's log.retention.hours=168).
+    alter = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)])
+    a.incremental_alter_configs([alter])[alter].result(timeout=30)
+    configs = a.describe_configs([res])[res].result(timeout=30)
+    assert configs["retention.ms"].value == "604800000"
+
+    # An unknown config name is refused.
+    bad = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("no.such.config", "1", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as info:
+        a.incremental_alter_configs([bad])[bad].result(timeout=30)
+    assert info.value.args[0].code() == KafkaError.INVALID_CONFIG
+
+
+def test_admin_create_partitions_and_delete_topic(broker):
+    a = admin(broker.bootstrap)
+    topic = "ck-grow"
+    create_topic(broker.bootstrap, topic, 2)
+    a.create_partitions([NewPartitions(topic, 5)], operation_timeout=15)[topic].result(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if len(a.list_topics(topic, timeout=10).topics[topic].partitions) == 5:
+            break
+        time.sleep(0.1)
+    assert sorted(a.list_topics(topic, timeout=10).topics[topic].partitions) == [0, 1, 2, 3, 4]
+
+    # Fewer partitions than now: refused.
+    with pytest.raises(KafkaException) as info:
+        a.create_partitions([NewPartitions(topic, 3)])[topic].result(timeout=30)
+    assert info.value.args[0].code() == KafkaError.INVALID_PARTITIONS
+
+    a.delete_topics([topic], operation_timeout=15)[topic].result(timeout=30)
+    deadline = time.monotonic() + 10
+    while topic in a.list_topics(timeout=10).topics and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert topic not in a.list_topics(timeout=10).topics
+
+
+def test_describe_cluster(broker):
+    desc = admin(broker.bootstrap).describe_cluster(request_timeout=15).result(timeout=30)
+    assert [n.id for n in desc.nodes] == [1]
+    assert desc.nodes[0].host == "127.0.0.1"
+    assert desc.nodes[0].port == broker.port
+    assert desc.controller is not None and desc.controller.id == 1
+    assert desc.cluster_id
+
+
+def test_offsets_watermarks_times_and_delete_records(broker):
+    topic = "ck-offsets"
+    create_topic(broker.bootstrap, topic, 1)
+    n = 500
+    base = 1_750_000_000_000
+    # Record i has timestamp base + i, so each timestamp lookup has exactly one answer.
+    expected = produce(broker.bootstrap, topic, n, "none", base_ts=base)
+    assert [r.timestamp for r in expected[0]] == [base + i for i in range(n)]
+
+    c = assign_consumer(broker.bootstrap)
+    tp = TopicPartition(topic, 0)
+    assert c.get_watermark_offsets(tp, timeout=15) == (0, n)
+
+    # offsets_for_times: the earliest offset whose timestamp >= the given one.
+    lookups = [TopicPartition(topic, 0, base + 123), TopicPartition(topic, 0, base - 5),
+               TopicPartition(topic, 0, base + n + 1000)]
+    res = c.offsets_for_times(lookups, timeout=15)
+    assert [r.offset for r in res] == [123, 0, OFFSET_END], [str(r) for r in res]
+    assert all(r.error is None for r in res)
+
+    a = admin(broker.bootstrap)
+    specs = {TopicPartition(topic, 0): OffsetSpec.earliest()}
+    assert a.list_offsets(specs)[TopicPartition(topic, 0)].result(timeout=30).offset == 0
+    specs = {TopicPartition(topic, 0): OffsetSpec.latest()}
+    assert a.list_offsets(specs)[TopicPartition(topic, 0)].result(timeout=30).offset == n
+    specs = {TopicPartition(topic, 0): OffsetSpec.for_timestamp(base + 300)}
+    info = a.list_offsets(specs)[TopicPartition(topic, 0)].result(timeout=30)
+    assert (info.offset, info.timestamp) == (300, base + 300)
+    specs = {TopicPartition(topic, 0): OffsetSpec.max_timestamp()}
+    info = a.list_offsets(specs)[TopicPartition(topic, 0)].result(timeout=30)
+    assert (info.offset, info.timestamp) == (n - 1, base + n - 1)
+
+    # delete_records moves the low watermark; what remains reads back from there.
+    deleted = a.delete_records([TopicPartition(topic, 0, 200)])[TopicPartition(topic, 0)].result(timeout=30)
+    assert deleted.low_watermark == 200
+    assert c.get_watermark_offsets(tp, timeout=15) == (200, n)
+    specs = {TopicPartition(topic, 0): OffsetSpec.earliest()}
+    assert a.list_offsets(specs)[TopicPartition(topic, 0)].result(timeout=30).offset == 200
+    c.close()
+
+    got = consume_all(broker.bootstrap, topic, 1, n - 200, timeout=30)
+    assert got[0] == expected[0][200:]
+
+    # Deleting beyond the high watermark is refused.
+    with pytest.raises(KafkaException) as info:
+        a.delete_records([TopicPartition(topic, 0, n + 10)])[TopicPartition(topic, 0)].result(timeout=30)
+    assert info.value.args[0].code() == KafkaError.OFFSET_OUT_OF_RANGE
+
+
+def test_consumer_offset_out_of_range_after_delete_records(broker):
+    """Fetching below the log start offset answers OFFSET_OUT_OF_RANGE (surfaced by
+    auto.offset.reset=error), not stale data."""
+    topic = "ck-oor"
+    create_topic(broker.bootstrap, topic, 1)
+    produce(broker.bootstrap, topic, 50, "none")
+    a = admin(broker.bootstrap)
+    a.delete_records([TopicPartition(topic, 0, 30)])[TopicPartition(topic, 0)].result(timeout=30)
+    c = assign_consumer(broker.bootstrap)
+    c.assign([TopicPartition(topic, 0, 10)])
+    deadline = time.monotonic() + 20
+    seen_error = None
+    offsets = []
+    while time.monotonic() < deadline and seen_error is None:
+        for m in c.consume(num_messages=100, timeout=0.5):
+            if m.error() is None:
+                offsets.append(m.offset())
+            elif m.error().code() != KafkaError._PARTITION_EOF:
+                seen_error = m.error()
+    c.close()
+    assert all(o >= 30 for o in offsets), f"records below the log start offset were served: {offsets[:5]}"
+    assert seen_error is not None and seen_error.code() == KafkaError._AUTO_OFFSET_RESET, seen_error
