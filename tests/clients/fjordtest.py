@@ -25,7 +25,8 @@ def admin(bootstrap: str) -> AdminClient:
 
 
 def create_topic(bootstrap: str, name: str, partitions: int, config: dict | None = None) -> None:
-    fs = admin(bootstrap).create_topics(
+    a = admin(bootstrap)  # keep the client alive until the future resolves
+    fs = a.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
         operation_timeout=15, request_timeout=20)
     fs[name].result(timeout=30)

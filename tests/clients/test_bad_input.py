@@ -22,7 +22,11 @@ def assert_serves(broker):
         corr, err, apis = wire.parse_api_versions_v0(wire.request(s, wire.api_versions_request(0, 4242)))
         assert (corr, err) == (4242, 0)
         assert 18 in apis
-    md = assign_consumer(broker.bootstrap).list_topics(timeout=10)
+    c = assign_consumer(broker.bootstrap)
+    try:
+        md = c.list_topics(timeout=10)
+    finally:
+        c.close()
     assert [b.id for b in md.brokers.values()] == [1]
 
 

@@ -153,7 +153,8 @@ def test_admin_create_partitions_and_delete_topic(broker):
 
 
 def test_describe_cluster(broker):
-    desc = admin(broker.bootstrap).describe_cluster(request_timeout=15).result(timeout=30)
+    a = admin(broker.bootstrap)
+    desc = a.describe_cluster(request_timeout=15).result(timeout=30)
     assert [n.id for n in desc.nodes] == [1]
     assert desc.nodes[0].host == "127.0.0.1"
     assert desc.nodes[0].port == broker.port

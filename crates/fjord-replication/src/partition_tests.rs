@@ -1,0 +1,150 @@
+use fjord_log::{BatchBuilder, Compression};
+
+use super::*;
+
+const NOW: Timestamp = Timestamp(1_700_000_000_000);
+
+fn open(dir: &Path) -> Partition {
+    Partition::open(
+        dir,
+        TopicPartition::new("t", 0),
+        PartitionConfig::default(),
+        OpenOptions::default(),
+        LeaderEpoch(2),
+        vec![BrokerId(1)],
+        vec![BrokerId(1)],
+        NOW,
+    )
+    .unwrap()
+}
+
+fn batch(count: usize, producer: Option<(i64, i16, i32)>) -> Vec<u8> {
+    let mut builder = BatchBuilder::new();
+    if let Some((id, epoch, seq)) = producer {
+        builder = builder.producer(ProducerId(id), ProducerEpoch(epoch), seq);
+    }
+    for i in 0..count {
+        builder.push(NOW, Some(format!("k{i}").as_bytes()), Some(b"v"), &[]);
+    }
+    builder.build().unwrap()
+}
+
+#[test]
+fn appends_move_the_high_watermark_and_reads_stop_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut partition = open(dir.path());
+    let result = partition.append_as_leader(&mut batch(3, None), 1, NOW).unwrap();
+    assert_eq!(result.base_offset, Offset(0));
+    assert_eq!(partition.high_watermark(), Offset(3));
+    let read = partition.read(Offset(0), 1 << 20, true, None).unwrap();
+    assert!(read.range.is_some());
+    assert!(partition.read(Offset(3), 1 << 20, true, None).unwrap().range.is_none());
+    assert!(matches!(partition.read(Offset(4), 1, true, None), Err(ReadError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        partition.read(Offset(0), 1, true, Some(LeaderEpoch(1))),
+        Err(ReadError::FencedLeaderEpoch { .. })
+    ));
+    assert!(matches!(
+        partition.read(Offset(0), 1, true, Some(LeaderEpoch(3))),
+        Err(ReadError::UnknownLeaderEpoch { .. })
+    ));
+    partition.validate().unwrap();
+}
+
+#[test]
+fn idempotent_retries_get_their_original_offsets_even_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut partition = open(dir.path());
+    let first = batch(5, Some((9, 0, 0)));
+    partition.append_as_leader(&mut first.clone(), -1, NOW).unwrap();
+    partition.append_as_leader(&mut batch(2, None), 1, NOW).unwrap();
+    let retry = partition.append_as_leader(&mut first.clone(), -1, NOW).unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.base_offset, Offset(0));
+    assert_eq!(partition.log_end_offset(), Offset(7));
+    assert!(matches!(
+        partition.append_as_leader(&mut batch(1, Some((9, 0, 7))), -1, NOW),
+        Err(AppendError::OutOfOrderSequence { expected: 5, .. })
+    ));
+    drop(partition); // crash
+    let mut partition = open(dir.path());
+    let retry = partition.append_as_leader(&mut first.clone(), -1, NOW).unwrap();
+    assert!(retry.duplicate, "producer state is rebuilt from the log");
+    let next = partition.append_as_leader(&mut batch(1, Some((9, 0, 5))), -1, NOW).unwrap();
+    assert_eq!(next.base_offset, Offset(7));
+}
+
+#[test]
+fn bad_batches_get_the_right_errors_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut partition = open(dir.path());
+    let mut corrupt = batch(2, None);
+    let at = corrupt.len() - 2;
+    corrupt[at] ^= 0xff;
+    assert!(matches!(partition.append_as_leader(&mut corrupt, 1, NOW), Err(AppendError::Corrupt(_))));
+    let mut old = batch(1, None);
+    old[16] = 1;
+    assert!(matches!(partition.append_as_leader(&mut old, 1, NOW), Err(AppendError::UnsupportedMagic(1))));
+    let mut future = BatchBuilder::new();
+    future.push(Timestamp(NOW.0 + 7_200_000), None, Some(b"v"), &[]);
+    assert!(matches!(
+        partition.append_as_leader(&mut future.build().unwrap(), 1, NOW),
+        Err(AppendError::InvalidTimestamp { .. })
+    ));
+    let mut txn = BatchBuilder::new().transactional(true).producer(ProducerId(1), ProducerEpoch(0), 0);
+    txn.push(NOW, None, Some(b"v"), &[]);
+    assert!(matches!(partition.append_as_leader(&mut txn.build().unwrap(), 1, NOW), Err(AppendError::Transactional)));
+    let mut config = PartitionConfig { min_insync_replicas: 2, ..PartitionConfig::default() };
+    partition.set_config(config.clone());
+    assert!(matches!(
+        partition.append_as_leader(&mut batch(1, None), -1, NOW),
+        Err(AppendError::NotEnoughReplicas { .. })
+    ));
+    config.min_insync_replicas = 1;
+    config.log.max_message_bytes = 100;
+    partition.set_config(config);
+    assert!(matches!(partition.append_as_leader(&mut batch(50, None), 1, NOW), Err(AppendError::TooLarge { .. })));
+    assert_eq!(partition.log_end_offset(), Offset(0));
+}
+
+#[test]
+fn compressed_batches_are_validated_record_by_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut partition = open(dir.path());
+    for codec in Compression::ALL {
+        let mut builder = BatchBuilder::new().compression(codec);
+        for i in 0..100 {
+            builder.push(NOW, Some(format!("k{i}").as_bytes()), Some(b"value"), &[]);
+        }
+        partition.append_as_leader(&mut builder.build().unwrap(), 1, NOW).unwrap();
+    }
+    assert_eq!(partition.log_end_offset(), Offset(500));
+}
+
+#[test]
+fn list_offsets_delete_records_and_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut partition = open(dir.path());
+    for i in 0..10 {
+        let mut builder = BatchBuilder::new();
+        builder.push(Timestamp(NOW.0 - 1000 + i * 10), None, Some(b"v"), &[]);
+        partition.append_as_leader(&mut builder.build().unwrap(), 1, NOW).unwrap();
+    }
+    fn at(partition: &Partition, ts: i64) -> Option<(i64, i64)> {
+        partition.list_offset(Timestamp(ts), None).unwrap().map(|(t, o, _)| (t.0, o.0))
+    }
+    assert_eq!(at(&partition, -1), Some((-1, 10)));
+    assert_eq!(at(&partition, -2), Some((-1, 0)));
+    assert_eq!(at(&partition, -3), Some((NOW.0 - 910, 9)));
+    assert_eq!(at(&partition, NOW.0 - 955), Some((NOW.0 - 950, 5)));
+    assert_eq!(at(&partition, NOW.0), None);
+    assert_eq!(partition.end_offset_for_epoch(LeaderEpoch(2), None).unwrap(), Some((LeaderEpoch(2), Offset(10))));
+    assert_eq!(partition.end_offset_for_epoch(LeaderEpoch(1), None).unwrap(), None);
+    assert_eq!(partition.delete_records(Offset(4)).unwrap(), Offset(4));
+    assert!(partition.delete_records(Offset(11)).is_err());
+    assert_eq!(at(&partition, -2), Some((-1, 4)));
+    assert!(matches!(partition.read(Offset(3), 1, true, None), Err(ReadError::OffsetOutOfRange { .. })));
+    partition.checkpoint_epochs().unwrap();
+    let saved = read_epoch_checkpoint(&dir.path().join(LEADER_EPOCH_CHECKPOINT)).unwrap();
+    assert_eq!(saved.len(), 1);
+}
