@@ -182,11 +182,15 @@ mod tests {
                 sent.push(batch);
                 next_sequence += size;
                 offset += i64::from(*size);
-                if let Some(&back) = retries.get(i) {
-                    if back < sent.len() && back < BATCHES_RETAINED {
-                        let retry = sent[sent.len() - 1 - back];
-                        prop_assert_eq!(state.check(P, E0, retry.first_sequence, retry.last_sequence).unwrap(), SequenceCheck::Duplicate(retry));
-                    }
+                if let Some(&back) = retries.get(i)
+                    && back < sent.len()
+                    && back < BATCHES_RETAINED
+                {
+                    let retry = sent[sent.len() - 1 - back];
+                    prop_assert_eq!(
+                        state.check(P, E0, retry.first_sequence, retry.last_sequence).unwrap(),
+                        SequenceCheck::Duplicate(retry)
+                    );
                 }
             }
         }
