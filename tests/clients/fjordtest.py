@@ -4,6 +4,7 @@ use assign() with explicit offsets)."""
 from __future__ import annotations
 
 import collections
+import logging
 import time
 from dataclasses import dataclass
 
@@ -20,8 +21,13 @@ class Rec:
     timestamp: int | None = None
 
 
+# librdkafka's own log lines go to Python logging (captured by pytest, shown with a failing
+# test) instead of straight to stderr, where clients that outlive a stopped broker add noise.
+RDKAFKA_LOG = logging.getLogger("librdkafka")
+
+
 def admin(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 15000})
+    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 15000, "logger": RDKAFKA_LOG})
 
 
 def create_topic(bootstrap: str, name: str, partitions: int, config: dict | None = None) -> None:
@@ -44,6 +50,7 @@ def assign_consumer(bootstrap: str, **extra) -> Consumer:
         "auto.offset.reset": "error",
         "fetch.wait.max.ms": 100,
         "socket.timeout.ms": 15000,
+        "logger": RDKAFKA_LOG,
     }
     conf.update(extra)
     return Consumer(conf)

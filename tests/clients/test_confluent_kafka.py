@@ -12,7 +12,7 @@ from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, KafkaError, KafkaExce
 from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
                                    NewTopic, OffsetSpec, ResourceType)
 
-from fjordtest import Rec, admin, assign_consumer, consume_all, create_topic
+from fjordtest import RDKAFKA_LOG, Rec, admin, assign_consumer, consume_all, create_topic
 
 N_RECORDS = 100_000
 PARTITIONS = 3
@@ -30,6 +30,7 @@ def produce(bootstrap, topic, n, codec="none", base_ts=BASE_TS, **extra):
         "compression.type": codec,
         "socket.timeout.ms": 15000,
         "message.timeout.ms": 60000,
+        "logger": RDKAFKA_LOG,
     }
     conf.update(extra)
     p = Producer(conf)

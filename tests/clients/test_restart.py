@@ -10,7 +10,7 @@ import time
 import pytest
 from confluent_kafka import Producer, TopicPartition
 
-from fjordtest import assign_consumer, consume_all, create_topic
+from fjordtest import RDKAFKA_LOG, assign_consumer, consume_all, create_topic
 
 PARTITIONS = 2
 
@@ -32,6 +32,7 @@ class BackgroundProducer(threading.Thread):
             "reconnect.backoff.ms": 50,
             "reconnect.backoff.max.ms": 500,
             "retry.backoff.ms": 50,
+            "logger": RDKAFKA_LOG,
         })
         self.stop_flag = threading.Event()
         self.acked: list[tuple[int, int, bytes]] = []
@@ -134,7 +135,7 @@ def test_data_and_offsets_survive_clean_and_unclean_restarts(fresh_broker):
     all_values = []
     for round_, kill9 in enumerate([False, True, None]):
         p = Producer({"bootstrap.servers": fresh_broker.bootstrap, "enable.idempotence": True,
-                      "linger.ms": 1})
+                      "linger.ms": 1, "logger": RDKAFKA_LOG})
         offsets = []
         values = [b"round%d-%04d" % (round_, i) for i in range(300)]
         for v in values:

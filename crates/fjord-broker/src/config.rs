@@ -1,0 +1,255 @@
+//! The broker's configuration: `server.properties` under Kafka's names and defaults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use fjord_log::{LogConfig, TimestampType};
+use fjord_metadata::topic_config::TOPIC_CONFIGS;
+use fjord_replication::PartitionConfig;
+
+/// A configured listener: `NAME://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// The listener name (`PLAINTEXT`, `CONTROLLER`, ...).
+    pub name: String,
+    /// The host to bind or advertise.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+}
+
+/// A property Kafka would refuse.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value {value:?} for {name}: {reason}")]
+pub struct ConfigError {
+    /// The property.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+    /// Why it is refused.
+    pub reason: String,
+}
+
+/// The broker's settings.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id`.
+    pub node_id: i32,
+    /// `process.roles`.
+    pub process_roles: Vec<String>,
+    /// `listeners` that serve clients (all but `controller.listener.names`).
+    pub listeners: Vec<Listener>,
+    /// `advertised.listeners` (defaults to `listeners`).
+    pub advertised_listeners: Vec<Listener>,
+    /// `log.dirs` (or `log.dir`); only the first is used today.
+    pub log_dirs: Vec<PathBuf>,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics_enable: bool,
+    /// `socket.request.max.bytes`.
+    pub socket_request_max_bytes: usize,
+    /// `max.connections`.
+    pub max_connections: usize,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// `controlled.shutdown` grace: how long shutdown waits for connections to finish.
+    pub shutdown_grace_ms: u64,
+    /// Every property as given, for DescribeConfigs and topic defaults.
+    pub properties: BTreeMap<String, String>,
+}
+
+fn parse_listeners(name: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
+    let invalid = |reason: &str| ConfigError { name: name.into(), value: value.into(), reason: reason.into() };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            let (listener, address) = entry.split_once("://").ok_or_else(|| invalid("expected NAME://host:port"))?;
+            let (host, port) = address.rsplit_once(':').ok_or_else(|| invalid("expected NAME://host:port"))?;
+            let port = port.parse().map_err(|_| invalid("bad port"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            Ok(Listener { name: listener.to_owned(), host: host.to_owned(), port })
+        })
+        .collect()
+}
+
+impl BrokerConfig {
+    /// The embedded default: a combined broker and controller on 127.0.0.1:9092, data in
+    /// `./fjord-data`.
+    pub fn single_node() -> BrokerConfig {
+        BrokerConfig::from_properties(BTreeMap::new()).expect("the defaults are valid")
+    }
+
+    /// Reads Kafka's property names, applying Kafka's defaults to the rest.
+    pub fn from_properties(properties: BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        let get = |name: &str| properties.get(name).map(|v| v.trim().to_owned());
+        fn number<T: std::str::FromStr>(name: &str, value: Option<String>, default: T) -> Result<T, ConfigError> {
+            match value {
+                None => Ok(default),
+                Some(v) => {
+                    v.parse().map_err(|_| ConfigError { name: name.into(), value: v, reason: "not a number".into() })
+                }
+            }
+        }
+        let controller_names: Vec<String> = get("controller.listener.names")
+            .unwrap_or_else(|| "CONTROLLER".into())
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .collect();
+        let all =
+            parse_listeners("listeners", &get("listeners").unwrap_or_else(|| "PLAINTEXT://127.0.0.1:9092".into()))?;
+        let listeners: Vec<Listener> = all.into_iter().filter(|l| !controller_names.contains(&l.name)).collect();
+        if listeners.is_empty() {
+            return Err(ConfigError {
+                name: "listeners".into(),
+                value: get("listeners").unwrap_or_default(),
+                reason: "no listener for clients (all are controller listeners)".into(),
+            });
+        }
+        let advertised = match get("advertised.listeners") {
+            Some(value) => parse_listeners("advertised.listeners", &value)?,
+            None => listeners.clone(),
+        };
+        let log_dirs: Vec<PathBuf> = get("log.dirs")
+            .or_else(|| get("log.dir"))
+            .unwrap_or_else(|| "./fjord-data".into())
+            .split(',')
+            .map(|s| PathBuf::from(s.trim()))
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        let config = BrokerConfig {
+            node_id: number("node.id", get("node.id"), 1)?,
+            process_roles: get("process.roles")
+                .unwrap_or_else(|| "broker,controller".into())
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .collect(),
+            listeners,
+            advertised_listeners: advertised,
+            log_dirs,
+            num_partitions: number("num.partitions", get("num.partitions"), 1)?,
+            default_replication_factor: number("default.replication.factor", get("default.replication.factor"), 1)?,
+            auto_create_topics_enable: number("auto.create.topics.enable", get("auto.create.topics.enable"), true)?,
+            socket_request_max_bytes: number("socket.request.max.bytes", get("socket.request.max.bytes"), 104_857_600)?,
+            max_connections: number("max.connections", get("max.connections"), i32::MAX as usize)?,
+            rack: get("broker.rack"),
+            shutdown_grace_ms: number("fjord.shutdown.grace.ms", get("fjord.shutdown.grace.ms"), 5_000)?,
+            properties: properties.clone(),
+        };
+        if config.num_partitions < 1 {
+            return Err(ConfigError {
+                name: "num.partitions".into(),
+                value: config.num_partitions.to_string(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        if let Some(voters) = get("controller.quorum.voters") {
+            let others = voters.split(',').filter(|v| !v.trim().starts_with(&format!("{}@", config.node_id))).count();
+            if others > 0 {
+                return Err(ConfigError {
+                    name: "controller.quorum.voters".into(),
+                    value: voters,
+                    reason: "multi-node quorums are not supported yet; this build runs a single node".into(),
+                });
+            }
+        }
+        Ok(config)
+    }
+
+    /// The broker-level default of a topic config: the synonym property if set (with Kafka's
+    /// `.minutes`/`.hours` variants), else Kafka's default. Returns the value and whether it
+    /// came from `server.properties`.
+    pub fn topic_default(&self, topic_config: &str) -> Option<(String, bool)> {
+        let def = TOPIC_CONFIGS.iter().find(|d| d.name == topic_config)?;
+        let prop = |name: &str| self.properties.get(name).map(|v| v.trim().to_owned());
+        let scaled =
+            |name: &str, factor: i64| prop(name).and_then(|v| v.parse::<i64>().ok()).map(|v| (v * factor).to_string());
+        let configured = match topic_config {
+            "retention.ms" => prop("log.retention.ms")
+                .or_else(|| scaled("log.retention.minutes", 60_000))
+                .or_else(|| scaled("log.retention.hours", 3_600_000)),
+            "segment.ms" => prop("log.roll.ms").or_else(|| scaled("log.roll.hours", 3_600_000)),
+            _ => prop(def.broker_name),
+        };
+        Some(match configured {
+            Some(value) => (value, true),
+            None => (def.default.to_owned(), false),
+        })
+    }
+
+    /// The settings of a partition of a topic with `overrides`.
+    pub fn partition_config(&self, overrides: &BTreeMap<String, String>) -> PartitionConfig {
+        let value = |name: &str| {
+            overrides.get(name).cloned().or_else(|| self.topic_default(name).map(|(v, _)| v)).unwrap_or_default()
+        };
+        let long = |name: &str, default: i64| value(name).trim().parse::<i64>().unwrap_or(default);
+        let log = LogConfig {
+            segment_bytes: long("segment.bytes", 1 << 30).max(14) as u64,
+            segment_ms: long("segment.ms", 604_800_000).max(1),
+            segment_index_bytes: long("segment.index.bytes", 10 << 20).max(4) as usize,
+            index_interval_bytes: long("index.interval.bytes", 4096).max(0) as u64,
+            flush_messages: long("flush.messages", i64::MAX).max(1),
+            flush_ms: long("flush.ms", i64::MAX).max(0),
+            max_message_bytes: long("max.message.bytes", 1_048_588).max(0) as usize,
+            message_timestamp_type: if value("message.timestamp.type").trim() == "LogAppendTime" {
+                TimestampType::LogAppendTime
+            } else {
+                TimestampType::CreateTime
+            },
+        };
+        PartitionConfig {
+            log,
+            min_insync_replicas: long("min.insync.replicas", 1) as i32,
+            timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX),
+            timestamp_after_max_ms: long("message.timestamp.after.max.ms", 3_600_000),
+        }
+    }
+
+    /// The directory holding the data (the first of `log.dirs`).
+    pub fn data_dir(&self) -> &PathBuf {
+        &self.log_dirs[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_properties(crate::properties::parse(text))
+    }
+
+    #[test]
+    fn the_default_is_a_single_node_on_localhost() {
+        let config = BrokerConfig::single_node();
+        assert_eq!(config.listeners, vec![Listener { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092 }]);
+        assert_eq!(config.data_dir(), &PathBuf::from("./fjord-data"));
+        assert_eq!((config.node_id, config.num_partitions, config.default_replication_factor), (1, 1, 1));
+        assert!(config.auto_create_topics_enable);
+    }
+
+    #[test]
+    fn kafka_names_are_honoured() {
+        let c = config(
+            "node.id=3\nlisteners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093\n\
+             controller.quorum.voters=3@127.0.0.1:19093\nlog.dirs=/tmp/x\nnum.partitions=4\n\
+             log.retention.hours=1\nlog.segment.bytes=1048576\n",
+        )
+        .unwrap();
+        assert_eq!(c.node_id, 3);
+        assert_eq!(c.listeners.len(), 1, "the controller listener does not serve clients");
+        assert_eq!(c.topic_default("retention.ms"), Some(("3600000".into(), true)));
+        assert_eq!(c.topic_default("cleanup.policy"), Some(("delete".into(), false)));
+        let mut overrides = BTreeMap::new();
+        overrides.insert("segment.bytes".to_owned(), "2048".to_owned());
+        assert_eq!(c.partition_config(&overrides).log.segment_bytes, 2048);
+        assert_eq!(c.partition_config(&BTreeMap::new()).log.segment_bytes, 1_048_576);
+        assert!(config("num.partitions=0").is_err());
+        assert!(config("listeners=nonsense").is_err());
+        assert!(config("controller.quorum.voters=1@a:1,2@b:2").is_err());
+    }
+}

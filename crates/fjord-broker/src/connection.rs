@@ -1,0 +1,93 @@
+//! One client connection: frames in, requests handled in order, responses out in the same
+//! order (Kafka's `Processor`, with pipelining: a client may send many requests before reading).
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use fjord_protocol::{DecodeError, decode_request, encode_response_into, take_frame};
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::handlers::{self, Outcome, unsupported_version_response};
+
+/// Serves one connection until the client leaves, sends something unacceptable, or the broker
+/// shuts down (checked between requests, so a request in progress is answered).
+pub(crate) async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let mut input = BytesMut::with_capacity(64 * 1024);
+    let mut output = BytesMut::with_capacity(64 * 1024);
+    let max = broker.config.socket_request_max_bytes;
+    loop {
+        let mut close = false;
+        loop {
+            match take_frame(&mut input, max) {
+                Ok(Some(frame)) => {
+                    if !process(&broker, frame, &mut output, &peer).await {
+                        close = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::info!(%peer, error = %e, "closing connection");
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if !output.is_empty() {
+            if writer.write_all(&output).await.is_err() {
+                return;
+            }
+            output.clear();
+        }
+        if close || *shutdown.borrow() {
+            return;
+        }
+        tokio::select! {
+            read = reader.read_buf(&mut input) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Handles one frame, appending any response to `output`. Returns false to close.
+async fn process(broker: &Arc<Broker>, frame: bytes::Bytes, output: &mut BytesMut, peer: &str) -> bool {
+    let request = match decode_request(frame, &broker.versions) {
+        Ok(request) => request,
+        Err(DecodeError::UnsupportedVersion { api_key: ApiKey::ApiVersions, version, correlation_id }) => {
+            tracing::debug!(%peer, version, "ApiVersions version not supported; answering with v0");
+            let response = ResponseKind::ApiVersions(unsupported_version_response(&broker.versions));
+            return encode(output, ApiKey::ApiVersions, 0, correlation_id, &response);
+        }
+        Err(e) => {
+            tracing::info!(%peer, error = %e, "closing connection");
+            return false;
+        }
+    };
+    let (api_key, version, correlation_id) =
+        (request.api_key, request.header.request_api_version, request.header.correlation_id);
+    match handlers::handle(broker, request).await {
+        Outcome::Respond(response) => encode(output, api_key, version, correlation_id, &response),
+        Outcome::Silent => true,
+        Outcome::Close => false,
+    }
+}
+
+fn encode(output: &mut BytesMut, api_key: ApiKey, version: i16, correlation_id: i32, response: &ResponseKind) -> bool {
+    match encode_response_into(output, api_key, version, correlation_id, response) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(?api_key, version, error = %e, "cannot encode response; closing connection");
+            false
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! One module per Kafka API, as franz-go's kfake lays them out: each takes the decoded request
+//! and returns the response (or nothing, for `acks=0`).
+
+mod api_versions;
+mod cluster;
+mod configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod records;
+mod topics;
+
+use std::sync::Arc;
+
+use fjord_protocol::Request;
+use kafka_protocol::messages::{BrokerId as WireBrokerId, RequestKind, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+
+pub(crate) use api_versions::unsupported_version_response;
+
+/// What to do after a request.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Send this response.
+    Respond(Box<ResponseKind>),
+    /// Send nothing (produce with `acks=0`).
+    Silent,
+    /// Close the connection (an `acks=0` produce that failed, as Kafka does).
+    Close,
+}
+
+/// Routes a request to its handler.
+pub(crate) async fn handle(broker: &Arc<Broker>, request: Request) -> Outcome {
+    let version = request.header.request_api_version;
+    let response = match request.body {
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(broker, version, r)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, version, r)),
+        RequestKind::Produce(r) => return produce::handle(broker, version, r),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, version, r).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, version, r)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(records::init_producer_id(broker, r)),
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(records::delete_records(broker, r)),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(records::offset_for_leader_epoch(broker, r))
+        }
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create_topics(broker, version, r)),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete_topics(broker, version, r)),
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(broker, r)),
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(broker, version, r)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(broker, r)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r))
+        }
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r)),
+        other => {
+            // decode_request refuses APIs the version table does not enable.
+            tracing::error!(request = ?std::mem::discriminant(&other), "request for an API without a handler");
+            return Outcome::Close;
+        }
+    };
+    Outcome::Respond(Box::new(response))
+}
+
+pub(crate) fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+pub(crate) fn topic_name(s: &str) -> TopicName {
+    TopicName(text(s))
+}
+
+pub(crate) fn wire_broker(id: fjord_types::BrokerId) -> WireBrokerId {
+    WireBrokerId(id.0)
+}
+
+pub(crate) fn wire_uuid(id: fjord_types::TopicId) -> uuid::Uuid {
+    uuid::Uuid::from_bytes(id.0)
+}

@@ -1,0 +1,24 @@
+//! The Fjord broker: the thin composition of Fjord's crates behind the Kafka protocol.
+//!
+//! It reads `server.properties` ([`BrokerConfig`], Kafka's names and defaults), owns the data
+//! directory ([`Broker`]: `meta.properties`, the metadata log, the partitions), accepts
+//! connections ([`Server`]) and routes each request to a handler that calls into
+//! `fjord-metadata` (topics, configs), `fjord-replication` (produce, fetch, offsets) and
+//! `fjord-log`. Mapping the layers' errors to Kafka error codes happens here, in one module.
+//!
+//! Nothing depends on this crate.
+
+#![warn(missing_docs)]
+
+mod broker;
+mod config;
+mod connection;
+mod errors;
+mod handlers;
+pub mod properties;
+mod server;
+mod storage;
+
+pub use broker::{Broker, ENABLED_APIS, PartitionHandle};
+pub use config::{BrokerConfig, ConfigError, Listener};
+pub use server::Server;

@@ -1,0 +1,120 @@
+//! `fjord`: the broker and its tools in one binary.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use fjord_broker::{BrokerConfig, Server, properties};
+use fjord_log::{DumpOptions, dump_file};
+
+/// Fjord: a Kafka-compatible commit-log broker.
+#[derive(Parser, Debug)]
+#[command(name = "fjord", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the broker. With no file: a single node on 127.0.0.1:9092 with data in ./fjord-data.
+    ///
+    /// Examples:
+    ///   fjord server
+    ///   fjord server config/server.properties
+    ///   fjord server --override log.dirs=/var/lib/fjord --override num.partitions=4
+    Server {
+        /// A server.properties file (Kafka's property names).
+        file: Option<PathBuf>,
+        /// Override a property, as kafka-server-start.sh does: --override key=value.
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Print log segments and index files as kafka-dump-log.sh does.
+    ///
+    /// Example: fjord dump-log --print-data-log fjord-data/orders-0/00000000000000000000.log
+    DumpLog {
+        /// Files to dump (.log, .index, .timeindex).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print each record's key and payload.
+        #[arg(long)]
+        print_data_log: bool,
+        /// Print a line per record.
+        #[arg(long)]
+        deep_iteration: bool,
+        /// Check index entries against the log without printing them.
+        #[arg(long)]
+        verify_index_only: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server { file, overrides } => server(file, overrides),
+        Command::DumpLog { files, print_data_log, deep_iteration, verify_index_only } => {
+            dump_log(&files, DumpOptions { print_data_log, deep_iteration, verify_index_only })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let mut props = match &file {
+        Some(path) => properties::parse(
+            &std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        None => Default::default(),
+    };
+    for entry in overrides {
+        let (key, value) =
+            entry.split_once('=').with_context(|| format!("--override expects key=value, got {entry}"))?;
+        props.insert(key.trim().to_owned(), value.trim().to_owned());
+    }
+    let config = BrokerConfig::from_properties(props)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let server = Server::start(config).await?;
+        server.run(shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn dump_log(files: &[PathBuf], options: DumpOptions) -> Result<()> {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut clean = true;
+    for file in files {
+        let report = dump_file(file, options, &mut stdout.lock(), &mut stderr.lock())?;
+        clean &= report.is_clean();
+    }
+    if !clean {
+        anyhow::bail!("the files have problems (see above)");
+    }
+    Ok(())
+}

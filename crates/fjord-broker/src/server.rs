@@ -1,0 +1,164 @@
+//! The listener: accepts connections under `max.connections`, runs the background tasks, and
+//! shuts down gracefully (mini-redis's `server.rs` choreography).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::broker::Broker;
+use crate::config::BrokerConfig;
+use crate::connection;
+
+/// How often `flush.ms` and rolled segments are checked.
+const FLUSH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// `replica.high.watermark.checkpoint.interval.ms`.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A started broker: its state and the addresses it listens on.
+#[derive(Debug)]
+pub struct Server {
+    /// The broker.
+    pub broker: Arc<Broker>,
+    listeners: Vec<TcpListener>,
+}
+
+impl Server {
+    /// Opens the data (recovering it if needed) and binds the listeners.
+    pub async fn start(config: BrokerConfig) -> Result<Server> {
+        let started = Instant::now();
+        let listeners_config = config.listeners.clone();
+        let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+        let mut listeners = Vec::new();
+        for listener in &listeners_config {
+            let address = format!("{}:{}", listener.host, listener.port);
+            let socket = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
+            listeners.push(socket);
+        }
+        let addresses: Vec<String> =
+            listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+        tracing::info!(
+            node_id = broker.node_id.0,
+            cluster_id = %broker.cluster_id,
+            listeners = ?addresses,
+            data = %broker.config.data_dir().display(),
+            topics = broker.image().topics.len(),
+            startup_ms = started.elapsed().as_millis() as u64,
+            "fjord started"
+        );
+        Ok(Server { broker, listeners })
+    }
+
+    /// The bound addresses.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets connections finish their
+    /// current request (up to the grace period), flushes every log and writes checkpoints.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let broker = self.broker;
+        let permits = Arc::new(Semaphore::new(broker.config.max_connections.min(Semaphore::MAX_PERMITS)));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let grace = Duration::from_millis(broker.config.shutdown_grace_ms);
+        let background = tokio::spawn(background_tasks(Arc::clone(&broker), stop_rx.clone()));
+        let mut accepts = JoinSet::new();
+        for listener in self.listeners {
+            let broker = Arc::clone(&broker);
+            let permits = Arc::clone(&permits);
+            let stop = stop_rx.clone();
+            accepts.spawn(async move { accept_loop(listener, broker, permits, stop, grace).await });
+        }
+        tokio::pin!(shutdown);
+        tokio::select! {
+            () = &mut shutdown => tracing::info!("shutting down"),
+            Some(result) = accepts.join_next() => {
+                if let Ok(Err(e)) = result {
+                    tracing::error!(error = %format!("{e:#}"), "listener failed");
+                }
+            }
+        }
+        let _ = stop_tx.send(true);
+        // Each accept loop waits for its connections to finish their current request.
+        let drained = tokio::time::timeout(grace + Duration::from_secs(1), async {
+            while accepts.join_next().await.is_some() {}
+        });
+        if drained.await.is_err() {
+            accepts.shutdown().await;
+        }
+        let _ = background.await;
+        let closing = Arc::clone(&broker);
+        tokio::task::spawn_blocking(move || closing.shutdown()).await?;
+        tracing::info!("fjord stopped cleanly");
+        Ok(())
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    permits: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) -> Result<()> {
+    let mut connections = JoinSet::new();
+    loop {
+        // At max.connections, stop accepting until one closes: new clients wait in the
+        // kernel's backlog, as they do with Kafka.
+        let accepted = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => {
+                let permit = permit?;
+                tokio::select! {
+                    accepted = listener.accept() => Some((permit, accepted)),
+                    _ = stop.changed() => None,
+                }
+            }
+            _ = stop.changed() => None,
+        };
+        let Some((permit, accepted)) = accepted else { break };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let broker = Arc::clone(&broker);
+        let stop = stop.clone();
+        connections.spawn(async move {
+            connection::serve(broker, stream, stop).await;
+            drop(permit);
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let mut flush = tokio::time::interval(FLUSH_CHECK_INTERVAL);
+    let mut checkpoint = tokio::time::interval(CHECKPOINT_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = flush.tick() => {
+                let broker = Arc::clone(&broker);
+                let _ = tokio::task::spawn_blocking(move || broker.flush_due()).await;
+            }
+            _ = checkpoint.tick() => {
+                let broker = Arc::clone(&broker);
+                let _ = tokio::task::spawn_blocking(move || broker.write_checkpoints()).await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}

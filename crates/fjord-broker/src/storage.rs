@@ -1,0 +1,86 @@
+//! The broker's data directory: `meta.properties`, the `.lock`, partition directories and the
+//! offset checkpoints (Kafka's `LogManager` file handling).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use fjord_types::TopicPartition;
+
+/// The name of a partition's directory: `<topic>-<partition>`.
+pub(crate) fn partition_dir(data_dir: &Path, tp: &TopicPartition) -> PathBuf {
+    data_dir.join(format!("{}-{}", tp.topic, tp.partition))
+}
+
+/// Takes the data directory's `.lock` so that no second broker opens it.
+pub(crate) fn lock(data_dir: &Path) -> Result<File> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create log dir {}", data_dir.display()))?;
+    let path = data_dir.join(".lock");
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    if file.try_lock().is_err() {
+        bail!("{} is locked: another broker is using this log directory", data_dir.display());
+    }
+    Ok(file)
+}
+
+/// Kafka-style 22-character URL-safe base64 of 16 random bytes (cluster and directory ids).
+pub(crate) fn random_base64_id() -> String {
+    fjord_types::TopicId(*uuid::Uuid::new_v4().as_bytes()).to_string()
+}
+
+/// Reads `meta.properties`, creating it (with a new cluster id) on first start. Returns the
+/// cluster id; refuses a directory that belongs to another node.
+pub(crate) fn meta_properties(data_dir: &Path, node_id: i32) -> Result<String> {
+    let path = data_dir.join("meta.properties");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let props = crate::properties::parse(&text);
+        let stored_node: i32 =
+            props.get("node.id").and_then(|v| v.parse().ok()).context("meta.properties lacks node.id")?;
+        if stored_node != node_id {
+            bail!("{} belongs to node.id {stored_node}, but this broker is node.id {node_id}", data_dir.display());
+        }
+        return props.get("cluster.id").cloned().context("meta.properties lacks cluster.id");
+    }
+    let cluster_id = random_base64_id();
+    let text = format!(
+        "#\n#Written by Fjord\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={}\n",
+        random_base64_id()
+    );
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    File::open(data_dir)?.sync_all()?;
+    Ok(cluster_id)
+}
+
+/// Renames a deleted partition's directory `<dir>.<id>-delete`, as Kafka does, and removes it
+/// in the background. Reads in flight keep their open files.
+pub(crate) fn delete_partition_dir(dir: &Path) {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let doomed = dir.with_file_name(format!("{name}.{suffix}-delete"));
+    match std::fs::rename(dir, &doomed) {
+        Ok(()) => {
+            std::thread::spawn(move || {
+                if let Err(e) = std::fs::remove_dir_all(&doomed) {
+                    tracing::warn!(dir = %doomed.display(), error = %e, "cannot remove deleted partition directory");
+                }
+            });
+        }
+        Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot rename deleted partition directory"),
+    }
+}
+
+/// Removes directories left `*-delete` by a deletion a crash interrupted.
+pub(crate) fn remove_deleted_dirs(data_dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(data_dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().ends_with("-delete") && entry.path().is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}
