@@ -2,8 +2,11 @@
 //!
 //! - `ci`: everything CI checks — `lint`, `bench --test`, then `test`.
 //! - `lint`: rustfmt --check, clippy -D warnings, rustdoc -D warnings, `tidy`.
-//! - `test`: the whole test suite (the README's test command).
+//! - `test`: the whole test suite (the README's test command): Rust tests, doc tests, the
+//!   examples, then the real-client suite in `tests/clients` against the `fjord` binary.
 //! - `tidy`: the dependency rules of DESIGN.md and the house rules of STYLE.md.
+//! - `fuzz [TARGET] [SECONDS]`: runs a cargo-fuzz target (`decode_request`, `decode_batch`) with
+//!   nightly, bounded in time and memory.
 //! - `bench [--test]`: criterion benches next to the machine's own bounds (`dd`), with ratios;
 //!   `--test` only checks that every bench still runs.
 
@@ -31,8 +34,9 @@ fn main() -> Result<()> {
         Some("test") => test(),
         Some("tidy") => tidy::run(&root),
         Some("bench") => bench::run(&root, args.iter().any(|a| a == "--test")),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|tidy|bench [--test]>");
+            eprintln!("usage: cargo xtask <ci|lint|test|tidy|bench [--test]|fuzz [TARGET] [SECONDS]>");
             bail!("unknown or missing task");
         }
     }
@@ -74,5 +78,25 @@ fn test() -> Result<()> {
         run("cargo", &["run", "--quiet", "--locked", "-p", "fjord-examples", "--example", example], &[])?;
     }
     let profile = if std::env::var_os("CI").is_some() { "ci" } else { "default" };
-    run("cargo", &["nextest", "run", "--workspace", "--locked", "--profile", profile], &[])
+    run("cargo", &["nextest", "run", "--workspace", "--locked", "--profile", profile], &[])?;
+    // Real Kafka clients (kafka-python, confluent-kafka, kcat, kafkajs) against the fjord
+    // binary; the script installs them (cached under ~/.cache/fjord) and runs pytest.
+    run("cargo", &["build", "--locked", "-p", "fjord-broker", "--bin", "fjord"], &[])?;
+    run("bash", &["tests/clients/run.sh"], &[])
+}
+
+/// Runs a fuzz target for a bounded time. Needs the nightly toolchain and cargo-fuzz.
+fn fuzz(args: &[String]) -> Result<()> {
+    let target = args.first().map_or("decode_request", String::as_str);
+    let seconds = args.get(1).map_or("60", String::as_str);
+    if Command::new("cargo").args(["fuzz", "--version"]).output().map(|o| !o.status.success()).unwrap_or(true) {
+        run("cargo", &["install", "cargo-fuzz", "--locked"], &[])?;
+    }
+    let max_time = format!("-max_total_time={seconds}");
+    std::env::set_current_dir(project_root().join("fuzz"))?;
+    run(
+        "cargo",
+        &["+nightly", "fuzz", "run", target, "--", &max_time, "-malloc_limit_mb=512", "-rss_limit_mb=2048"],
+        &[],
+    )
 }
