@@ -1,0 +1,165 @@
+//! The broker in-process on an ephemeral port, driven with raw Kafka requests: what a client
+//! writes comes back, a graceful shutdown leaves clean logs, and a restart keeps everything.
+
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use fjord_broker::{BrokerConfig, Server};
+use fjord_log::{BatchBuilder, Batches};
+use fjord_types::Timestamp;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Client {
+    stream: TcpStream,
+    correlation: i32,
+}
+
+impl Client {
+    async fn connect(addr: std::net::SocketAddr) -> Client {
+        Client { stream: TcpStream::connect(addr).await.unwrap(), correlation: 0 }
+    }
+
+    async fn call<R: Decodable>(&mut self, key: ApiKey, version: i16, body: &impl Encodable) -> R {
+        self.correlation += 1;
+        let mut frame = BytesMut::new();
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("broker-test")));
+        header.encode(&mut frame, key.request_header_version(version)).unwrap();
+        body.encode(&mut frame, version).unwrap();
+        self.stream.write_all(&(frame.len() as i32).to_be_bytes()).await.unwrap();
+        self.stream.write_all(&frame).await.unwrap();
+        let size = self.stream.read_i32().await.unwrap() as usize;
+        let mut response = vec![0; size];
+        self.stream.read_exact(&mut response).await.unwrap();
+        let mut response = bytes::Bytes::from(response);
+        let header_version = if key == ApiKey::ApiVersions { 0 } else { key.response_header_version(version) };
+        let header = ResponseHeader::decode(&mut response, header_version).unwrap();
+        assert_eq!(header.correlation_id, self.correlation);
+        let decoded = R::decode(&mut response, version).unwrap();
+        assert!(!response.has_remaining(), "trailing bytes in the response");
+        decoded
+    }
+}
+
+fn config(dir: &std::path::Path) -> BrokerConfig {
+    let mut props = std::collections::BTreeMap::new();
+    props.insert("listeners".to_owned(), "PLAINTEXT://127.0.0.1:0".to_owned());
+    props.insert("log.dirs".to_owned(), dir.display().to_string());
+    props.insert("num.partitions".to_owned(), "2".to_owned());
+    BrokerConfig::from_properties(props).unwrap()
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_owned()))
+}
+
+fn produce_request(topic: &str, partition: i32, records: Vec<u8>) -> ProduceRequest {
+    let data =
+        produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(records.into()));
+    let topic = produce_request::TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![data]);
+    ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![topic])
+}
+
+fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32, min_bytes: i32) -> FetchRequest {
+    let p = fetch_request::FetchPartition::default()
+        .with_partition(partition)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(1 << 20);
+    let t = fetch_request::FetchTopic::default().with_topic(name(topic)).with_partitions(vec![p]);
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(50 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![t])
+}
+
+async fn start(
+    dir: &std::path::Path,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let server = Server::start(config(dir)).await.unwrap();
+    let addr = server.local_addrs()[0];
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        server
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (addr, stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_fetch_shutdown_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, stop, task) = start(dir.path()).await;
+    let mut client = Client::connect(addr).await;
+
+    let versions: ApiVersionsResponse = client.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
+    let produce = versions.api_keys.iter().find(|k| k.api_key == ApiKey::Produce as i16).unwrap();
+    assert_eq!((produce.min_version, produce.max_version), (0, 11));
+    assert!(versions.api_keys.iter().all(|k| k.api_key != ApiKey::JoinGroup as i16), "groups are not advertised yet");
+
+    let topic = create_topics_request::CreatableTopic::default()
+        .with_name(name("events"))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1);
+    let created: CreateTopicsResponse =
+        client.call(ApiKey::CreateTopics, 7, &CreateTopicsRequest::default().with_topics(vec![topic])).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    assert_eq!(created.topics[0].num_partitions, 2, "num.partitions applies");
+
+    // A long poll waits for data and wakes when it arrives.
+    let mut poller = Client::connect(addr).await;
+    let poll = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let response: FetchResponse = poller.call(ApiKey::Fetch, 12, &fetch_request("events", 1, 0, 5_000, 1)).await;
+        (response, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut batch = BatchBuilder::new();
+    for i in 0..10 {
+        batch.push(Timestamp(fjord_broker::Broker::now().0), Some(format!("k{i}").as_bytes()), Some(b"v"), &[]);
+    }
+    let bytes = batch.build().unwrap();
+    let produced: ProduceResponse = client.call(ApiKey::Produce, 9, &produce_request("events", 1, bytes.clone())).await;
+    let partition = &produced.responses[0].partition_responses[0];
+    assert_eq!((partition.error_code, partition.base_offset), (0, 0));
+    let (polled, waited) = poll.await.unwrap();
+    let data = &polled.responses[0].partitions[0];
+    assert_eq!(data.high_watermark, 10);
+    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(4), "woke after {waited:?}");
+    let records = data.records.clone().unwrap();
+    assert_eq!(Batches::new(&records).map(|b| b.unwrap().record_count()).sum::<i32>(), 10);
+
+    // An empty partition answers empty bytes, not null.
+    let empty: FetchResponse = client.call(ApiKey::Fetch, 12, &fetch_request("events", 0, 0, 0, 0)).await;
+    assert_eq!(empty.responses[0].partitions[0].records.as_deref(), Some(&[][..]));
+
+    // Graceful shutdown: logs closed cleanly, checkpoints written.
+    drop(client);
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    assert!(dir.path().join("events-1").join(fjord_log::CLEAN_SHUTDOWN_FILE).exists());
+    let checkpoint = std::fs::read_to_string(dir.path().join("replication-offset-checkpoint")).unwrap();
+    assert!(checkpoint.contains("events 1 10"), "{checkpoint}");
+
+    // Restart: the topic and its records are back and offsets continue.
+    let (addr, stop, task) = start(dir.path()).await;
+    let mut client = Client::connect(addr).await;
+    let fetched: FetchResponse = client.call(ApiKey::Fetch, 12, &fetch_request("events", 1, 0, 0, 0)).await;
+    assert_eq!(fetched.responses[0].partitions[0].records.as_deref(), Some(&records[..]));
+    let produced: ProduceResponse = client.call(ApiKey::Produce, 9, &produce_request("events", 1, bytes)).await;
+    assert_eq!(produced.responses[0].partition_responses[0].base_offset, 10);
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
