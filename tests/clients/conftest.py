@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -37,6 +38,7 @@ START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 
 _live_brokers: list["Broker"] = []
+_failed: set[str] = set()  # node ids and module names with a failed setup or call
 
 
 def fjord_bin() -> Path:
@@ -102,6 +104,7 @@ class Broker:
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.unclean_stops = 0
+        self.last_exit: int | None = None
         self._write_props()
 
     # -- tuple-style access: bootstrap, proc, data_dir, restart = broker
@@ -170,7 +173,9 @@ class Broker:
             return proc.returncode
 
     def restart(self, kill9: bool = False) -> "Broker":
-        self.stop(kill9=kill9)
+        """Stop (SIGTERM, or SIGKILL if kill9) and start again on the same port and data dir.
+        The stopped process's exit status is kept in `last_exit` (Popen style: -9 for SIGKILL)."""
+        self.last_exit = self.stop(kill9=kill9)
         return self.start()
 
     def rss_kib(self) -> int:
@@ -194,10 +199,16 @@ class Broker:
 def _start_broker(tmp_root: Path, **kwargs) -> Broker:
     broker = Broker(tmp_root / "data", **kwargs)
     _live_brokers.append(broker)
-    return broker.start()
+    try:
+        return broker.start()
+    except BaseException:
+        _live_brokers.remove(broker)
+        raise
 
 
-def _finish_broker(broker: Broker) -> None:
+def _finish_broker(broker: Broker, keep_data: bool = True) -> None:
+    """Stop the broker. Its data dir is removed unless keep_data (a failure to look into) or
+    FJORD_KEEP_DATA is set: the codec tests alone write ~400 MB and pytest keeps 3 runs."""
     try:
         status = broker.stop()
         if broker.unclean_stops:
@@ -209,6 +220,8 @@ def _finish_broker(broker: Broker) -> None:
     finally:
         if broker in _live_brokers:
             _live_brokers.remove(broker)
+        if not keep_data and not os.environ.get("FJORD_KEEP_DATA") and not broker.alive():
+            shutil.rmtree(broker.data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -219,19 +232,19 @@ def broker(tmp_path_factory, request):
     extra = getattr(request.module, "BROKER_PROPS", None)
     b = _start_broker(tmp_path_factory.mktemp("fjord"), num_partitions=3, extra_props=extra)
     yield b
-    _finish_broker(b)
+    _finish_broker(b, keep_data=request.module.__name__ in _failed)
 
 
 @pytest.fixture
-def fresh_broker(tmp_path):
+def fresh_broker(tmp_path, request):
     """A broker of its own for one test (for restarts and fault injection)."""
     b = _start_broker(tmp_path, num_partitions=3)
     yield b
-    _finish_broker(b)
+    _finish_broker(b, keep_data=request.node.nodeid in _failed)
 
 
 @pytest.fixture
-def make_broker(tmp_path):
+def make_broker(tmp_path, request):
     """Factory: make_broker(num_partitions=1, extra_props={...}) -> started Broker, stopped at teardown."""
     made: list[Broker] = []
 
@@ -242,14 +255,7 @@ def make_broker(tmp_path):
 
     yield make
     for b in made:
-        _finish_broker(b)
-
-
-@pytest.fixture
-def topic_name(request) -> str:
-    """A topic name unique to the test."""
-    name = request.node.name.replace("[", "-").replace("]", "").replace("/", "_")
-    return f"t-{name}"[:200]
+        _finish_broker(b, keep_data=request.node.nodeid in _failed)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -258,6 +264,8 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.failed:
+        _failed.add(item.nodeid)
+        _failed.add(item.module.__name__)
         for b in _live_brokers:
             report.sections.append((f"fjord broker log ({b.bootstrap})", b.log_tail(40)))
 

@@ -24,6 +24,7 @@ class Rec:
 # librdkafka's own log lines go to Python logging (captured by pytest, shown with a failing
 # test) instead of straight to stderr, where clients that outlive a stopped broker add noise.
 RDKAFKA_LOG = logging.getLogger("librdkafka")
+RDKAFKA_LOG.setLevel(logging.DEBUG)  # only clients configured with `debug` log below INFO
 
 
 def admin(bootstrap: str) -> AdminClient:

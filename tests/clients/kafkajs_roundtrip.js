@@ -1,6 +1,6 @@
 // kafkajs (2.2.4; only non-flexible protocol versions) against fjord.
 //
-//   node kafkajs_roundtrip.js <bootstrap> <topic> <count>
+//   node kafkajs_roundtrip.js <bootstrap> <topic> <count> <base timestamp ms>
 //
 // Creates <topic> (3 partitions) with the admin client, produces <count> messages with keys,
 // headers and explicit timestamps through an idempotent producer (half uncompressed, half gzip),
@@ -18,10 +18,10 @@
 
 const { Kafka, logLevel, CompressionTypes } = require('kafkajs')
 
-const [bootstrap, topic, countArg] = process.argv.slice(2)
+const [bootstrap, topic, countArg, baseTsArg] = process.argv.slice(2)
 const count = parseInt(countArg || '1000', 10)
 const PARTITIONS = 3
-const BASE_TS = 1700000000000
+const BASE_TS = parseInt(baseTsArg || `${Date.now() - 3600000}`, 10)
 
 function expectedMessage(i) {
   return {
@@ -29,7 +29,7 @@ function expectedMessage(i) {
     key: `key-${i}`,
     value: `value-${i}-${'z'.repeat(i % 31)}`,
     headers: { 'h-index': `${i}`, 'h-client': 'kafkajs' },
-    timestamp: `${BASE_TS + i}`,
+    timestamp: `${BASE_TS + i}`, // message i's timestamp: message 30 is the first at BASE_TS + 30
   }
 }
 

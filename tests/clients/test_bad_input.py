@@ -231,3 +231,18 @@ def test_produce_truncated_batch(broker):
     assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 0)
     c.close()
     assert_serves(broker)
+
+
+def test_metadata_without_auto_create(broker):
+    with wire.connect(broker.bootstrap) as s:
+        md = wire.metadata_v4(s, ["no-such-topic-here"], 11, auto_create=False)
+        assert md["brokers"] == [(1, "127.0.0.1", broker.port, None)]
+        err, parts = md["topics"]["no-such-topic-here"]
+        assert err == 3, f"expected UNKNOWN_TOPIC_OR_PARTITION (3), got {err}"
+        md = wire.metadata_v4(s, ["auto-made-by-metadata"], 12, auto_create=True)
+        err, parts = md["topics"]["auto-made-by-metadata"]
+        # Kafka may answer LEADER_NOT_AVAILABLE (5) while the new topic settles; then it is there.
+        assert err in (0, 5), err
+        md = wire.metadata_v4(s, ["auto-made-by-metadata"], 13, auto_create=False)
+        err, parts = md["topics"]["auto-made-by-metadata"]
+        assert err == 0 and sorted(parts) == [0, 1, 2] and all(v == (0, 1) for v in parts.values()), md

@@ -16,7 +16,9 @@ from fjordtest import RDKAFKA_LOG, Rec, admin, assign_consumer, consume_all, cre
 
 N_RECORDS = 100_000
 PARTITIONS = 3
-BASE_TS = 1_700_000_000_000
+# Recent explicit timestamps: old ones would be due for deletion under the default 7-day
+# retention, and future ones past message.timestamp.after.max.ms (1 h) are refused.
+BASE_TS = int(time.time() * 1000) - 3_600_000
 
 
 def produce(bootstrap, topic, n, codec="none", base_ts=BASE_TS, **extra):
@@ -31,6 +33,8 @@ def produce(bootstrap, topic, n, codec="none", base_ts=BASE_TS, **extra):
         "socket.timeout.ms": 15000,
         "message.timeout.ms": 60000,
         "logger": RDKAFKA_LOG,
+        # Idempotence, topic and broker state changes at debug level: captured, shown on failure.
+        "debug": "eos,topic,broker",
     }
     conf.update(extra)
     p = Producer(conf)
@@ -60,8 +64,14 @@ def produce(bootstrap, topic, n, codec="none", base_ts=BASE_TS, **extra):
         if i % 1000 == 0:
             p.poll(0)
     remaining = p.flush(60)
-    assert remaining == 0, f"{remaining} records still queued after flush; errors: {errors[:5]}"
-    assert not errors, errors[:10]
+    if remaining or errors:
+        try:
+            md = p.list_topics(topic, timeout=5).topics[topic]
+            state = f"metadata: error={md.error} partitions={ {k: (v.leader, v.error) for k, v in md.partitions.items()} }"
+        except Exception as e:  # the diagnosis must not hide the failure
+            state = f"metadata request failed: {e}"
+        raise AssertionError(f"{remaining} records still queued after flush, {len(errors)} failed "
+                             f"(e.g. {errors[:3]}); {state}. librdkafka's log is under 'Captured log'.")
     assert len(delivered) == n
 
     by_partition = collections.defaultdict(list)
@@ -167,7 +177,7 @@ def test_offsets_watermarks_times_and_delete_records(broker):
     topic = "ck-offsets"
     create_topic(broker.bootstrap, topic, 1)
     n = 500
-    base = 1_750_000_000_000
+    base = int(time.time() * 1000) - 7_200_000
     # Record i has timestamp base + i, so each timestamp lookup has exactly one answer.
     expected = produce(broker.bootstrap, topic, n, "none", base_ts=base)
     assert [r.timestamp for r in expected[0]] == [base + i for i in range(n)]
@@ -176,12 +186,13 @@ def test_offsets_watermarks_times_and_delete_records(broker):
     tp = TopicPartition(topic, 0)
     assert c.get_watermark_offsets(tp, timeout=15) == (0, n)
 
-    # offsets_for_times: the earliest offset whose timestamp >= the given one.
-    lookups = [TopicPartition(topic, 0, base + 123), TopicPartition(topic, 0, base - 5),
-               TopicPartition(topic, 0, base + n + 1000)]
-    res = c.offsets_for_times(lookups, timeout=15)
-    assert [r.offset for r in res] == [123, 0, OFFSET_END], [str(r) for r in res]
-    assert all(r.error is None for r in res)
+    # offsets_for_times: the earliest offset whose timestamp >= the given one; past the last
+    # record, OFFSET_END (-1). One lookup per call: a request naming the same partition twice
+    # is ambiguous (librdkafka maps every entry to the one answer).
+    for ts, want in [(base + 123, 123), (base - 5, 0), (base, 0), (base + n - 1, n - 1),
+                     (base + n + 1000, OFFSET_END)]:
+        [r] = c.offsets_for_times([TopicPartition(topic, 0, ts)], timeout=15)
+        assert (r.offset, r.error) == (want, None), f"offsets_for_times({ts - base:+d}): {r}"
 
     a = admin(broker.bootstrap)
     specs = {TopicPartition(topic, 0): OffsetSpec.earliest()}
@@ -234,3 +245,84 @@ def test_consumer_offset_out_of_range_after_delete_records(broker):
     c.close()
     assert all(o >= 30 for o in offsets), f"records below the log start offset were served: {offsets[:5]}"
     assert seen_error is not None and seen_error.code() == KafkaError._AUTO_OFFSET_RESET, seen_error
+
+
+def test_legacy_alter_configs_replaces_the_whole_set(broker):
+    """AlterConfigs (non-incremental) sets exactly the given configs: those left out revert to
+    their defaults (Kafka's semantics, unlike IncrementalAlterConfigs)."""
+    a = admin(broker.bootstrap)
+    topic = "ck-legacy-alter"
+    create_topic(broker.bootstrap, topic, 1, config={"retention.ms": "86400000", "segment.bytes": "10485760"})
+    res = ConfigResource(ResourceType.TOPIC, topic)
+    configs = a.describe_configs([res])[res].result(timeout=30)
+    assert (configs["retention.ms"].value, configs["segment.bytes"].value) == ("86400000", "10485760")
+
+    alter = ConfigResource(ResourceType.TOPIC, topic, set_config={"cleanup.policy": "compact"})
+    a.alter_configs([alter])[alter].result(timeout=30)
+    configs = a.describe_configs([res])[res].result(timeout=30)
+    assert configs["cleanup.policy"].value == "compact"
+    assert configs["retention.ms"].value == "604800000"
+    assert configs["segment.bytes"].value == "1073741824"
+
+
+def test_long_poll_fetch_wakes_on_produce(broker):
+    """A consumer waiting at the end of the log (fetch.wait.max.ms=5000) gets a new record as
+    soon as it is produced, not when its wait runs out."""
+    topic = "ck-long-poll"
+    create_topic(broker.bootstrap, topic, 1)
+    c = assign_consumer(broker.bootstrap, **{"fetch.wait.max.ms": 5000, "enable.partition.eof": False})
+    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    assert c.poll(1.5) is None  # nothing yet; the fetch is parked on the broker
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0, "logger": RDKAFKA_LOG})
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    p.produce(topic, value=b"wake up")
+    assert p.flush(10) == 0
+    m = c.poll(10)
+    latency = time.monotonic() - t0
+    c.close()
+    assert m is not None and m.error() is None and m.value() == b"wake up"
+    assert latency < 2.0, f"record arrived {latency:.1f}s after produce: the parked fetch did not wake"
+
+
+def test_message_size_limits(broker):
+    topic = "ck-sizes"
+    create_topic(broker.bootstrap, topic, 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "message.max.bytes": 4_000_000,
+                  "enable.idempotence": False, "acks": "all", "logger": RDKAFKA_LOG})
+    results = []
+    big_ok = bytes(range(256)) * 3500            # 896,000 bytes: under max.message.bytes (1048588)
+    too_big = b"z" * 2_000_000                   # over it
+    p.produce(topic, value=big_ok, on_delivery=lambda err, msg: results.append(("ok", err)))
+    p.produce(topic, value=too_big, on_delivery=lambda err, msg: results.append(("big", err)))
+    assert p.flush(30) == 0
+    assert dict(results)["ok"] is None, results
+    err = dict(results)["big"]
+    assert err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE, err
+    got = consume_all(broker.bootstrap, topic, 1, 1, timeout=30)
+    assert [r.value for r in got[0]] == [big_ok]
+
+
+def test_delete_and_recreate_topic_starts_empty(broker):
+    a = admin(broker.bootstrap)
+    topic = "ck-recreate"
+    create_topic(broker.bootstrap, topic, 1)
+    produce(broker.bootstrap, topic, 10)
+    a.delete_topics([topic], operation_timeout=15)[topic].result(timeout=30)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            create_topic(broker.bootstrap, topic, 2)
+            break
+        except KafkaException as e:  # deletion may still be in progress
+            if time.monotonic() > deadline or e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            time.sleep(0.2)
+    c = assign_consumer(broker.bootstrap)
+    for part in range(2):
+        assert c.get_watermark_offsets(TopicPartition(topic, part), timeout=15) == (0, 0)
+    c.close()
+    expected = produce(broker.bootstrap, topic, 5)
+    got = consume_all(broker.bootstrap, topic, 2, 5, timeout=30)
+    for part in range(2):
+        assert got.get(part, []) == expected.get(part, [])

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 NODE_MODULES = Path(os.environ.get("FJORD_CACHE", Path.home() / ".cache" / "fjord")) / "node" / "node_modules"
 COUNT = 1000
 PARTITIONS = 3
-BASE_TS = 1_700_000_000_000
+BASE_TS = int(time.time() * 1000) - 3_600_000  # recent: see test_confluent_kafka.py
 
 
 def expected(i):
@@ -42,7 +43,7 @@ def roundtrip(broker):
         pytest.fail(f"node or kafkajs missing (looked in {NODE_MODULES}): run tests/clients/install.sh",
                     pytrace=False)
     env = dict(os.environ, NODE_PATH=str(NODE_MODULES), KAFKAJS_NO_PARTITIONER_WARNING="1")
-    proc = subprocess.run([node, str(HERE / "kafkajs_roundtrip.js"), broker.bootstrap, "js-roundtrip", str(COUNT)],
+    proc = subprocess.run([node, str(HERE / "kafkajs_roundtrip.js"), broker.bootstrap, "js-roundtrip", str(COUNT), str(BASE_TS)],
                           capture_output=True, env=env, timeout=120)
     stderr = proc.stderr.decode(errors="replace")
     assert proc.returncode == 0, f"kafkajs_roundtrip.js exited {proc.returncode}:\n{stderr[-5000:]}"

@@ -8,9 +8,11 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
 
-from fjordtest import RDKAFKA_LOG, assign_consumer, consume_all, create_topic
+import wire
+from fjordtest import RDKAFKA_LOG, admin, assign_consumer, consume_all, create_topic
 
 PARTITIONS = 2
 
@@ -150,3 +152,77 @@ def test_data_and_offsets_survive_clean_and_unclean_restarts(fresh_broker):
         assert [r.offset for r in got[0]] == list(range(len(all_values)))
         if kill9 is not None:
             fresh_broker.restart(kill9=kill9)
+            if not kill9:
+                assert fresh_broker.last_exit == 0, f"exit status {fresh_broker.last_exit} after SIGTERM"
+
+
+def _produce_idempotent(sock, topic, pid, epoch, seq, values, corr):
+    batch = wire.record_batch([(None, v) for v in values], int(time.time() * 1000),
+                              producer_id=pid, producer_epoch=epoch, base_sequence=seq)
+    c, res = wire.parse_produce_v3(wire.request(sock, wire.produce_v3(topic, 0, batch, corr)))
+    assert c == corr
+    return res[(topic, 0)]
+
+
+@pytest.mark.timeout(60)
+def test_duplicate_batches_are_deduplicated_across_kill9(fresh_broker):
+    """The same idempotent batch (producer id, epoch, sequence) sent again is answered with its
+    original offset and not appended again, also after a SIGKILL and restart (the producer
+    state is rebuilt from the log). A sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER (45)."""
+    topic = "dedupe"
+    create_topic(fresh_broker.bootstrap, topic, 1)
+    with wire.connect(fresh_broker.bootstrap) as s:
+        pid, epoch = wire.init_producer_id(s, 1)
+        assert pid >= 0 and epoch >= 0
+        assert _produce_idempotent(s, topic, pid, epoch, 0, [b"a0", b"a1"], 2) == (0, 0)
+        assert _produce_idempotent(s, topic, pid, epoch, 2, [b"b0"], 3) == (0, 2)
+        # Retries of both batches: same offsets, nothing appended.
+        assert _produce_idempotent(s, topic, pid, epoch, 0, [b"a0", b"a1"], 4) == (0, 0)
+        assert _produce_idempotent(s, topic, pid, epoch, 2, [b"b0"], 5) == (0, 2)
+        # A gap in the sequence.
+        err, _ = _produce_idempotent(s, topic, pid, epoch, 7, [b"gap"], 6)
+        assert err == 45, f"expected OUT_OF_ORDER_SEQUENCE_NUMBER (45), got {err}"
+
+    fresh_broker.restart(kill9=True)
+
+    with wire.connect(fresh_broker.bootstrap) as s:
+        assert _produce_idempotent(s, topic, pid, epoch, 2, [b"b0"], 7) == (0, 2)
+        assert _produce_idempotent(s, topic, pid, epoch, 3, [b"c0"], 8) == (0, 3)
+    got = consume_all(fresh_broker.bootstrap, topic, 1, 4, timeout=20)
+    assert [(r.offset, r.value) for r in got[0]] == [(0, b"a0"), (1, b"a1"), (2, b"b0"), (3, b"c0")]
+
+
+@pytest.mark.parametrize("how", ["create-topics", "auto-create"])
+def test_reserved_topic_names_cannot_be_used(fresh_broker, how):
+    """__cluster_metadata is the broker's own metadata log: a user topic of that name must be
+    refused (Kafka: INVALID_REQUEST), whether by CreateTopics or by auto-creation on produce,
+    produce to it must fail, and the broker must still start afterwards. __consumer_offsets,
+    which the group coordinator owns, is refused to CreateTopics too."""
+    bootstrap = fresh_broker.bootstrap
+    problems = []
+    a = admin(bootstrap)
+    if how == "create-topics":
+        for name in ("__cluster_metadata", "__consumer_offsets"):
+            fs = a.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)], request_timeout=15)
+            try:
+                fs[name].result(timeout=30)
+                problems.append(f"CreateTopics {name}: accepted (expected INVALID_REQUEST)")
+            except KafkaException as e:
+                if e.args[0].code() != KafkaError.INVALID_REQUEST:
+                    problems.append(f"CreateTopics {name}: {e.args[0]} (expected INVALID_REQUEST)")
+
+    p = Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 5000, "logger": RDKAFKA_LOG})
+    results = []
+    p.produce("__cluster_metadata", value=b"user bytes in the metadata log",
+              on_delivery=lambda err, msg: results.append((err, msg.offset())))
+    p.flush(15)
+    if results and results[0][0] is None:
+        problems.append(f"Produce to __cluster_metadata ({how}): accepted at offset {results[0][1]}")
+
+    try:
+        fresh_broker.restart(kill9=False)
+        if "__cluster_metadata" in a.list_topics(timeout=15).topics:
+            problems.append("__cluster_metadata is listed as a topic")
+    except pytest.fail.Exception as e:
+        problems.append(f"restart after the attempts failed: {e}")
+    assert not problems, "\n".join(problems)

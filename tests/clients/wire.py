@@ -192,12 +192,13 @@ def metadata_v4(sock: socket.socket, topics: list[str], correlation_id: int, aut
         err, name, _internal = r.i16(), r.string(), r.i8()
         parts = {}
         for _ in range(r.i32()):
-            perr, idx, leader, _epoch = r.i16(), r.i32(), r.i32(), r.i32()
+            # v4 partitions: no leader epoch (v7+), no offline replicas (v5+)
+            perr, idx, leader = r.i16(), r.i32(), r.i32()
             [r.i32() for _ in range(r.i32())]  # replicas
             [r.i32() for _ in range(r.i32())]  # isr
-            [r.i32() for _ in range(r.i32())]  # offline
             parts[idx] = (perr, leader)
         out["topics"][name] = (err, parts)
+    assert r.remaining() == 0, f"{r.remaining()} bytes left over in a Metadata v4 response"
     return out
 
 
@@ -251,3 +252,38 @@ def parse_produce_v3(resp: bytes) -> tuple[int, dict[tuple[str, int], tuple[int,
 
 
 __all__ = [name for name in dir() if not name.startswith("_")]
+
+
+# --- InitProducerId (idempotent producer without transactions) -----------------------------------
+
+API_INIT_PRODUCER_ID = 22
+
+
+def supported_versions(sock: socket.socket) -> dict[int, tuple[int, int]]:
+    corr, err, apis = parse_api_versions_v0(request(sock, api_versions_request(0, 90)))
+    assert (corr, err) == (90, 0)
+    return apis
+
+
+def init_producer_id(sock: socket.socket, correlation_id: int) -> tuple[int, int]:
+    """(producer id, epoch) for a non-transactional producer, at the lowest version the broker
+    takes (v0/v1 plain, v2+ flexible)."""
+    lo, hi = supported_versions(sock)[API_INIT_PRODUCER_ID]
+    version = lo
+    if version <= 1:
+        payload = header_v1(API_INIT_PRODUCER_ID, version, correlation_id) + string(None) + struct.pack(">i", 60_000)
+    else:
+        body = uvarint(0) + struct.pack(">i", 60_000)  # compact nullable string: null
+        if version >= 3:
+            body += struct.pack(">qh", -1, -1)
+        body += b"\x00"
+        payload = header_v2(API_INIT_PRODUCER_ID, version, correlation_id) + body
+    r = Reader(request(sock, payload))
+    assert r.i32() == correlation_id
+    if version >= 2:
+        assert r.take(1) == b"\x00"  # response header v1: no tagged fields
+    r.i32()  # throttle
+    err = r.i16()
+    assert err == 0, f"InitProducerId v{version}: error {err}"
+    pid, epoch = r.i64(), r.i16()
+    return pid, epoch

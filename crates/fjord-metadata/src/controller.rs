@@ -9,7 +9,7 @@ use fjord_types::{BrokerId, LeaderEpoch, TopicId};
 
 use crate::error::ControllerError;
 use crate::image::{BrokerRegistration, MetadataImage};
-use crate::naming::{INTERNAL_TOPICS, collision_key, validate_topic_name};
+use crate::naming::{INTERNAL_TOPICS, RESERVED_TOPICS, collision_key, validate_topic_name};
 use crate::record::{ConfigResource, MetadataRecord};
 use crate::topic_config;
 
@@ -117,7 +117,9 @@ pub fn create_topics(
                 )));
             }
             validate_topic_name(&topic.name)?;
-            if creator == Creator::User && INTERNAL_TOPICS.contains(&topic.name.as_str()) {
+            if RESERVED_TOPICS.contains(&topic.name.as_str())
+                || (creator == Creator::User && INTERNAL_TOPICS.contains(&topic.name.as_str()))
+            {
                 return Err(ControllerError::InvalidRequest(format!(
                     "Creation of internal topic {} is prohibited.",
                     topic.name

@@ -54,6 +54,7 @@ fn bad_topics_get_kafkas_errors() {
         topic("", 1, 1),
         topic("..", 1, 1),
         topic("__consumer_offsets", 1, 1),
+        topic("__cluster_metadata", 1, 1),
         topic("rf3", 1, 3),
         topic("zero", 0, 1),
         topic("dup", 1, 1),
@@ -71,6 +72,7 @@ fn bad_topics_get_kafkas_errors() {
             InvalidTopicException,
             InvalidTopicException,
             InvalidRequest,
+            InvalidRequest,
             InvalidReplicationFactor,
             InvalidPartitions,
             InvalidRequest,
@@ -81,6 +83,9 @@ fn bad_topics_get_kafkas_errors() {
     let (_, results) =
         create_topics(&image, &[topic("__consumer_offsets", 50, 1)], TopicDefaults::default(), Creator::Broker, ids());
     assert!(results[0].is_ok());
+    let (_, results) =
+        create_topics(&image, &[topic("__cluster_metadata", 1, 1)], TopicDefaults::default(), Creator::Broker, ids());
+    assert!(results[0].is_err(), "reserved for the metadata log, even for the broker");
 }
 
 #[test]

@@ -23,5 +23,5 @@ pub mod topic_config;
 pub use error::{ControllerError, Error, Result};
 pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage};
 pub use metadata_log::{METADATA_TOPIC_DIR, MetadataLog};
-pub use naming::{INTERNAL_TOPICS, validate_topic_name};
+pub use naming::{INTERNAL_TOPICS, RESERVED_TOPICS, validate_topic_name};
 pub use record::{ConfigResource, MetadataRecord};

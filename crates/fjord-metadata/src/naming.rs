@@ -5,6 +5,10 @@ use crate::error::ControllerError;
 /// Topics the broker itself owns; users may not create them.
 pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
 
+/// Names no topic may take: `__cluster_metadata` is the metadata log's, and a topic of that name
+/// would share its partition directory.
+pub const RESERVED_TOPICS: &[&str] = &["__cluster_metadata"];
+
 /// The longest legal name: 249 characters, so a partition directory name fits in 255 bytes.
 const MAX_NAME_LENGTH: usize = 249;
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use fjord_metadata::controller::{Creator, NewTopic};
-use fjord_metadata::{INTERNAL_TOPICS, MetadataImage, TopicImage, validate_topic_name};
+use fjord_metadata::{INTERNAL_TOPICS, MetadataImage, RESERVED_TOPICS, TopicImage, validate_topic_name};
 use fjord_types::{ErrorCode, TopicId};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
