@@ -61,6 +61,7 @@ pub(super) fn handle(broker: &Arc<Broker>, version: i16, request: MetadataReques
                         !image.topics.contains_key(n)
                             && validate_topic_name(n).is_ok()
                             && !INTERNAL_TOPICS.contains(&n.as_str())
+                            && !RESERVED_TOPICS.contains(&n.as_str())
                     })
                     .map(|name| NewTopic { name, num_partitions: -1, replication_factor: -1, ..NewTopic::default() })
                     .collect();
