@@ -3,7 +3,7 @@
 //! The `kafka-protocol` decoders reserve `Vec::with_capacity(n)` with `n` read from the wire, so
 //! a 20-byte request claiming two billion array elements makes the allocator fail and the process
 //! abort. Kafka's own generated code refuses a collection larger than the bytes left; this module
-//! does the same before the decoder runs: it walks the body by its layout ([`schemas`]) and checks
+//! does the same before the decoder runs: it walks the body by its layout (`schemas.rs`) and checks
 //! that every array count, string and byte-string length fits in what remains of the frame.
 //!
 //! The walk allocates nothing and touches each byte at most once.
