@@ -209,6 +209,36 @@ impl BrokerConfig {
         }
     }
 
+    /// Properties given in `server.properties` that this build does not use, for a startup
+    /// warning (Kafka logs the same for configs it does not know).
+    pub fn unused_properties(&self) -> Vec<&str> {
+        const USED: &[&str] = &[
+            "node.id",
+            "process.roles",
+            "listeners",
+            "advertised.listeners",
+            "controller.listener.names",
+            "controller.quorum.voters",
+            "log.dirs",
+            "log.dir",
+            "num.partitions",
+            "default.replication.factor",
+            "auto.create.topics.enable",
+            "socket.request.max.bytes",
+            "max.connections",
+            "broker.rack",
+            "fjord.shutdown.grace.ms",
+            "log.retention.minutes",
+            "log.retention.hours",
+            "log.roll.hours",
+        ];
+        self.properties
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !USED.contains(k) && !TOPIC_CONFIGS.iter().any(|d| d.broker_name == *k))
+            .collect()
+    }
+
     /// The directory holding the data (the first of `log.dirs`).
     pub fn data_dir(&self) -> &PathBuf {
         &self.log_dirs[0]
@@ -248,6 +278,9 @@ mod tests {
         overrides.insert("segment.bytes".to_owned(), "2048".to_owned());
         assert_eq!(c.partition_config(&overrides).log.segment_bytes, 2048);
         assert_eq!(c.partition_config(&BTreeMap::new()).log.segment_bytes, 1_048_576);
+        assert!(c.unused_properties().is_empty(), "{:?}", c.unused_properties());
+        let with_extra = config("num.network.threads=3\nlog.segment.bytes=1048576\n").unwrap();
+        assert_eq!(with_extra.unused_properties(), vec!["num.network.threads"]);
         assert!(config("num.partitions=0").is_err());
         assert!(config("listeners=nonsense").is_err());
         assert!(config("controller.quorum.voters=1@a:1,2@b:2").is_err());

@@ -32,6 +32,10 @@ impl Server {
     /// Opens the data (recovering it if needed) and binds the listeners.
     pub async fn start(config: BrokerConfig) -> Result<Server> {
         let started = Instant::now();
+        let unused = config.unused_properties();
+        if !unused.is_empty() {
+            tracing::warn!(properties = ?unused, "these properties were supplied but are not used by this build");
+        }
         let listeners_config = config.listeners.clone();
         let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
         let mut listeners = Vec::new();
