@@ -15,6 +15,21 @@ use memmap2::{MmapMut, MmapOptions};
 
 use crate::error::{Error, Result};
 
+/// The number of leading slots `0..len` for which `below` holds, for entries sorted so that it
+/// holds for a prefix (a binary search over the mapped entries).
+pub(crate) fn partition_point(len: usize, below: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, len);
+    while low < high {
+        let mid = (low + high) / 2;
+        if below(mid) {
+            low = mid + 1;
+        } else {
+            high = mid;
+        }
+    }
+    low
+}
+
 #[derive(Debug)]
 pub(crate) struct IndexFile {
     path: PathBuf,

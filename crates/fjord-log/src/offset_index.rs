@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use fjord_types::Offset;
 
 use crate::error::Result;
-use crate::index_file::IndexFile;
+use crate::index_file::{IndexFile, partition_point};
 
 /// Bytes per offset index entry.
 pub const OFFSET_INDEX_ENTRY_SIZE: usize = 8;
@@ -101,17 +101,7 @@ impl OffsetIndex {
 
     /// The last entry whose offset is at or below `target`, or the segment start.
     pub(crate) fn lookup(&self, target: Offset) -> OffsetPosition {
-        // partition_point: the number of entries with offset <= target.
-        let (mut low, mut high) = (0, self.len());
-        while low < high {
-            let mid = (low + high) / 2;
-            if self.entry(mid).offset <= target {
-                low = mid + 1;
-            } else {
-                high = mid;
-            }
-        }
-        match low {
+        match partition_point(self.len(), |i| self.entry(i).offset <= target) {
             0 => OffsetPosition { offset: self.base_offset, position: 0 },
             n => self.entry(n - 1),
         }
@@ -119,21 +109,12 @@ impl OffsetIndex {
 
     /// The last entry whose position is at or below `position`, if any.
     pub(crate) fn lookup_position(&self, position: u32) -> Option<OffsetPosition> {
-        let (mut low, mut high) = (0, self.len());
-        while low < high {
-            let mid = (low + high) / 2;
-            if self.entry(mid).position <= position {
-                low = mid + 1;
-            } else {
-                high = mid;
-            }
-        }
-        low.checked_sub(1).map(|i| self.entry(i))
+        partition_point(self.len(), |i| self.entry(i).position <= position).checked_sub(1).map(|i| self.entry(i))
     }
 
     /// Removes the entries for offsets at or above `offset`.
     pub(crate) fn truncate_to(&mut self, offset: Offset) {
-        let keep = (0..self.len()).take_while(|&i| self.entry(i).offset < offset).count();
+        let keep = partition_point(self.len(), |i| self.entry(i).offset < offset);
         self.file.truncate(keep);
     }
 

@@ -93,35 +93,12 @@ impl Segment {
                 reason: "a new segment's file already holds data".into(),
             });
         }
-        let (mut offset_index, _) = OffsetIndex::open(
-            dir.join(segment_file_name(base_offset, INDEX_SUFFIX)),
-            base_offset,
-            config.segment_index_bytes,
-            true,
-            0,
-        )?;
-        let (mut time_index, _) = TimeIndex::open(
-            dir.join(segment_file_name(base_offset, TIME_INDEX_SUFFIX)),
-            base_offset,
-            config.segment_index_bytes,
-            true,
-        )?;
-        offset_index.clear();
-        time_index.clear();
-        Ok(Segment {
-            base_offset,
-            log_path,
-            log: Arc::new(log),
-            size: 0,
-            offset_index,
-            time_index,
-            index_interval_bytes: config.index_interval_bytes,
-            segment_index_bytes: config.segment_index_bytes,
-            bytes_since_last_index_entry: 0,
-            max_timestamp: None,
-            rolling_timestamp: None,
-            created: now,
-        })
+        // An empty log opens as a segment with nothing to check; index files left by an
+        // earlier segment at this offset are cleared.
+        let (mut segment, _) = Segment::open(dir, base_offset, config, true, now)?;
+        segment.offset_index.clear();
+        segment.time_index.clear();
+        Ok(segment)
     }
 
     /// Opens an existing segment. Returns whether its indexes are damaged or do not match the

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use fjord_types::{Offset, Timestamp};
 
 use crate::error::Result;
-use crate::index_file::IndexFile;
+use crate::index_file::{IndexFile, partition_point};
 
 /// Bytes per time index entry.
 pub const TIME_INDEX_ENTRY_SIZE: usize = 12;
@@ -111,21 +111,12 @@ impl TimeIndex {
 
     /// The last entry whose timestamp is at or below `target`; `None` if every entry is later.
     pub(crate) fn lookup(&self, target: Timestamp) -> Option<TimestampOffset> {
-        let (mut low, mut high) = (0, self.len());
-        while low < high {
-            let mid = (low + high) / 2;
-            if self.entry(mid).timestamp <= target {
-                low = mid + 1;
-            } else {
-                high = mid;
-            }
-        }
-        low.checked_sub(1).map(|i| self.entry(i))
+        partition_point(self.len(), |i| self.entry(i).timestamp <= target).checked_sub(1).map(|i| self.entry(i))
     }
 
     /// Removes the entries for offsets at or above `offset`.
     pub(crate) fn truncate_to(&mut self, offset: Offset) {
-        let keep = (0..self.len()).take_while(|&i| self.entry(i).offset < offset).count();
+        let keep = partition_point(self.len(), |i| self.entry(i).offset < offset);
         self.file.truncate(keep);
     }
 
