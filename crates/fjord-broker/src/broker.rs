@@ -26,13 +26,12 @@ use tokio::sync::Notify;
 use crate::config::BrokerConfig;
 use crate::storage;
 
-/// A hosted partition: its state behind a short lock, and a notifier for long polls.
+/// A hosted partition: its state behind a short lock. Long polls wait on the broker-wide
+/// [`Broker::appended`] notifier.
 #[derive(Debug)]
 pub struct PartitionHandle {
     /// The replica state. Held only for an append or a read, never across an `.await`.
     pub state: Mutex<Partition>,
-    /// Woken after every append, for fetches waiting on `fetch.min.bytes`.
-    pub appended: Notify,
     /// The topic's id.
     pub topic_id: TopicId,
 }
@@ -158,7 +157,7 @@ impl Broker {
         if !report.clean_shutdown && !report.recovered_segments.is_empty() {
             tracing::info!(partition = %tp, segments = report.recovered_segments.len(), truncated_bytes = report.truncated_bytes, reason = ?report.reason, "recovered log");
         }
-        let handle = PartitionHandle { state: Mutex::new(partition), appended: Notify::new(), topic_id: topic.id };
+        let handle = PartitionHandle { state: Mutex::new(partition), topic_id: topic.id };
         self.partitions.write().insert(tp.clone(), Arc::new(handle));
         Ok(())
     }
@@ -215,8 +214,7 @@ impl Broker {
                 for &index in topic.partitions.keys() {
                     let tp = TopicPartition::new(name.clone(), index);
                     if let Some(handle) = self.partitions.write().remove(&tp) {
-                        // Wake long polls so they notice; the log's files go with the directory.
-                        handle.appended.notify_waiters();
+                        // The log's files go with the directory; long polls are woken at the end.
                         storage::delete_partition_dir(handle.state.lock().dir());
                     }
                 }
@@ -243,6 +241,8 @@ impl Broker {
                 }
             }
         }
+        // Fetches waiting on partitions that went away notice at once.
+        self.notify_appended();
     }
 
     /// Runs a controller decision under the metadata lock and applies its records unless

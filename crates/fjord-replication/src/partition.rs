@@ -282,7 +282,8 @@ impl Partition {
                 if batch.base_sequence() < 0 {
                     return Err(AppendError::InvalidRecord("idempotent batch without a base sequence".into()));
                 }
-                let mut state = self.producers.clone_if(!pending.is_empty());
+                // Batches earlier in this append count as appended for the later ones' checks.
+                let mut state = (!pending.is_empty()).then(|| self.producers.clone());
                 let state = match state.as_mut() {
                     Some(state) => {
                         for (producer, epoch, meta) in &pending {
@@ -501,12 +502,6 @@ fn metadata_of(batch: &RecordBatch<'_>) -> BatchMetadata {
         first_offset: batch.base_offset(),
         last_offset: batch.last_offset(),
         timestamp: batch.max_timestamp(),
-    }
-}
-
-impl ProducerStateManager {
-    fn clone_if(&self, condition: bool) -> Option<ProducerStateManager> {
-        condition.then(|| self.clone())
     }
 }
 

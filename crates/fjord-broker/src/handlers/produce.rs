@@ -42,13 +42,7 @@ pub(super) fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest
                         // buffer of their own.
                         let mut records = records.to_vec();
                         let result = handle.state.lock().append_as_leader(&mut records, acks, now);
-                        match result {
-                            Ok(result) => {
-                                handle.appended.notify_waiters();
-                                Ok(result)
-                            }
-                            Err(e) => Err((errors::append_error(&e), Some(e.to_string()))),
-                        }
+                        result.map_err(|e| (errors::append_error(&e), Some(e.to_string())))
                     })();
                     match result {
                         Ok(result) => {
