@@ -46,7 +46,9 @@ impl OffsetIndex {
         let mut index = OffsetIndex { file, base_offset };
         let mut valid = 0;
         let mut previous: Option<(u32, u32)> = None;
-        for i in 0..index.file.capacity() {
+        // Only the slots the file had can hold anything: growing it just now added zeros, and
+        // reading those would fault in megabytes of an empty preallocated index.
+        for i in 0..index.file.found_slots() {
             let (relative, position) = index.raw(i);
             let increasing = previous.is_none_or(|(r, p)| relative > r && position > p);
             if (relative, position) == (0, 0) || !increasing || u64::from(position) >= log_size {
@@ -57,7 +59,7 @@ impl OffsetIndex {
         }
         // Damage is a non-zero slot after the entries, or a trimmed file with zeroed slots.
         let damaged =
-            valid < index.file.found_slots() || (valid..index.file.capacity()).any(|i| index.raw(i) != (0, 0));
+            valid < index.file.found_slots() || (valid..index.file.found_slots()).any(|i| index.raw(i) != (0, 0));
         index.file.set_entries(valid);
         Ok((index, damaged))
     }

@@ -44,7 +44,9 @@ impl TimeIndex {
         let mut index = TimeIndex { file, base_offset };
         let mut valid = 0;
         let mut previous: Option<(i64, u32)> = None;
-        for i in 0..index.file.capacity() {
+        // Only the slots the file had can hold anything: growing it just now added zeros, and
+        // reading those would fault in megabytes of an empty preallocated index.
+        for i in 0..index.file.found_slots() {
             let (timestamp, relative) = index.raw(i);
             let increasing = previous.is_none_or(|(t, r)| timestamp > t && relative >= r);
             if (timestamp, relative) == (0, 0) || !increasing || timestamp < 0 {
@@ -55,7 +57,7 @@ impl TimeIndex {
         }
         // Damage is a non-zero slot after the entries, or a trimmed file with zeroed slots.
         let damaged =
-            valid < index.file.found_slots() || (valid..index.file.capacity()).any(|i| index.raw(i) != (0, 0));
+            valid < index.file.found_slots() || (valid..index.file.found_slots()).any(|i| index.raw(i) != (0, 0));
         index.file.set_entries(valid);
         Ok((index, damaged))
     }
