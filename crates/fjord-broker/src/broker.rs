@@ -24,6 +24,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 use crate::config::BrokerConfig;
+use crate::groups::Groups;
 use crate::storage;
 
 /// A hosted partition: its state behind a short lock. Long polls wait on the broker-wide
@@ -53,6 +54,17 @@ pub const ENABLED_APIS: &[ApiKey] = &[
     ApiKey::CreatePartitions,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeCluster,
+    ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
 ];
 
 /// One broker: a combined broker and single-voter controller.
@@ -72,6 +84,8 @@ pub struct Broker {
     partitions: RwLock<HashMap<TopicPartition, Arc<PartitionHandle>>>,
     producer_ids: Mutex<Range<i64>>,
     appended: Notify,
+    /// The group coordinators hosted here.
+    pub groups: Groups,
     _lock: File,
 }
 
@@ -100,10 +114,12 @@ impl Broker {
             partitions: RwLock::new(HashMap::new()),
             producer_ids: Mutex::new(0..0),
             appended: Notify::new(),
+            groups: Groups::default(),
             _lock: lock,
             config,
         });
         broker.open_partitions()?;
+        broker.groups.load_all(&broker);
         let advertised = &broker.config.advertised_listeners[0];
         let registration = BrokerRegistration {
             broker_id: broker.node_id,

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use fjord_coordinator::CoordinatorConfig;
 use fjord_log::{LogConfig, TimestampType};
 use fjord_metadata::topic_config::TOPIC_CONFIGS;
 use fjord_replication::PartitionConfig;
@@ -57,6 +58,18 @@ pub struct BrokerConfig {
     pub rack: Option<String>,
     /// `controlled.shutdown` grace: how long shutdown waits for connections to finish.
     pub shutdown_grace_ms: u64,
+    /// The group coordinator's settings (`group.*`, `offsets.retention.minutes`,
+    /// `offset.metadata.max.bytes`).
+    pub coordinator: CoordinatorConfig,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor` (1 here, as in Kafka's shipped single-node
+    /// `server.properties`; Kafka's built-in default of 3 cannot be met by one broker).
+    pub offsets_topic_replication_factor: i16,
+    /// `offsets.topic.segment.bytes`.
+    pub offsets_topic_segment_bytes: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: u64,
     /// Every property as given, for DescribeConfigs and topic defaults.
     pub properties: BTreeMap<String, String>,
 }
@@ -138,8 +151,59 @@ impl BrokerConfig {
             max_connections: number("max.connections", get("max.connections"), i32::MAX as usize)?,
             rack: get("broker.rack"),
             shutdown_grace_ms: number("fjord.shutdown.grace.ms", get("fjord.shutdown.grace.ms"), 5_000)?,
+            coordinator: CoordinatorConfig {
+                group_min_session_timeout_ms: number(
+                    "group.min.session.timeout.ms",
+                    get("group.min.session.timeout.ms"),
+                    6_000,
+                )?,
+                group_max_session_timeout_ms: number(
+                    "group.max.session.timeout.ms",
+                    get("group.max.session.timeout.ms"),
+                    1_800_000,
+                )?,
+                group_initial_rebalance_delay_ms: number(
+                    "group.initial.rebalance.delay.ms",
+                    get("group.initial.rebalance.delay.ms"),
+                    3_000,
+                )?,
+                offsets_retention_ms: number::<i64>(
+                    "offsets.retention.minutes",
+                    get("offsets.retention.minutes"),
+                    7 * 24 * 60,
+                )?
+                .saturating_mul(60_000),
+                offset_metadata_max_bytes: number("offset.metadata.max.bytes", get("offset.metadata.max.bytes"), 4096)?,
+            },
+            offsets_topic_num_partitions: number(
+                "offsets.topic.num.partitions",
+                get("offsets.topic.num.partitions"),
+                50,
+            )?,
+            offsets_topic_replication_factor: number(
+                "offsets.topic.replication.factor",
+                get("offsets.topic.replication.factor"),
+                1,
+            )?,
+            offsets_topic_segment_bytes: number(
+                "offsets.topic.segment.bytes",
+                get("offsets.topic.segment.bytes"),
+                104_857_600,
+            )?,
+            offsets_retention_check_interval_ms: number(
+                "offsets.retention.check.interval.ms",
+                get("offsets.retention.check.interval.ms"),
+                600_000,
+            )?,
             properties: properties.clone(),
         };
+        if config.offsets_topic_num_partitions < 1 {
+            return Err(ConfigError {
+                name: "offsets.topic.num.partitions".into(),
+                value: config.offsets_topic_num_partitions.to_string(),
+                reason: "must be at least 1".into(),
+            });
+        }
         if config.num_partitions < 1 {
             return Err(ConfigError {
                 name: "num.partitions".into(),
@@ -231,6 +295,15 @@ impl BrokerConfig {
             "log.retention.minutes",
             "log.retention.hours",
             "log.roll.hours",
+            "group.min.session.timeout.ms",
+            "group.max.session.timeout.ms",
+            "group.initial.rebalance.delay.ms",
+            "offsets.retention.minutes",
+            "offset.metadata.max.bytes",
+            "offsets.topic.num.partitions",
+            "offsets.topic.replication.factor",
+            "offsets.topic.segment.bytes",
+            "offsets.retention.check.interval.ms",
         ];
         self.properties
             .keys()

@@ -75,7 +75,7 @@ async fn process(broker: &Arc<Broker>, frame: bytes::Bytes, output: &mut BytesMu
     };
     let (api_key, version, correlation_id) =
         (request.api_key, request.header.request_api_version, request.header.correlation_id);
-    match handlers::handle(broker, request).await {
+    match handlers::handle(broker, request, peer).await {
         Outcome::Respond(response) => encode(output, api_key, version, correlation_id, &response),
         Outcome::Silent => true,
         Outcome::Close => false,

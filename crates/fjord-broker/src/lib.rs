@@ -3,8 +3,8 @@
 //! It reads `server.properties` ([`BrokerConfig`], Kafka's names and defaults), owns the data
 //! directory ([`Broker`]: `meta.properties`, the metadata log, the partitions), accepts
 //! connections ([`Server`]) and routes each request to a handler that calls into
-//! `fjord-metadata` (topics, configs), `fjord-replication` (produce, fetch, offsets) and
-//! `fjord-log`. Mapping the layers' errors to Kafka error codes happens here, in one module.
+//! `fjord-metadata` (topics, configs), `fjord-replication` (produce, fetch, offsets),
+//! `fjord-coordinator` (consumer groups, hosted on `__consumer_offsets`) and `fjord-log`. Mapping the layers' errors to Kafka error codes happens here, in one module.
 //!
 //! Nothing depends on this crate.
 
@@ -14,6 +14,7 @@ mod broker;
 mod config;
 mod connection;
 mod errors;
+mod groups;
 mod handlers;
 pub mod properties;
 mod server;
@@ -21,4 +22,5 @@ mod storage;
 
 pub use broker::{Broker, ENABLED_APIS, PartitionHandle};
 pub use config::{BrokerConfig, ConfigError, Listener};
+pub use groups::{Groups, OFFSETS_TOPIC};
 pub use server::Server;

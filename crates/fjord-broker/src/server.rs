@@ -19,6 +19,9 @@ use crate::connection;
 const FLUSH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// `replica.high.watermark.checkpoint.interval.ms`.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+/// How often group timers (rebalance, session and initial-delay timeouts) are checked: the
+/// resolution of those timeouts.
+const GROUP_TICK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A started broker: its state and the addresses it listens on.
 #[derive(Debug)]
@@ -36,14 +39,27 @@ impl Server {
         if !unused.is_empty() {
             tracing::warn!(properties = ?unused, "these properties were supplied but are not used by this build");
         }
-        let listeners_config = config.listeners.clone();
-        let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+        let mut config = config;
         let mut listeners = Vec::new();
-        for listener in &listeners_config {
+        for listener in &config.listeners {
             let address = format!("{}:{}", listener.host, listener.port);
             let socket = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
-            listeners.push(socket);
+            listeners.push((listener.name.clone(), socket));
         }
+        // A listener on port 0 gets an ephemeral port; advertise the one it got.
+        for advertised in &mut config.advertised_listeners {
+            if advertised.port == 0
+                && let Some(port) = listeners
+                    .iter()
+                    .find(|(name, _)| *name == advertised.name)
+                    .and_then(|(_, socket)| socket.local_addr().ok())
+                    .map(|a| a.port())
+            {
+                advertised.port = port;
+            }
+        }
+        let listeners: Vec<TcpListener> = listeners.into_iter().map(|(_, socket)| socket).collect();
+        let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
         let addresses: Vec<String> =
             listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
         tracing::info!(
@@ -152,6 +168,10 @@ async fn accept_loop(
 async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut flush = tokio::time::interval(FLUSH_CHECK_INTERVAL);
     let mut checkpoint = tokio::time::interval(CHECKPOINT_INTERVAL);
+    let mut groups = tokio::time::interval(GROUP_TICK_INTERVAL);
+    groups.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut expire_offsets =
+        tokio::time::interval(Duration::from_millis(broker.config.offsets_retention_check_interval_ms.max(1)));
     loop {
         tokio::select! {
             _ = flush.tick() => {
@@ -161,6 +181,11 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
             _ = checkpoint.tick() => {
                 let broker = Arc::clone(&broker);
                 let _ = tokio::task::spawn_blocking(move || broker.write_checkpoints()).await;
+            }
+            _ = groups.tick() => broker.groups.tick(&broker),
+            _ = expire_offsets.tick() => {
+                let broker = Arc::clone(&broker);
+                let _ = tokio::task::spawn_blocking(move || broker.groups.expire_offsets(&broker)).await;
             }
             _ = stop.changed() => return,
         }

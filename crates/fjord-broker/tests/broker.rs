@@ -1,63 +1,14 @@
 //! The broker in-process on an ephemeral port, driven with raw Kafka requests: what a client
 //! writes comes back, a graceful shutdown leaves clean logs, and a restart keeps everything.
 
+mod common;
+
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use fjord_broker::{BrokerConfig, Server};
+use common::{Client, name, start};
 use fjord_log::{BatchBuilder, Batches};
 use fjord_types::Timestamp;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-struct Client {
-    stream: TcpStream,
-    correlation: i32,
-}
-
-impl Client {
-    async fn connect(addr: std::net::SocketAddr) -> Client {
-        Client { stream: TcpStream::connect(addr).await.unwrap(), correlation: 0 }
-    }
-
-    async fn call<R: Decodable>(&mut self, key: ApiKey, version: i16, body: &impl Encodable) -> R {
-        self.correlation += 1;
-        let mut frame = BytesMut::new();
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("broker-test")));
-        header.encode(&mut frame, key.request_header_version(version)).unwrap();
-        body.encode(&mut frame, version).unwrap();
-        self.stream.write_all(&(frame.len() as i32).to_be_bytes()).await.unwrap();
-        self.stream.write_all(&frame).await.unwrap();
-        let size = self.stream.read_i32().await.unwrap() as usize;
-        let mut response = vec![0; size];
-        self.stream.read_exact(&mut response).await.unwrap();
-        let mut response = bytes::Bytes::from(response);
-        let header_version = if key == ApiKey::ApiVersions { 0 } else { key.response_header_version(version) };
-        let header = ResponseHeader::decode(&mut response, header_version).unwrap();
-        assert_eq!(header.correlation_id, self.correlation);
-        let decoded = R::decode(&mut response, version).unwrap();
-        assert!(!response.has_remaining(), "trailing bytes in the response");
-        decoded
-    }
-}
-
-fn config(dir: &std::path::Path) -> BrokerConfig {
-    let mut props = std::collections::BTreeMap::new();
-    props.insert("listeners".to_owned(), "PLAINTEXT://127.0.0.1:0".to_owned());
-    props.insert("log.dirs".to_owned(), dir.display().to_string());
-    props.insert("num.partitions".to_owned(), "2".to_owned());
-    BrokerConfig::from_properties(props).unwrap()
-}
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_owned()))
-}
 
 fn produce_request(topic: &str, partition: i32, records: Vec<u8>) -> ProduceRequest {
     let data =
@@ -81,23 +32,6 @@ fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32, min
         .with_topics(vec![t])
 }
 
-async fn start(
-    dir: &std::path::Path,
-) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let server = Server::start(config(dir)).await.unwrap();
-    let addr = server.local_addrs()[0];
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        server
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
-    (addr, stop, task)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_fetch_shutdown_and_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -107,7 +41,8 @@ async fn produce_fetch_shutdown_and_restart() {
     let versions: ApiVersionsResponse = client.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
     let produce = versions.api_keys.iter().find(|k| k.api_key == ApiKey::Produce as i16).unwrap();
     assert_eq!((produce.min_version, produce.max_version), (0, 11));
-    assert!(versions.api_keys.iter().all(|k| k.api_key != ApiKey::JoinGroup as i16), "groups are not advertised yet");
+    let join = versions.api_keys.iter().find(|k| k.api_key == ApiKey::JoinGroup as i16).unwrap();
+    assert_eq!((join.min_version, join.max_version), (0, 9));
 
     let topic = create_topics_request::CreatableTopic::default()
         .with_name(name("events"))

@@ -370,11 +370,9 @@ impl GroupCoordinator {
     }
 
     /// Advances timers: completes rebalances whose deadline passed (removing members that did
-    /// not rejoin), expires members whose session timed out, and expires offsets of empty groups
-    /// past `offsets.retention.minutes`.
+    /// not rejoin) and expires members whose session timed out.
     pub fn tick(&mut self, now: Timestamp) -> Vec<Effect> {
         let mut effects = Vec::new();
-        let mut expired_offsets = Vec::new();
         for group in self.groups.values_mut() {
             group
                 .pending_members
@@ -410,25 +408,64 @@ impl GroupCoordinator {
                 group.initial_delay_limit = None;
             }
             maybe_complete_join(group, now, &mut effects);
-            if group.state == GroupState::Empty
-                && let Some(offsets) = self.offsets.get(&group.group_id)
-            {
-                for ((topic, partition), committed) in offsets {
-                    if now.0 - committed.commit_timestamp.0 > self.config.offsets_retention_ms {
-                        expired_offsets.push(CoordinatorRecord::Offset {
-                            group_id: group.group_id.clone(),
-                            topic: topic.clone(),
-                            partition: *partition,
-                            offset: None,
-                        });
-                    }
+        }
+        effects
+    }
+
+    /// Removes the committed offsets of empty groups older than `offsets.retention.minutes`
+    /// (Kafka runs this every `offsets.retention.check.interval.ms`): the tombstones to persist.
+    pub fn expire_offsets(&self, now: Timestamp) -> Vec<CoordinatorRecord> {
+        let mut expired = Vec::new();
+        for (group_id, offsets) in &self.offsets {
+            if self.groups.get(group_id).is_some_and(|g| g.state != GroupState::Empty) {
+                continue;
+            }
+            for ((topic, partition), committed) in offsets {
+                if now.0.saturating_sub(committed.commit_timestamp.0) > self.config.offsets_retention_ms {
+                    expired.push(CoordinatorRecord::Offset {
+                        group_id: group_id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        offset: None,
+                    });
                 }
             }
         }
-        if !expired_offsets.is_empty() {
-            effects.push(Effect::Append(expired_offsets));
+        expired
+    }
+
+    /// Deletes committed offsets (OffsetDelete): the tombstones to persist, a group-level error
+    /// (GROUP_ID_NOT_FOUND) and an error per partition (GROUP_SUBSCRIBED_TO_TOPIC while a
+    /// member of a consumer group subscribes to the topic).
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> (Vec<CoordinatorRecord>, ErrorCode, Vec<ErrorCode>) {
+        let group = self.groups.get(group_id);
+        let committed = self.offsets.get(group_id);
+        if group.is_none() && committed.is_none() {
+            return (Vec::new(), ErrorCode::GroupIdNotFound, Vec::new());
         }
-        effects
+        let mut records = Vec::new();
+        let errors = partitions
+            .iter()
+            .map(|(topic, partition)| {
+                if group.is_some_and(|g| g.subscribes_to(topic)) {
+                    return ErrorCode::GroupSubscribedToTopic;
+                }
+                if committed.is_some_and(|c| c.contains_key(&(topic.clone(), *partition))) {
+                    records.push(CoordinatorRecord::Offset {
+                        group_id: group_id.to_owned(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        offset: None,
+                    });
+                }
+                ErrorCode::None
+            })
+            .collect();
+        (records, ErrorCode::None, errors)
     }
 
     /// Deletes empty groups and their offsets (DeleteGroups): the records to persist and an

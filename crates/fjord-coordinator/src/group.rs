@@ -165,7 +165,54 @@ impl Group {
         self.pending_members.is_empty() && self.members.iter().all(|m| m.awaiting_join.is_some())
     }
 
+    /// Whether a member of this consumer group subscribes to `topic` (its subscription is the
+    /// consumer protocol's: a version, then the topic names).
+    pub(crate) fn subscribes_to(&self, topic: &str) -> bool {
+        if self.protocol_type.as_deref() != Some("consumer") {
+            return false;
+        }
+        let Some(protocol) = &self.protocol else { return false };
+        self.members.iter().any(|m| subscription_topics(&m.metadata_for(protocol)).iter().any(|t| t == topic))
+    }
+
     pub(crate) fn max_rebalance_timeout_ms(&self) -> i64 {
         self.members.iter().map(|m| i64::from(m.rebalance_timeout_ms)).max().unwrap_or(0)
+    }
+}
+
+/// The topics of a consumer-protocol subscription (`ConsumerProtocolSubscription`: int16
+/// version, then an array of int16-length strings; every version starts this way). Malformed
+/// bytes give what could be read.
+pub(crate) fn subscription_topics(metadata: &[u8]) -> Vec<String> {
+    let mut topics = Vec::new();
+    let Some(count) = metadata.get(2..6).map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes"))) else {
+        return topics;
+    };
+    let mut rest = &metadata[6..];
+    for _ in 0..count.max(0) {
+        let Some(len) = rest.get(..2).map(|b| i16::from_be_bytes([b[0], b[1]])) else { break };
+        let Some(name) = usize::try_from(len).ok().and_then(|len| rest.get(2..2 + len)) else { break };
+        topics.push(String::from_utf8_lossy(name).into_owned());
+        rest = &rest[2 + name.len()..];
+    }
+    topics
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_are_read_leniently() {
+        let mut bytes = vec![0, 3, 0, 0, 0, 2];
+        for topic in ["orders", "payments"] {
+            bytes.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+            bytes.extend_from_slice(topic.as_bytes());
+        }
+        bytes.extend_from_slice(&[0xff; 7]);
+        assert_eq!(subscription_topics(&bytes), vec!["orders", "payments"]);
+        assert!(subscription_topics(&bytes[..3]).is_empty());
+        assert_eq!(subscription_topics(&bytes[..14]), vec!["orders"]);
+        assert!(subscription_topics(&[0, 0, 0x7f, 0xff, 0xff, 0xff]).is_empty());
     }
 }

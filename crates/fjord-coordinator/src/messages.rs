@@ -65,7 +65,8 @@ pub struct JoinResponse {
 }
 
 impl JoinResponse {
-    pub(crate) fn error(error: ErrorCode, member_id: &str) -> JoinResponse {
+    /// A response carrying only `error`.
+    pub fn error(error: ErrorCode, member_id: &str) -> JoinResponse {
         JoinResponse {
             error,
             generation_id: -1,
@@ -111,7 +112,8 @@ pub struct SyncResponse {
 }
 
 impl SyncResponse {
-    pub(crate) fn error(error: ErrorCode) -> SyncResponse {
+    /// A response carrying only `error`.
+    pub fn error(error: ErrorCode) -> SyncResponse {
         SyncResponse { error, protocol_type: None, protocol_name: None, assignment: Vec::new() }
     }
 }

@@ -5,6 +5,7 @@ mod api_versions;
 mod cluster;
 mod configs;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -33,8 +34,9 @@ pub(crate) enum Outcome {
 }
 
 /// Routes a request to its handler.
-pub(crate) async fn handle(broker: &Arc<Broker>, request: Request) -> Outcome {
+pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, peer: &str) -> Outcome {
     let version = request.header.request_api_version;
+    let client_id = request.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let response = match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(broker, version, r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, version, r)),
@@ -55,6 +57,19 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: Request) -> Outcome {
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r))
         }
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r)),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(groups::find_coordinator(broker, version, r)),
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(groups::join_group(broker, version, &client_id, peer, r).await)
+        }
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync_group(broker, r).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(broker, r)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave_group(broker, version, r)),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(groups::offset_commit(broker, r)),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(groups::offset_fetch(broker, version, r)),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list_groups(broker, version, r)),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(groups::describe_groups(broker, version, r)),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(groups::delete_groups(broker, r)),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(groups::offset_delete(broker, r)),
         other => {
             // decode_request refuses APIs the version table does not enable.
             tracing::error!(request = ?std::mem::discriminant(&other), "request for an API without a handler");

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use fjord_metadata::INTERNAL_TOPICS;
 use fjord_types::{ErrorCode, TopicPartition};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
@@ -30,6 +31,11 @@ pub(super) fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest
                     let result = (|| {
                         if !(-1..=1).contains(&acks) {
                             return Err((ErrorCode::InvalidRequiredAcks, None));
+                        }
+                        if INTERNAL_TOPICS.contains(&name.as_str()) {
+                            // Only the broker writes its internal topics (Kafka refuses clients too).
+                            let message = format!("Cannot append to internal topic {name}");
+                            return Err((ErrorCode::InvalidTopicException, Some(message)));
                         }
                         let Some(handle) = broker.partition(&tp) else {
                             let known = image.topics.get(&name).is_some_and(|t| t.partitions.contains_key(&data.index));
