@@ -20,6 +20,7 @@ fn join(member_id: &str, instance: Option<&str>) -> JoinRequest {
         protocol_type: "consumer".into(),
         protocols: vec![("range".into(), b"sub".to_vec()), ("roundrobin".into(), b"sub".to_vec())],
         require_known_member_id: true,
+        supports_skip_assignment: false,
     }
 }
 
@@ -134,10 +135,22 @@ fn a_static_member_rejoins_without_a_rebalance_and_fences_its_old_self() {
         "static members skip MEMBER_ID_REQUIRED"
     );
     sync(&mut c, T0, 2, "m1", 1, vec![("m1".into(), b"mine".to_vec())]);
-    // Restarted: same instance id, no member id.
-    let effects = c.handle_join(T0, 3, join("", Some("i1")), "m2".into());
+    // Restarted: same instance id, no member id, and a subscription that differs in its bytes
+    // (a restarted consumer owns no partitions yet) but not in its protocols.
+    let mut restarted = join("", Some("i1"));
+    for (_, metadata) in &mut restarted.protocols {
+        metadata.extend_from_slice(b" without owned partitions");
+    }
+    let effects = c.handle_join(T0, 3, restarted, "m2".into());
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Append(records) if records.len() == 1)),
+        "the new member id is persisted"
+    );
     let rejoined = join_response(&effects, 3).unwrap();
     assert_eq!((rejoined.error, rejoined.generation_id, rejoined.member_id.as_str()), (ErrorCode::None, 1, "m2"));
+    // It was the leader: a pre-v9 client is shown the old leader id so that it computes no
+    // assignment the stable group would ignore.
+    assert_eq!((rejoined.leader.as_str(), rejoined.members.len(), rejoined.skip_assignment), ("m1", 0, false));
     let effects = sync(&mut c, T0, 4, "m2", 1, vec![]);
     assert_eq!(sync_response(&effects, 4).unwrap().assignment, b"mine", "keeps its assignment");
     let old = HeartbeatRequest {
@@ -148,6 +161,13 @@ fn a_static_member_rejoins_without_a_rebalance_and_fences_its_old_self() {
     };
     assert_eq!(c.handle_heartbeat(T0, old), ErrorCode::FencedInstanceId);
     assert_eq!(c.describe_group("g").unwrap().generation, 1);
+    // A v9 client is told it leads, with the members, and to skip the assignment.
+    let mut v9 = join("", Some("i1"));
+    v9.supports_skip_assignment = true;
+    let effects = c.handle_join(T0, 5, v9, "m3".into());
+    let rejoined = join_response(&effects, 5).unwrap();
+    assert_eq!((rejoined.leader.as_str(), rejoined.members.len(), rejoined.skip_assignment), ("m3", 1, true));
+    assert_eq!(rejoined.generation_id, 1);
     c.validate().unwrap();
 }
 
@@ -208,6 +228,14 @@ enum Op {
     Heartbeat(usize),
     Leave(usize),
     Advance(i64),
+    Commit(usize, i64),
+    /// A member process restarting: it joins again with no member id.
+    Restart(usize),
+}
+
+/// Members 2 and 3 are static.
+fn instance(i: usize) -> Option<String> {
+    (i >= 2).then(|| format!("instance-{i}"))
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
@@ -217,12 +245,15 @@ fn arb_op() -> impl Strategy<Value = Op> {
         2 => (0usize..4).prop_map(Op::Heartbeat),
         1 => (0usize..4).prop_map(Op::Leave),
         1 => (0i64..15_000).prop_map(Op::Advance),
+        2 => (0usize..4, 0i64..1_000).prop_map(|(i, o)| Op::Commit(i, o)),
+        1 => (0usize..4).prop_map(Op::Restart),
     ]
 }
 
 proptest! {
-    /// Random joins, syncs, heartbeats, leaves and time: generations only increase, no
-    /// generation hands a partition to two members, and the invariants hold after every step.
+    /// Random joins, syncs, heartbeats, leaves, commits, restarts of dynamic and static members,
+    /// and time: generations only increase, no generation hands a partition to two members,
+    /// committed offsets are the last accepted commit, and the invariants hold after every step.
     #[test]
     fn random_membership_keeps_its_invariants(ops in prop::collection::vec(arb_op(), 1..80)) {
         let mut c = GroupCoordinator::new(config());
@@ -232,11 +263,17 @@ proptest! {
         let mut next_request = 0u64;
         let mut last_generation = 0;
         let mut assigned: BTreeMap<i32, BTreeMap<u8, String>> = BTreeMap::new();
+        let mut committed: Option<i64> = None;
         for op in ops {
             next_request += 1;
             let effects = match op {
-                Op::Join(i) => {
-                    let effects = c.handle_join(now, next_request, join(&ids[i], None), format!("m{i}-{next_request}"));
+                Op::Join(i) | Op::Restart(i) => {
+                    if matches!(op, Op::Restart(_)) {
+                        ids[i].clear();
+                    }
+                    let mut request = join(&ids[i], None);
+                    request.group_instance_id = instance(i);
+                    let effects = c.handle_join(now, next_request, request, format!("m{i}-{next_request}"));
                     if let Some(r) = join_response(&effects, next_request) {
                         if r.error == ErrorCode::MemberIdRequired || r.error == ErrorCode::None {
                             ids[i] = r.member_id.clone();
@@ -257,13 +294,29 @@ proptest! {
                     sync(&mut c, now, next_request, &ids[i], generations[i], assignments)
                 }
                 Op::Heartbeat(i) => {
-                    c.handle_heartbeat(now, HeartbeatRequest { group_id: "g".into(), generation_id: generations[i], member_id: ids[i].clone(), group_instance_id: None });
+                    c.handle_heartbeat(now, HeartbeatRequest { group_id: "g".into(), generation_id: generations[i], member_id: ids[i].clone(), group_instance_id: instance(i) });
                     Vec::new()
                 }
                 Op::Leave(i) => {
-                    let (_, _, effects) = c.handle_leave(now, LeaveRequest { group_id: "g".into(), members: vec![(ids[i].clone(), None)] });
+                    let (_, _, effects) = c.handle_leave(now, LeaveRequest { group_id: "g".into(), members: vec![(ids[i].clone(), instance(i))] });
                     ids[i].clear();
                     effects
+                }
+                Op::Commit(i, offset) => {
+                    let request = CommitRequest {
+                        group_id: "g".into(),
+                        generation_id: generations[i],
+                        member_id: ids[i].clone(),
+                        group_instance_id: instance(i),
+                        offsets: vec![("t".into(), 0, offset, -1, None)],
+                    };
+                    let (records, errors) = c.handle_commit(now, request);
+                    if errors == vec![ErrorCode::None] {
+                        committed = Some(offset);
+                    } else {
+                        prop_assert!(records.is_empty(), "a refused commit writes nothing");
+                    }
+                    vec![Effect::Append(records)]
                 }
                 Op::Advance(ms) => {
                     now = Timestamp(now.0 + ms);
@@ -281,7 +334,8 @@ proptest! {
                     }
                     Effect::Respond(_, Response::Sync(r)) if r.error == ErrorCode::None => {
                         let generation = c.describe_group("g").map_or(-1, |g| g.generation);
-                        let owner = c.describe_group("g").and_then(|g| g.members.iter().find(|m| m.assignment == r.assignment).map(|m| m.member_id.clone()));
+                        // A static member keeps its identity (its instance id) across member ids.
+                        let owner = c.describe_group("g").and_then(|g| g.members.iter().find(|m| m.assignment == r.assignment).map(|m| m.group_instance_id.clone().unwrap_or_else(|| m.member_id.clone())));
                         for partition in &r.assignment {
                             let holders = assigned.entry(generation).or_default();
                             if let (Some(owner), Some(previous)) = (&owner, holders.get(partition)) {
@@ -301,6 +355,8 @@ proptest! {
                 }
             }
             c.validate().map_err(TestCaseError::fail)?;
+            let fetched = c.fetch_offsets("g", Some(&[("t".into(), 0)]));
+            prop_assert_eq!(fetched[0].offset, committed.unwrap_or(-1), "the committed offset is the last accepted");
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct JoinRequest {
     pub protocols: Vec<(String, Vec<u8>)>,
     /// v4+: a new member must first obtain an id (MEMBER_ID_REQUIRED).
     pub require_known_member_id: bool,
+    /// v9+ (KIP-814): a static leader rejoining a stable group can be told to skip the
+    /// assignment it would otherwise compute.
+    pub supports_skip_assignment: bool,
 }
 
 /// One member as the leader sees it in its JoinGroup response.
@@ -62,6 +65,9 @@ pub struct JoinResponse {
     pub member_id: String,
     /// Every member, for the leader only.
     pub members: Vec<JoinedMember>,
+    /// v9+: the leader must not compute a new assignment (a static leader rejoined a stable
+    /// group; its members keep theirs).
+    pub skip_assignment: bool,
 }
 
 impl JoinResponse {
@@ -75,6 +81,7 @@ impl JoinResponse {
             leader: String::new(),
             member_id: member_id.to_owned(),
             members: Vec::new(),
+            skip_assignment: false,
         }
     }
 }

@@ -50,7 +50,6 @@ pub(crate) fn rejoin_static(
     let instance = request.group_instance_id.clone().expect("static");
     let mut effects = Vec::new();
     let Some(member) = group.member_mut(old_id) else { return effects };
-    let changed = member.protocols != request.protocols;
     if let Some(waiting) = member.awaiting_join.take() {
         effects
             .push(Effect::Respond(waiting, Response::Join(JoinResponse::error(ErrorCode::FencedInstanceId, old_id))));
@@ -66,13 +65,26 @@ pub(crate) fn rejoin_static(
     member.client_host = request.client_host.clone();
     member.last_heartbeat = now;
     group.static_members.insert(instance, new_id.clone());
-    if group.leader.as_deref() == Some(old_id) {
+    let was_leader = group.leader.as_deref() == Some(old_id);
+    if was_leader {
         group.leader = Some(new_id.clone());
     }
+    // Kafka rebalances only if the group's protocol would change: a restarted member's
+    // subscription bytes often differ (no owned partitions yet) without changing what it wants.
+    let keeps_protocol = group.select_protocol() == group.protocol;
     match group.state {
-        GroupState::Stable if !changed => {
-            let is_leader = group.leader.as_deref() == Some(new_id.as_str());
-            effects.push(Effect::Respond(request_id, Response::Join(current_join_response(group, &new_id, is_leader))));
+        GroupState::Stable if keeps_protocol => {
+            // A stable group ignores a new assignment, so a rejoining leader must not make
+            // one: v9+ clients are told to skip it; older ones are given the old leader id, so
+            // they do not take themselves for the leader (Kafka does the same).
+            let skip = was_leader && request.supports_skip_assignment;
+            let mut response = current_join_response(group, &new_id, skip);
+            response.skip_assignment = skip;
+            if was_leader && !skip {
+                response.leader = old_id.to_owned();
+            }
+            effects.push(Effect::Append(vec![group_record(group)]));
+            effects.push(Effect::Respond(request_id, Response::Join(response)));
         }
         _ => {
             group.member_mut(&new_id).expect("renamed").awaiting_join = Some(request_id);
@@ -96,6 +108,7 @@ pub(crate) fn current_join_response(group: &Group, member_id: &str, with_members
         leader: group.leader.clone().unwrap_or_default(),
         member_id: member_id.to_owned(),
         members: if with_members { joined_members(group, &protocol) } else { Vec::new() },
+        skip_assignment: false,
     }
 }
 
@@ -210,6 +223,7 @@ pub(crate) fn maybe_complete_join(group: &mut Group, now: Timestamp, effects: &m
                 leader: leader.clone(),
                 member_id: member.member_id.clone(),
                 members: if member.member_id == leader { members.clone() } else { Vec::new() },
+                skip_assignment: false,
             };
             effects.push(Effect::Respond(waiting, Response::Join(response)));
         }

@@ -111,6 +111,7 @@ pub(super) async fn join_group(
         protocol_type: request.protocol_type.to_string(),
         protocols: request.protocols.iter().map(|p| (p.name.to_string(), p.metadata.to_vec())).collect(),
         require_known_member_id: version >= 4,
+        supports_skip_assignment: version >= 9,
     };
     let response = broker.groups.join(broker, joined, new_member_id).await;
     let members = response
@@ -136,6 +137,7 @@ pub(super) async fn join_group(
         .with_protocol_name(protocol_name)
         .with_leader(text(&response.leader))
         .with_member_id(text(&response.member_id))
+        .with_skip_assignment(response.skip_assignment && version >= 9)
         .with_members(members)
 }
 
