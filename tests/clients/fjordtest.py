@@ -1,5 +1,5 @@
-"""Shared client-side helpers for the compatibility tests (no group APIs anywhere: consumers
-use assign() with explicit offsets)."""
+"""Shared client-side helpers for the compatibility tests. These consumers use assign() with
+explicit offsets; consumer groups are tested in test_groups.py and test_kafkajs.py."""
 
 from __future__ import annotations
 

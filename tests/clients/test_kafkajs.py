@@ -1,9 +1,8 @@
 """kafkajs (2.2.4) against fjord, through tests/clients/kafkajs_roundtrip.js: admin, an
 idempotent producer (none + gzip), offsets, and fetch-back with kafkajs' own decoder; then the
-same records read with confluent-kafka (assign()) as an independent check.
-
-TODO(groups): kafkajs' consumer.run() needs the group protocol; enable a group-based consume in
-kafkajs_roundtrip.js when the coordinator lands."""
+same records read with confluent-kafka (assign()) as an independent check. Then consumer groups
+through tests/clients/kafkajs_group.js: three consumers split a topic, one leaves, a fresh one
+resumes after the committed offsets."""
 
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ NODE_MODULES = Path(os.environ.get("FJORD_CACHE", Path.home() / ".cache" / "fjor
 COUNT = 1000
 PARTITIONS = 3
 BASE_TS = int(time.time() * 1000) - 3_600_000  # recent: see test_confluent_kafka.py
+BROKER_PROPS = {"group.initial.rebalance.delay.ms": "300"}
 
 
 def expected(i):
@@ -36,18 +36,21 @@ def expected(i):
     }
 
 
-@pytest.fixture(scope="module")
-def roundtrip(broker):
+def run_node(script: str, *args: str) -> tuple[dict, str]:
     node = shutil.which("node")
     if node is None or not (NODE_MODULES / "kafkajs").is_dir():
         pytest.fail(f"node or kafkajs missing (looked in {NODE_MODULES}): run tests/clients/install.sh",
                     pytrace=False)
     env = dict(os.environ, NODE_PATH=str(NODE_MODULES), KAFKAJS_NO_PARTITIONER_WARNING="1")
-    proc = subprocess.run([node, str(HERE / "kafkajs_roundtrip.js"), broker.bootstrap, "js-roundtrip", str(COUNT), str(BASE_TS)],
-                          capture_output=True, env=env, timeout=120)
+    proc = subprocess.run([node, str(HERE / script), *args], capture_output=True, env=env, timeout=150)
     stderr = proc.stderr.decode(errors="replace")
-    assert proc.returncode == 0, f"kafkajs_roundtrip.js exited {proc.returncode}:\n{stderr[-5000:]}"
+    assert proc.returncode == 0, f"{script} exited {proc.returncode}:\n{stderr[-5000:]}"
     return json.loads(proc.stdout), stderr
+
+
+@pytest.fixture(scope="module")
+def roundtrip(broker):
+    return run_node("kafkajs_roundtrip.js", broker.bootstrap, "js-roundtrip", str(COUNT), str(BASE_TS))
 
 
 def test_admin(roundtrip, broker):
@@ -100,3 +103,14 @@ def test_confluent_reads_kafkajs_records(roundtrip, broker):
         assert [(x.offset, x.key.decode(), x.value.decode(), dict((k, v.decode()) for k, v in x.headers), x.timestamp)
                 for x in recs] == \
             [(w["offset"], w["key"], w["value"], w["headers"], int(w["timestamp"])) for w in want]
+
+
+def test_kafkajs_consumer_group(broker):
+    r, _ = run_node("kafkajs_group.js", broker.bootstrap, "js-group", "js-group")
+    split = r["split"]
+    assert sorted(p for ps in split.values() for p in ps) == list(range(6)), split
+    assert all(split.values()), f"a member got nothing: {split}"
+    assert r["consumed"] == 600
+    assert r["committed"] == [{"partition": p, "offset": "100"} for p in range(6)]
+    assert r["stateAfterLeaving"] == "Empty"
+    assert (r["resumedCount"], r["resumedMinOffset"]) == (300, 100), "resumes after the committed offsets"
