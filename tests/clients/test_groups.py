@@ -247,3 +247,64 @@ def test_a_broker_restart_under_a_live_group_loses_no_committed_offset(make_brok
     finally:
         for m in members:
             m.stop()
+
+
+def fjord_tool(*args: str) -> subprocess.CompletedProcess:
+    from conftest import fjord_bin
+    return subprocess.run([str(fjord_bin()), *args], capture_output=True, text=True, timeout=60)
+
+
+def describe_rows(bootstrap: str, group: str) -> dict[int, dict[str, str]]:
+    """`fjord groups describe`'s table, by partition."""
+    out = fjord_tool("groups", "describe", "--group", group, "--bootstrap-server", bootstrap)
+    assert out.returncode == 0, out.stderr
+    lines = [l for l in out.stdout.splitlines() if l.strip()]
+    header_at = next(i for i, l in enumerate(lines) if l.startswith("GROUP"))
+    header = lines[header_at].split()
+    rows = [dict(zip(header, l.split())) for l in lines[header_at + 1:]]
+    return {int(r["PARTITION"]): r for r in rows}
+
+
+def test_fjord_groups_shows_committed_offsets_log_end_and_lag(broker):
+    from confluent_kafka import Consumer
+    topic = "lag"
+    create_topic(broker.bootstrap, topic, PARTITIONS)
+    produce(broker.bootstrap, topic, PER_PARTITION)
+
+    # A live member that has consumed and committed everything: lag 0, and its id per partition.
+    live = Member("confluent", broker.bootstrap, topic, "lag-live")
+    try:
+        wait_until("every record consumed", lambda: consumed([live]) >= all_records(PER_PARTITION), 60, [live])
+        wait_until("offsets committed",
+                   lambda: committed(broker.bootstrap, "lag-live", topic) == {p: PER_PARTITION for p in
+                                                                              range(PARTITIONS)}, 30, [live])
+        rows = describe_rows(broker.bootstrap, "lag-live")
+        assert sorted(rows) == list(range(PARTITIONS))
+        for r in rows.values():
+            assert (r["CURRENT-OFFSET"], r["LOG-END-OFFSET"], r["LAG"]) == (str(PER_PARTITION),) * 2 + ("0",)
+            assert r["CONSUMER-ID"] != "-" and r["HOST"] == "/127.0.0.1"
+    finally:
+        live.stop()
+
+    # Offsets committed by hand (partition p at 10p), then more records: lag = end - committed.
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "lag-manual", "enable.auto.commit": False,
+                  "logger": RDKAFKA_LOG})
+    c.commit(offsets=[TopicPartition(topic, p, 10 * p) for p in range(PARTITIONS)], asynchronous=False)
+    c.close()
+    produce(broker.bootstrap, topic, 5)
+    rows = describe_rows(broker.bootstrap, "lag-manual")
+    end = PER_PARTITION + 5
+    for p in range(PARTITIONS):
+        r = rows[p]
+        assert (int(r["CURRENT-OFFSET"]), int(r["LOG-END-OFFSET"]), int(r["LAG"])) == (10 * p, end, end - 10 * p)
+        assert r["CONSUMER-ID"] == "-"
+
+    listed = fjord_tool("groups", "list", "--state", "--bootstrap-server", broker.bootstrap)
+    assert listed.returncode == 0, listed.stderr
+    states = dict(l.split() for l in listed.stdout.splitlines()[1:])
+    assert states["lag-live"] == "Empty" and states["lag-manual"] == "Empty"
+
+    missing = fjord_tool("groups", "describe", "--group", "no-such-group", "--bootstrap-server", broker.bootstrap)
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+    down = fjord_tool("groups", "list", "--bootstrap-server", "127.0.0.1:1")
+    assert down.returncode != 0 and "cannot connect" in down.stderr and "Traceback" not in down.stderr

@@ -10,6 +10,11 @@ use clap::{Parser, Subcommand};
 use fjord_broker::{BrokerConfig, Server, properties};
 use fjord_log::{DumpOptions, dump_file};
 
+mod groups_cli;
+
+/// Where the tools connect unless told otherwise.
+const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+
 /// Fjord: a Kafka-compatible commit-log broker.
 #[derive(Parser, Debug)]
 #[command(name = "fjord", version, about)]
@@ -50,6 +55,45 @@ enum Command {
         #[arg(long)]
         verify_index_only: bool,
     },
+    /// Consumer groups, as kafka-consumer-groups.sh shows them.
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum GroupsCommand {
+    /// List the groups.
+    ///
+    /// Examples:
+    ///   fjord groups list
+    ///   fjord groups list --state --bootstrap-server 127.0.0.1:9092
+    List {
+        /// Also show each group's state.
+        #[arg(long)]
+        state: bool,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// Show a group's committed offsets, log end offsets and lag per partition, with the member
+    /// that owns each partition (or, with --members, the members).
+    ///
+    /// Examples:
+    ///   fjord groups describe --group orders-app
+    ///   fjord groups describe --group orders-app --members
+    Describe {
+        /// The group.
+        #[arg(long)]
+        group: String,
+        /// List the members instead of the partitions.
+        #[arg(long)]
+        members: bool,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,6 +103,14 @@ fn main() -> ExitCode {
         Command::DumpLog { files, print_data_log, deep_iteration, verify_index_only } => {
             dump_log(&files, DumpOptions { print_data_log, deep_iteration, verify_index_only })
         }
+        Command::Groups { command } => tool(async move {
+            match command {
+                GroupsCommand::List { state, bootstrap_server } => groups_cli::list(&bootstrap_server, state).await,
+                GroupsCommand::Describe { group, members, bootstrap_server } => {
+                    groups_cli::describe(&bootstrap_server, &group, members).await
+                }
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,6 +147,11 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
         let server = Server::start(config).await?;
         server.run(shutdown_signal()).await
     })
+}
+
+/// Runs a client tool on a small runtime of its own.
+fn tool(run: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run)
 }
 
 async fn shutdown_signal() {

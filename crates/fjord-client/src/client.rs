@@ -1,0 +1,248 @@
+//! The cluster as a whole: bootstrap, metadata, routing to leaders and coordinators.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::{Connection, Error};
+
+/// One partition as Metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// The partition index.
+    pub partition: i32,
+    /// The leader's node id, or -1.
+    pub leader: i32,
+    /// The replicas' node ids.
+    pub replicas: Vec<i32>,
+    /// The in-sync replicas' node ids.
+    pub isr: Vec<i32>,
+    /// Kafka's error code for this partition (0 when fine).
+    pub error_code: i16,
+}
+
+/// One topic as Metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Its name.
+    pub name: String,
+    /// Whether it is one of Kafka's internal topics.
+    pub internal: bool,
+    /// Its partitions, by index.
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// A client for one cluster.
+#[derive(Debug)]
+pub struct Client {
+    bootstrap: Vec<String>,
+    client_id: String,
+    timeout: Duration,
+    /// node id -> `host:port`, from the last Metadata.
+    brokers: HashMap<i32, String>,
+    connections: HashMap<i32, Connection>,
+    bootstrap_connection: Option<Connection>,
+}
+
+impl Client {
+    /// Connects to the first reachable of the comma-separated `bootstrap` addresses.
+    pub async fn connect(bootstrap: &str) -> Result<Client, Error> {
+        Client::with_options(bootstrap, "fjord-client", Duration::from_secs(30)).await
+    }
+
+    /// As [`Client::connect`], with a client id and a per-request timeout.
+    pub async fn with_options(bootstrap: &str, client_id: &str, timeout: Duration) -> Result<Client, Error> {
+        let bootstrap: Vec<String> =
+            bootstrap.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        let mut last = Error::Protocol("no bootstrap servers given".into());
+        for address in &bootstrap {
+            match Connection::connect(address, client_id, timeout).await {
+                Ok(connection) => {
+                    let mut client = Client {
+                        bootstrap: bootstrap.clone(),
+                        client_id: client_id.to_owned(),
+                        timeout,
+                        brokers: HashMap::new(),
+                        connections: HashMap::new(),
+                        bootstrap_connection: Some(connection),
+                    };
+                    client.metadata(Some(&[])).await?;
+                    return Ok(client);
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// The brokers from the last Metadata: node id to `host:port`.
+    pub fn known_brokers(&self) -> &HashMap<i32, String> {
+        &self.brokers
+    }
+
+    /// The bootstrap addresses.
+    pub fn bootstrap(&self) -> &[String] {
+        &self.bootstrap
+    }
+
+    /// A connection to any broker (the bootstrap one while it lasts).
+    pub async fn any_connection(&mut self) -> Result<&mut Connection, Error> {
+        if self.bootstrap_connection.is_none() {
+            let mut last = Error::Protocol("no brokers known".into());
+            let mut addresses: Vec<String> = self.brokers.values().cloned().collect();
+            addresses.extend(self.bootstrap.iter().cloned());
+            for address in addresses {
+                match Connection::connect(&address, &self.client_id, self.timeout).await {
+                    Ok(connection) => {
+                        self.bootstrap_connection = Some(connection);
+                        break;
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            if self.bootstrap_connection.is_none() {
+                return Err(last);
+            }
+        }
+        Ok(self.bootstrap_connection.as_mut().expect("connected above"))
+    }
+
+    /// A connection to broker `node`.
+    pub async fn connection(&mut self, node: i32) -> Result<&mut Connection, Error> {
+        if !self.connections.contains_key(&node) {
+            if !self.brokers.contains_key(&node) {
+                self.metadata(Some(&[])).await?;
+            }
+            let address =
+                self.brokers.get(&node).cloned().ok_or_else(|| Error::Protocol(format!("unknown broker {node}")))?;
+            let connection = Connection::connect(&address, &self.client_id, self.timeout).await?;
+            self.connections.insert(node, connection);
+        }
+        Ok(self.connections.get_mut(&node).expect("inserted above"))
+    }
+
+    /// Metadata for `topics` (`None`: every topic; `Some(&[])`: brokers only). Refreshes the
+    /// broker addresses.
+    pub async fn metadata(&mut self, topics: Option<&[&str]>) -> Result<MetadataResponse, Error> {
+        let request = MetadataRequest::default()
+            .with_topics(topics.map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string((*t).to_owned()))))
+                    })
+                    .collect()
+            }))
+            .with_allow_auto_topic_creation(false);
+        let (response, _) = self.any_connection().await?.call(&request).await?;
+        self.brokers = response.brokers.iter().map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port))).collect();
+        Ok(response)
+    }
+
+    /// The topics (`None`: all), sorted by name. A named topic that does not exist is an
+    /// error (UNKNOWN_TOPIC_OR_PARTITION).
+    pub async fn topics(&mut self, names: Option<&[&str]>) -> Result<Vec<TopicInfo>, Error> {
+        let response = self.metadata(names).await?;
+        let mut topics = Vec::new();
+        for topic in response.topics {
+            let name = topic.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+            Error::check(topic.error_code, || format!("topic {name}"))?;
+            let mut partitions: Vec<PartitionInfo> = topic
+                .partitions
+                .iter()
+                .map(|p| PartitionInfo {
+                    partition: p.partition_index,
+                    leader: p.leader_id.0,
+                    replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                    isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                    error_code: p.error_code,
+                })
+                .collect();
+            partitions.sort_by_key(|p| p.partition);
+            topics.push(TopicInfo { name, internal: topic.is_internal, partitions });
+        }
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    /// The node coordinating `group` (FindCoordinator).
+    pub async fn group_coordinator(&mut self, group: &str) -> Result<i32, Error> {
+        let connection = self.any_connection().await?;
+        let version = connection.version_for::<FindCoordinatorRequest>()?;
+        let request = if version >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![StrBytes::from_string(group.to_owned())])
+        } else {
+            FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_owned()))
+        };
+        let response = connection.send(&request, version).await?;
+        let (error, node) = match response.coordinators.first() {
+            Some(c) if version >= 4 => (c.error_code, c.node_id.0),
+            _ => (response.error_code, response.node_id.0),
+        };
+        Error::check(error, || format!("finding the coordinator of group {group}"))?;
+        Ok(node)
+    }
+
+    /// Each partition's offset for `timestamp` (ListOffsets: -1 latest, -2 earliest, or a
+    /// time in ms), asking each partition's leader.
+    pub async fn list_offsets(
+        &mut self,
+        partitions: &[(String, i32)],
+        timestamp: i64,
+    ) -> Result<BTreeMap<(String, i32), i64>, Error> {
+        let names: Vec<&str> = {
+            let mut names: Vec<&str> = partitions.iter().map(|(t, _)| t.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            names
+        };
+        let topics = self.topics(Some(&names)).await?;
+        let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
+        for (topic, partition) in partitions {
+            let leader = topics
+                .iter()
+                .find(|t| t.name == *topic)
+                .and_then(|t| t.partitions.iter().find(|p| p.partition == *partition))
+                .map(|p| p.leader)
+                .ok_or_else(|| Error::kafka(3, format!("partition {topic}-{partition}")))?;
+            by_leader.entry(leader).or_default().entry(topic.clone()).or_default().push(*partition);
+        }
+        let mut out = BTreeMap::new();
+        for (leader, topics) in by_leader {
+            let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(
+                topics
+                    .iter()
+                    .map(|(topic, partitions)| {
+                        ListOffsetsTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                            .with_partitions(
+                                partitions
+                                    .iter()
+                                    .map(|p| {
+                                        ListOffsetsPartition::default()
+                                            .with_partition_index(*p)
+                                            .with_timestamp(timestamp)
+                                            .with_current_leader_epoch(-1)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+            let (response, _) = self.connection(leader).await?.call(&request).await?;
+            for topic in response.topics {
+                for p in topic.partitions {
+                    Error::check(p.error_code, || format!("offsets of {}-{}", topic.name.0, p.partition_index))?;
+                    out.insert((topic.name.0.to_string(), p.partition_index), p.offset);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,131 @@
+//! One broker connection: version negotiation, then request/response in order.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::Error;
+
+/// The largest response accepted (Kafka's `fetch.max.bytes` default plus headroom); a larger
+/// length prefix is refused before anything is allocated.
+const MAX_RESPONSE_BYTES: usize = 128 * 1024 * 1024;
+
+/// A connection to one broker.
+#[derive(Debug)]
+pub struct Connection {
+    address: String,
+    stream: TcpStream,
+    client_id: StrBytes,
+    correlation_id: i32,
+    timeout: Duration,
+    /// API key -> the broker's (min, max) versions.
+    versions: HashMap<i16, (i16, i16)>,
+}
+
+impl Connection {
+    /// Connects to `address` (`host:port`) and learns the versions the broker supports.
+    pub async fn connect(address: &str, client_id: &str, timeout: Duration) -> Result<Connection, Error> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| Error::Timeout(format!("connecting to {address}")))?
+            .map_err(|source| Error::Io { context: format!("cannot connect to {address}"), source })?;
+        let _ = stream.set_nodelay(true);
+        let mut connection = Connection {
+            address: address.to_owned(),
+            stream,
+            client_id: StrBytes::from_string(client_id.to_owned()),
+            correlation_id: 0,
+            timeout,
+            versions: HashMap::new(),
+        };
+        // v0 is understood by every broker; its answer lists the rest.
+        let versions: ApiVersionsResponse = connection.send(&ApiVersionsRequest::default(), 0).await?;
+        Error::check(versions.error_code, || format!("ApiVersions from {address}"))?;
+        connection.versions = versions.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+        Ok(connection)
+    }
+
+    /// The address this connection went to.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The highest version of `R` both this client and the broker support.
+    pub fn version_for<R: Request>(&self) -> Result<i16, Error> {
+        let ours = R::VERSIONS;
+        let key = ApiKey::try_from(R::KEY).map_or_else(|_| format!("API {}", R::KEY), |k| format!("{k:?}"));
+        let &(min, max) = self
+            .versions
+            .get(&R::KEY)
+            .ok_or_else(|| Error::Protocol(format!("{} does not support {key}", self.address)))?;
+        let version = max.min(ours.max);
+        if version < min.max(ours.min) {
+            return Err(Error::Protocol(format!(
+                "{} supports {key} v{min}-{max}, this client v{}-{}",
+                self.address, ours.min, ours.max
+            )));
+        }
+        Ok(version)
+    }
+
+    /// Sends `request` at the negotiated version and returns the response and that version.
+    pub async fn call<R: Request>(&mut self, request: &R) -> Result<(R::Response, i16), Error> {
+        let version = self.version_for::<R>()?;
+        Ok((self.send(request, version).await?, version))
+    }
+
+    /// Sends `request` at `version` and waits for its response.
+    pub async fn send<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, Error> {
+        let key = ApiKey::try_from(R::KEY).map_err(|_| Error::Protocol(format!("unknown API key {}", R::KEY)))?;
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+        let mut frame = BytesMut::with_capacity(256);
+        frame.extend_from_slice(&[0; 4]);
+        let encoded = header
+            .encode(&mut frame, key.request_header_version(version))
+            .and_then(|()| request.encode(&mut frame, version));
+        encoded.map_err(|e| Error::Protocol(format!("cannot encode {key:?} v{version}: {e}")))?;
+        let size = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&size.to_be_bytes());
+        let address = self.address.clone();
+        let exchange = async {
+            self.stream.write_all(&frame).await?;
+            let size = self.stream.read_i32().await?;
+            let size = usize::try_from(size).ok().filter(|&s| s <= MAX_RESPONSE_BYTES).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("response size {size} out of bounds"))
+            })?;
+            let mut body = vec![0; size];
+            self.stream.read_exact(&mut body).await?;
+            Ok::<_, std::io::Error>(bytes::Bytes::from(body))
+        };
+        let mut body = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| Error::Timeout(format!("waiting for {key:?} from {address}")))?
+            .map_err(|source| Error::Io { context: format!("{key:?} to {address}"), source })?;
+        // ApiVersions responses always use header v0, so an old broker can answer any version.
+        let header_version = if key == ApiKey::ApiVersions { 0 } else { key.response_header_version(version) };
+        let header = ResponseHeader::decode(&mut body, header_version)
+            .map_err(|e| Error::Protocol(format!("bad {key:?} response header from {address}: {e}")))?;
+        if header.correlation_id != self.correlation_id {
+            return Err(Error::Protocol(format!(
+                "{address} answered correlation id {} to request {}",
+                header.correlation_id, self.correlation_id
+            )));
+        }
+        let response = R::Response::decode(&mut body, version)
+            .map_err(|e| Error::Protocol(format!("bad {key:?} v{version} response from {address}: {e}")))?;
+        if body.has_remaining() {
+            return Err(Error::Protocol(format!("{} trailing bytes in {key:?} response", body.remaining())));
+        }
+        Ok(response)
+    }
+}
