@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 KCAT = shutil.which("kcat")
+BROKER_PROPS = {"group.initial.rebalance.delay.ms": "300"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -100,3 +101,17 @@ def test_null_values_and_empty_keys(broker):
     out = consume(broker.bootstrap, topic, "%k|%S|%s\n", "-p", "0")
     # %S is the value length, -1 for NULL.
     assert out.splitlines() == [b"k1|-1|", b"k2|2|v2", b"|2|v3"]
+
+
+def test_balanced_consumer_group_commits_and_resumes(broker):
+    """`kcat -G`: a group member reads everything, commits on exit, and a second run of the
+    same group reads only what was produced since."""
+    topic, group = "kcat-group", "kcat-group-app"
+    produce_lines(broker.bootstrap, topic, [b"k%d:v%d" % (i, i) for i in range(20)], "-K:")
+    args = ("-G", group, "-X", "auto.offset.reset=earliest", "-X", "session.timeout.ms=6000", topic, "-e",
+            "-f", "%s\n")
+    first = ok(kcat(broker.bootstrap, *args)).stdout.split()
+    assert sorted(first) == sorted(b"v%d" % i for i in range(20))
+    produce_lines(broker.bootstrap, topic, [b"k%d:v%d" % (i, i) for i in range(20, 25)], "-K:")
+    second = ok(kcat(broker.bootstrap, *args)).stdout.split()
+    assert sorted(second) == sorted(b"v%d" % i for i in range(20, 25)), "resumes after the committed offsets"
