@@ -67,15 +67,16 @@ fn lint() -> Result<()> {
     tidy::run(&project_root())
 }
 
-/// The examples `cargo xtask test` runs; each asserts what it demonstrates.
-const EXAMPLES: &[&str] = &["log_as_wal"];
+/// The examples `cargo xtask test` runs (package, example); each asserts what it demonstrates.
+/// Examples that need a running broker (fjord-client's) are only built.
+const EXAMPLES: &[(&str, &str)] = &[("fjord-examples", "log_as_wal"), ("fjord-retention", "expire_wal")];
 
 fn test() -> Result<()> {
     // Doc tests and the examples (which assert what they show) first: nextest runs neither,
     // and its summary should be the last word.
     run("cargo", &["test", "--workspace", "--doc", "--locked"], &[])?;
-    for example in EXAMPLES {
-        run("cargo", &["run", "--quiet", "--locked", "-p", "fjord-examples", "--example", example], &[])?;
+    for (package, example) in EXAMPLES {
+        run("cargo", &["run", "--quiet", "--locked", "-p", package, "--example", example], &[])?;
     }
     let profile = if std::env::var_os("CI").is_some() { "ci" } else { "default" };
     run("cargo", &["nextest", "run", "--workspace", "--locked", "--profile", profile], &[])?;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use fjord_log::OpenOptions;
+use fjord_log::{DeletedSegment, OpenOptions};
 use fjord_metadata::controller::{self, CreatedTopic, Creator, NewTopic, TopicDefaults};
 use fjord_metadata::{
     BrokerRegistration, ControllerError, METADATA_TOPIC_DIR, MetadataImage, MetadataLog, MetadataRecord,
@@ -345,6 +345,31 @@ impl Broker {
                 tracing::error!(partition = %tp, error = %e, "flush failed");
             }
         }
+    }
+
+    /// Applies the delete policy to every hosted partition (Kafka's `LogManager`
+    /// `cleanupLogs`, every `log.retention.check.interval.ms`): returns the segments taken out,
+    /// each with its topic's `file.delete.delay.ms`, for the caller to remove later.
+    pub fn enforce_retention(&self) -> Vec<(DeletedSegment, u64)> {
+        let now = Broker::now();
+        let image = self.image();
+        let mut doomed = Vec::new();
+        for (tp, handle) in self.all_partitions() {
+            let Some(topic) = image.topics.get(&tp.topic) else { continue };
+            let Some((retention, delay_ms)) = self.config.retention(&topic.configs) else { continue };
+            let mut partition = handle.state.lock();
+            let high_watermark = partition.high_watermark();
+            match fjord_retention::enforce(partition.log_mut(), high_watermark, &retention, now) {
+                Ok((plan, deleted)) => {
+                    if let Some(start) = plan.delete_before {
+                        tracing::info!(partition = %tp, segments = deleted.len(), log_start_offset = start.0, reasons = ?plan.segments.iter().map(|(_, r)| *r).collect::<Vec<_>>(), "deleted segments by retention");
+                    }
+                    doomed.extend(deleted.into_iter().map(|d| (d, delay_ms)));
+                }
+                Err(e) => tracing::error!(partition = %tp, error = %e, "retention failed"),
+            }
+        }
+        doomed
     }
 
     /// Flushes and closes every log cleanly and writes the checkpoints: the next start skips

@@ -7,6 +7,7 @@ use fjord_coordinator::CoordinatorConfig;
 use fjord_log::{LogConfig, TimestampType};
 use fjord_metadata::topic_config::TOPIC_CONFIGS;
 use fjord_replication::PartitionConfig;
+use fjord_retention::RetentionConfig;
 
 /// A configured listener: `NAME://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +71,8 @@ pub struct BrokerConfig {
     pub offsets_topic_segment_bytes: i64,
     /// `offsets.retention.check.interval.ms`.
     pub offsets_retention_check_interval_ms: u64,
+    /// `log.retention.check.interval.ms`.
+    pub log_retention_check_interval_ms: u64,
     /// Every property as given, for DescribeConfigs and topic defaults.
     pub properties: BTreeMap<String, String>,
 }
@@ -195,6 +198,11 @@ impl BrokerConfig {
                 get("offsets.retention.check.interval.ms"),
                 600_000,
             )?,
+            log_retention_check_interval_ms: number(
+                "log.retention.check.interval.ms",
+                get("log.retention.check.interval.ms"),
+                300_000,
+            )?,
             properties: properties.clone(),
         };
         if config.offsets_topic_num_partitions < 1 {
@@ -245,11 +253,29 @@ impl BrokerConfig {
         })
     }
 
+    /// A topic config's effective value: the topic's override, else the broker default.
+    pub fn topic_value(&self, overrides: &BTreeMap<String, String>, name: &str) -> String {
+        overrides.get(name).cloned().or_else(|| self.topic_default(name).map(|(v, _)| v)).unwrap_or_default()
+    }
+
+    /// The delete policy of a topic with `overrides`: `None` unless `cleanup.policy` includes
+    /// `delete`; else the retention limits and `file.delete.delay.ms`.
+    pub fn retention(&self, overrides: &BTreeMap<String, String>) -> Option<(RetentionConfig, u64)> {
+        let value = |name: &str| self.topic_value(overrides, name);
+        if !value("cleanup.policy").split(',').any(|p| p.trim() == "delete") {
+            return None;
+        }
+        let long = |name: &str, default: i64| value(name).trim().parse::<i64>().unwrap_or(default);
+        let retention = RetentionConfig {
+            retention_ms: long("retention.ms", 604_800_000),
+            retention_bytes: long("retention.bytes", -1),
+        };
+        Some((retention, long("file.delete.delay.ms", 60_000).max(0) as u64))
+    }
+
     /// The settings of a partition of a topic with `overrides`.
     pub fn partition_config(&self, overrides: &BTreeMap<String, String>) -> PartitionConfig {
-        let value = |name: &str| {
-            overrides.get(name).cloned().or_else(|| self.topic_default(name).map(|(v, _)| v)).unwrap_or_default()
-        };
+        let value = |name: &str| self.topic_value(overrides, name);
         let long = |name: &str, default: i64| value(name).trim().parse::<i64>().unwrap_or(default);
         let log = LogConfig {
             segment_bytes: long("segment.bytes", 1 << 30).max(14) as u64,
@@ -304,6 +330,7 @@ impl BrokerConfig {
             "offsets.topic.replication.factor",
             "offsets.topic.segment.bytes",
             "offsets.retention.check.interval.ms",
+            "log.retention.check.interval.ms",
         ];
         self.properties
             .keys()

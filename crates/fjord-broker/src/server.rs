@@ -172,6 +172,8 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
     groups.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut expire_offsets =
         tokio::time::interval(Duration::from_millis(broker.config.offsets_retention_check_interval_ms.max(1)));
+    let mut retention =
+        tokio::time::interval(Duration::from_millis(broker.config.log_retention_check_interval_ms.max(1)));
     loop {
         tokio::select! {
             _ = flush.tick() => {
@@ -186,6 +188,23 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
             _ = expire_offsets.tick() => {
                 let broker = Arc::clone(&broker);
                 let _ = tokio::task::spawn_blocking(move || broker.groups.expire_offsets(&broker)).await;
+            }
+            _ = retention.tick() => {
+                let checking = Arc::clone(&broker);
+                let doomed = tokio::task::spawn_blocking(move || checking.enforce_retention()).await.unwrap_or_default();
+                for (segment, delay_ms) in doomed {
+                    // Renamed *.deleted already; the files go after file.delete.delay.ms so reads
+                    // in flight finish (a restart removes any left over).
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                        let _ = tokio::task::spawn_blocking(move || {
+                            if let Err(e) = segment.remove() {
+                                tracing::warn!(error = %e, "cannot remove deleted segment");
+                            }
+                        })
+                        .await;
+                    });
+                }
             }
             _ = stop.changed() => return,
         }

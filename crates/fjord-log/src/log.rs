@@ -330,6 +330,18 @@ impl Log {
         self.guard(|log| log.roll_at(at, now))
     }
 
+    /// Rolls the active segment if it is older than `segment.ms` (or its index is full) although
+    /// nothing was appended, so time retention can act on a quiet partition. Returns whether it
+    /// rolled.
+    pub fn roll_if_due(&mut self, now: Timestamp) -> Result<bool> {
+        let last = Offset(self.log_end_offset.0 - 1);
+        if self.active().size() == 0 || !self.active().should_roll(&self.config, 0, now, last, now) {
+            return Ok(false);
+        }
+        self.roll(now)?;
+        Ok(true)
+    }
+
     fn roll_at(&mut self, base: Offset, now: Timestamp) -> Result<()> {
         if self.active().size() == 0 {
             if self.active().base_offset() == base {

@@ -191,6 +191,12 @@ impl Partition {
         &self.log
     }
 
+    /// The log, for maintenance that only moves its start (retention). Appends must go through
+    /// [`Partition::append_as_leader`].
+    pub fn log_mut(&mut self) -> &mut Log {
+        &mut self.log
+    }
+
     /// Applies changed settings (AlterConfigs) from the next append on.
     pub fn set_config(&mut self, config: PartitionConfig) {
         self.log.set_config(config.log.clone());
