@@ -1,7 +1,7 @@
 """Retention from a client's point of view: a topic with a short `retention.ms` and small
 segments loses its old data by itself (ListOffsets earliest moves forward) while its newest
 data stays readable; `retention.bytes` caps a partition; an AlterConfigs change applies
-without a restart."""
+without a restart; a compacted topic refuses records without a key."""
 
 from __future__ import annotations
 
@@ -81,3 +81,23 @@ def test_size_retention_and_a_config_change_without_restart(broker):
     assert sum(s for _, s in sizes[:-1]) <= 2048 + 1024, sizes
     got = consume_all(broker.bootstrap, topic, 1, high - low, timeout=30, start=low)
     assert got[0][-1].value[:7] == b"v000059"
+
+
+def test_a_compacted_topic_refuses_records_without_a_key(broker):
+    from kafka import KafkaProducer
+    from kafka.errors import InvalidRecordError
+    topic = "compacted-keys"
+    create_topic(broker.bootstrap, topic, 1, {"cleanup.policy": "compact"})
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, retries=0)
+    try:
+        producer.send(topic, key=b"k", value=b"kept").get(timeout=30)
+        try:
+            producer.send(topic, value=b"no key").get(timeout=30)
+        except InvalidRecordError:
+            pass
+        else:
+            raise AssertionError("a keyless record was accepted on a compacted topic")
+        producer.send(topic, key=b"k", value=None).get(timeout=30)  # a tombstone is fine
+    finally:
+        producer.close()
+    assert watermarks(broker.bootstrap, topic) == (0, 2)

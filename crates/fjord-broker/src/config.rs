@@ -296,6 +296,7 @@ impl BrokerConfig {
             min_insync_replicas: long("min.insync.replicas", 1) as i32,
             timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX),
             timestamp_after_max_ms: long("message.timestamp.after.max.ms", 3_600_000),
+            compacted: value("cleanup.policy").split(',').any(|p| p.trim() == "compact"),
         }
     }
 

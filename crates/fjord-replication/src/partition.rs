@@ -22,6 +22,8 @@ pub struct PartitionConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`.
     pub timestamp_after_max_ms: i64,
+    /// `cleanup.policy` includes `compact`: every record needs a key.
+    pub compacted: bool,
 }
 
 impl Default for PartitionConfig {
@@ -31,6 +33,7 @@ impl Default for PartitionConfig {
             min_insync_replicas: 1,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
+            compacted: false,
         }
     }
 }
@@ -341,6 +344,13 @@ impl Partition {
             previous_delta = delta;
             for header in record.headers() {
                 header.map_err(|e| AppendError::InvalidRecord(e.to_string()))?;
+            }
+            if self.config.compacted && record.key().is_none() {
+                // Compaction keeps the latest record per key; a record without one has no place.
+                return Err(AppendError::InvalidRecord(format!(
+                    "Compacted topic cannot accept message without key in topic partition {}",
+                    self.tp
+                )));
             }
             if create_time && (record.timestamp().0 < earliest || record.timestamp().0 > latest) {
                 return Err(AppendError::InvalidTimestamp { timestamp: record.timestamp().0, offset_delta: delta });

@@ -105,6 +105,17 @@ fn bad_batches_get_the_right_errors_and_write_nothing() {
     partition.set_config(config);
     assert!(matches!(partition.append_as_leader(&mut batch(50, None), 1, NOW), Err(AppendError::TooLarge { .. })));
     assert_eq!(partition.log_end_offset(), Offset(0));
+
+    // A compacted topic refuses records without a key (one keyless record spoils the batch).
+    partition.set_config(PartitionConfig { compacted: true, ..PartitionConfig::default() });
+    let mut mixed = BatchBuilder::new();
+    mixed.push(NOW, Some(b"k"), Some(b"v"), &[]).push(NOW, None, Some(b"v"), &[]);
+    let refused = partition.append_as_leader(&mut mixed.build().unwrap(), 1, NOW);
+    assert!(matches!(&refused, Err(AppendError::InvalidRecord(m)) if m.contains("without key")), "{refused:?}");
+    let mut keyed = BatchBuilder::new();
+    keyed.push(NOW, Some(b"k"), None, &[]);
+    partition.append_as_leader(&mut keyed.build().unwrap(), 1, NOW).unwrap();
+    assert_eq!(partition.log_end_offset(), Offset(1), "tombstones have keys and are welcome");
 }
 
 #[test]
