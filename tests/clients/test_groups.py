@@ -127,6 +127,14 @@ def all_records(count_per_partition: int) -> set[tuple[int, int]]:
     return {(p, o) for p in range(PARTITIONS) for o in range(count_per_partition)}
 
 
+def consume_and_commit_everything(bootstrap: str, group: str, topic: str, members: list[Member],
+                                  per_partition: int) -> None:
+    """Waits until `members` have read every record and committed the end of every partition."""
+    wait_until("every record consumed", lambda: consumed(members) >= all_records(per_partition), 60, members)
+    end = {p: per_partition for p in range(PARTITIONS)}
+    wait_until("offsets committed at the end", lambda: committed(bootstrap, group, topic) == end, 30, members)
+
+
 def consumed(members: list[Member]) -> set[tuple[int, int]]:
     out: set[tuple[int, int]] = set()
     for m in members:
@@ -172,10 +180,7 @@ def test_a_restarted_group_resumes_after_its_committed_offsets(broker, client):
     produce(broker.bootstrap, topic, PER_PARTITION)
     first = [Member(client, broker.bootstrap, topic, group) for _ in range(3)]
     try:
-        wait_until("every record consumed", lambda: consumed(first) >= all_records(PER_PARTITION), 60, first)
-        wait_until("offsets committed at the end",
-                   lambda: committed(broker.bootstrap, group, topic) == {p: PER_PARTITION for p in range(PARTITIONS)},
-                   30, first)
+        consume_and_commit_everything(broker.bootstrap, group, topic, first, PER_PARTITION)
     finally:
         for m in first:
             m.stop()
@@ -228,9 +233,8 @@ def test_a_broker_restart_under_a_live_group_loses_no_committed_offset(make_brok
     produce(broker.bootstrap, topic, PER_PARTITION)
     members = [Member("confluent", broker.bootstrap, topic, group) for _ in range(3)]
     try:
-        wait_until("every record consumed", lambda: consumed(members) >= all_records(PER_PARTITION), 60, members)
+        consume_and_commit_everything(broker.bootstrap, group, topic, members, PER_PARTITION)
         expected = {p: PER_PARTITION for p in range(PARTITIONS)}
-        wait_until("offsets committed", lambda: committed(broker.bootstrap, group, topic) == expected, 30, members)
 
         broker.restart(kill9=True)
         assert committed(broker.bootstrap, group, topic) == expected, "committed offsets after a SIGKILL restart"
@@ -274,10 +278,7 @@ def test_fjord_groups_shows_committed_offsets_log_end_and_lag(broker):
     # A live member that has consumed and committed everything: lag 0, and its id per partition.
     live = Member("confluent", broker.bootstrap, topic, "lag-live")
     try:
-        wait_until("every record consumed", lambda: consumed([live]) >= all_records(PER_PARTITION), 60, [live])
-        wait_until("offsets committed",
-                   lambda: committed(broker.bootstrap, "lag-live", topic) == {p: PER_PARTITION for p in
-                                                                              range(PARTITIONS)}, 30, [live])
+        consume_and_commit_everything(broker.bootstrap, "lag-live", topic, [live], PER_PARTITION)
         rows = describe_rows(broker.bootstrap, "lag-live")
         assert sorted(rows) == list(range(PARTITIONS))
         for r in rows.values():

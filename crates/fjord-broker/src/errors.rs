@@ -20,6 +20,16 @@ pub(crate) fn append_error(error: &AppendError) -> ErrorCode {
     }
 }
 
+/// The code for a coordinator's write to `__consumer_offsets` that failed (Kafka's
+/// `GroupMetadataManager` mapping: what a group member can act on).
+pub(crate) fn group_write_error(error: &AppendError) -> ErrorCode {
+    match error {
+        AppendError::TooLarge { .. } => ErrorCode::InvalidCommitOffsetSize,
+        AppendError::NotEnoughReplicas { .. } => ErrorCode::CoordinatorNotAvailable,
+        _ => ErrorCode::UnknownServerError,
+    }
+}
+
 /// The code for a refused read.
 pub(crate) fn read_error(error: &ReadError) -> ErrorCode {
     match error {

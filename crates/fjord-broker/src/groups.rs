@@ -20,13 +20,13 @@ use fjord_coordinator::{
 use fjord_log::{BatchBuilder, Batches};
 use fjord_metadata::ControllerError;
 use fjord_metadata::controller::{Creator, NewTopic};
-use fjord_replication::AppendError;
 use fjord_types::{ErrorCode, Timestamp, TopicPartition};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
+use crate::errors;
 
 /// The internal topic holding groups and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -290,11 +290,7 @@ fn persist(
     let appended = handle.state.lock().append_as_leader(&mut bytes, -1, now);
     if let Err(e) = appended {
         tracing::error!(partition = %tp, error = %e, "cannot write group records");
-        return Err(match e {
-            AppendError::TooLarge { .. } => ErrorCode::InvalidCommitOffsetSize,
-            AppendError::NotEnoughReplicas { .. } => ErrorCode::CoordinatorNotAvailable,
-            _ => ErrorCode::UnknownServerError,
-        });
+        return Err(errors::group_write_error(&e));
     }
     broker.notify_appended();
     for record in records {

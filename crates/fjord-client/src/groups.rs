@@ -108,12 +108,9 @@ fn assigned_partitions(bytes: &[u8]) -> Vec<(String, Vec<i32>)> {
 impl Client {
     /// Every group on every broker (ListGroups), sorted by id.
     pub async fn list_groups(&mut self) -> Result<Vec<GroupListing>, Error> {
-        let nodes: Vec<i32> = {
-            self.metadata(Some(&[])).await?;
-            let mut nodes: Vec<i32> = self.broker_ids();
-            nodes.sort_unstable();
-            nodes
-        };
+        self.metadata(Some(&[])).await?;
+        let mut nodes: Vec<i32> = self.known_brokers().keys().copied().collect();
+        nodes.sort_unstable();
         let mut groups = Vec::new();
         for node in nodes {
             let (response, _) = self.connection(node).await?.call(&ListGroupsRequest::default()).await?;
@@ -231,10 +228,6 @@ impl Client {
                 }
             })
             .collect())
-    }
-
-    fn broker_ids(&self) -> Vec<i32> {
-        self.known_brokers().keys().copied().collect()
     }
 }
 
