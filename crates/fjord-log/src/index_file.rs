@@ -39,6 +39,7 @@ pub(crate) struct IndexFile {
     entries: usize,
     capacity: usize,
     found_slots: usize,
+    discarded: bool,
 }
 
 /// SAFETY: a mapping is undefined behaviour if another process shrinks or rewrites the file
@@ -67,9 +68,18 @@ impl IndexFile {
             .open(&path)
             .map_err(Error::io(&path))?;
         let len = file.metadata().map_err(Error::io(&path))?.len() as usize;
-        let whole = len / entry_size * entry_size;
-        let wanted = if active { (max_bytes / entry_size * entry_size).max(whole) } else { whole };
-        if wanted != len {
+        let mut whole = len / entry_size * entry_size;
+        let preallocated = max_bytes / entry_size * entry_size;
+        // An active index still at its preallocated size was not trimmed: the process stopped
+        // uncleanly. Its contents cannot be trusted and it is rebuilt from the log anyway, so
+        // drop them rather than read megabytes of (mostly empty) slots to find that out.
+        let discarded = active && whole > 0 && whole >= preallocated;
+        if discarded {
+            file.set_len(0).map_err(Error::io(&path))?;
+            whole = 0;
+        }
+        let wanted = if active { preallocated.max(whole) } else { whole };
+        if wanted != len || discarded {
             file.set_len(wanted as u64).map_err(Error::io(&path))?;
         }
         let mmap = map(&file, &path)?;
@@ -81,6 +91,7 @@ impl IndexFile {
             entries: 0,
             capacity: wanted / entry_size,
             found_slots: whole / entry_size,
+            discarded,
         })
     }
 
@@ -93,6 +104,12 @@ impl IndexFile {
     /// its entries.
     pub(crate) fn found_slots(&self) -> usize {
         self.found_slots
+    }
+
+    /// Whether `open` dropped the contents of an untrimmed (crash-left) active index: it must be
+    /// rebuilt.
+    pub(crate) fn discarded(&self) -> bool {
+        self.discarded
     }
 
     /// Slots in the file, whether they hold entries or zeros.
@@ -141,10 +158,13 @@ impl IndexFile {
         self.entries = entries;
     }
 
-    /// Zeroes every slot (a rebuild starts from here).
+    /// Zeroes every slot (a rebuild starts from here). Only slots that can be non-zero are
+    /// written: those held, and those the file had when opened. Slots a growth added are zeros
+    /// already, and writing them would fault in the whole preallocated index.
     pub(crate) fn clear_all(&mut self) {
+        let dirty = self.entries.max(self.found_slots).min(self.capacity) * self.entry_size;
         if let Some(mmap) = self.mmap.as_mut() {
-            mmap.fill(0);
+            mmap[..dirty].fill(0);
         }
         self.entries = 0;
     }

@@ -56,8 +56,9 @@ impl TimeIndex {
             valid += 1;
         }
         // Damage is a non-zero slot after the entries, or a trimmed file with zeroed slots.
-        let damaged =
-            valid < index.file.found_slots() || (valid..index.file.found_slots()).any(|i| index.raw(i) != (0, 0));
+        let damaged = index.file.discarded()
+            || valid < index.file.found_slots()
+            || (valid..index.file.found_slots()).any(|i| index.raw(i) != (0, 0));
         index.file.set_entries(valid);
         Ok((index, damaged))
     }

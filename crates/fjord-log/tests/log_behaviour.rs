@@ -387,3 +387,41 @@ fn dump_verifies_indexes_against_the_log() {
 }
 
 use std::io::Write;
+
+/// Resident KiB of this process's mappings of files in `dir` ending in `suffix` (Linux smaps).
+fn resident_kib(dir: &std::path::Path, suffix: &str) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let prefix = dir.to_string_lossy().into_owned();
+    let mut total = 0;
+    let mut counting = false;
+    for line in smaps.lines() {
+        if let Some(path) = line.split_whitespace().nth(5).filter(|_| line.contains('-') && !line.starts_with("Rss")) {
+            counting = path.starts_with(&prefix) && path.ends_with(suffix);
+        } else if let Some(rss) = line.strip_prefix("Rss:")
+            && counting
+        {
+            total += rss.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap();
+        }
+    }
+    total
+}
+
+#[test]
+fn preallocated_indexes_stay_out_of_memory() {
+    // The active segment's indexes are preallocated to segment.index.bytes (10 MiB) and mapped;
+    // creating, rebuilding or reopening them must not touch the empty part.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig::default();
+    let mut log = open(dir.path(), config.clone());
+    log.append(&mut batch(10, 100, 1_000), AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, Timestamp(1_000))
+        .unwrap();
+    for suffix in [".index", ".timeindex"] {
+        assert!(resident_kib(dir.path(), suffix) < 512, "{suffix}: {} KiB resident", resident_kib(dir.path(), suffix));
+    }
+    drop(log); // unclean: the next open rebuilds the active segment's indexes
+    let log = reopen(dir.path(), config, Offset(0));
+    assert_eq!(log.log_end_offset(), Offset(10));
+    for suffix in [".index", ".timeindex"] {
+        assert!(resident_kib(dir.path(), suffix) < 512, "{suffix}: {} KiB resident", resident_kib(dir.path(), suffix));
+    }
+}
