@@ -284,6 +284,21 @@ impl<'a> RecordBatch<'a> {
         self.has_delete_horizon().then(|| self.base_timestamp())
     }
 
+    /// Appends a copy of this batch's header with no records: what compaction keeps of an
+    /// idempotent producer's last batch once all its records are superseded, so the
+    /// producer's sequence state survives (Kafka does the same).
+    pub fn write_empty_copy(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&self.bytes[..BATCH_HEADER_SIZE]);
+        let header = &mut out[start..];
+        header[8..12].copy_from_slice(&((BATCH_HEADER_SIZE - LOG_OVERHEAD) as i32).to_be_bytes());
+        let attributes = read_i16(header, ATTRIBUTES) & !0x07; // no records, no codec
+        header[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        header[RECORD_COUNT..RECORD_COUNT + 4].copy_from_slice(&0i32.to_be_bytes());
+        let crc = crc32c::crc32c(&header[ATTRIBUTES..]);
+        header[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
     /// Offset of the last record relative to the base offset.
     pub fn last_offset_delta(&self) -> i32 {
         read_i32(self.bytes, LAST_OFFSET_DELTA)

@@ -38,6 +38,8 @@ pub struct BatchBuilder {
     base_timestamp: Option<Timestamp>,
     max_timestamp: Timestamp,
     last_offset_delta: i32,
+    min_last_offset_delta: i32,
+    delete_horizon: Option<Timestamp>,
     scratch: Vec<u8>,
 }
 
@@ -65,8 +67,45 @@ impl BatchBuilder {
             base_timestamp: None,
             max_timestamp: Timestamp::NONE,
             last_offset_delta: -1,
+            min_last_offset_delta: -1,
+            delete_horizon: None,
             scratch: Vec::new(),
         }
+    }
+
+    /// A builder with `batch`'s header settings (base offset, codec, timestamp type, producer,
+    /// leader epoch, transactional and control flags, delete horizon), for rewriting a batch
+    /// with some of its records, as compaction does. It covers the same offsets as `batch`
+    /// even if its last records are left out, so sequence numbers stay consistent.
+    pub fn like(batch: &crate::batch::RecordBatch<'_>) -> BatchBuilder {
+        let mut builder = BatchBuilder::new();
+        builder.reset_like(batch);
+        builder
+    }
+
+    /// Empties the builder and takes `batch`'s settings, as [`BatchBuilder::like`] does,
+    /// keeping the buffers' capacity.
+    pub fn reset_like(&mut self, batch: &crate::batch::RecordBatch<'_>) {
+        self.clear();
+        self.base_offset = batch.base_offset();
+        self.compression = batch.compression();
+        self.timestamp_type = batch.timestamp_type();
+        self.producer_id = batch.producer_id();
+        self.producer_epoch = batch.producer_epoch();
+        self.base_sequence = batch.base_sequence();
+        self.partition_leader_epoch = batch.partition_leader_epoch();
+        self.transactional = batch.is_transactional();
+        self.control = batch.is_control();
+        self.min_last_offset_delta = batch.last_offset_delta();
+        self.delete_horizon = batch.delete_horizon();
+    }
+
+    /// Sets the delete horizon (KIP-534): the time after which the compactor may drop the
+    /// batch's tombstones. It is stored as the base timestamp, which record timestamps are
+    /// then relative to. Set it before pushing records.
+    pub fn set_delete_horizon(&mut self, horizon: Option<Timestamp>) -> &mut Self {
+        self.delete_horizon = horizon;
+        self
     }
 
     /// Sets the base offset (a leader overwrites it on append).
@@ -139,7 +178,7 @@ impl BatchBuilder {
         headers: &[Header<'_>],
     ) -> &mut Self {
         assert!(offset_delta > self.last_offset_delta, "record offset deltas must increase");
-        let base_timestamp = *self.base_timestamp.get_or_insert(timestamp);
+        let base_timestamp = *self.base_timestamp.get_or_insert(self.delete_horizon.unwrap_or(timestamp));
         let timestamp_delta = timestamp.0.wrapping_sub(base_timestamp.0);
         let nullable_len =
             |field: Option<&[u8]>| field.map_or(varint_len(-1), |f| varint_len(f.len() as i32) + f.len());
@@ -220,9 +259,13 @@ impl BatchBuilder {
         if self.control {
             attributes |= 0x20;
         }
+        if self.delete_horizon.is_some() {
+            attributes |= 0x40;
+        }
         out.extend_from_slice(&attributes.to_be_bytes());
-        out.extend_from_slice(&self.last_offset_delta.max(0).to_be_bytes());
-        out.extend_from_slice(&self.base_timestamp.unwrap_or(Timestamp::NONE).0.to_be_bytes());
+        out.extend_from_slice(&self.last_offset_delta.max(self.min_last_offset_delta).max(0).to_be_bytes());
+        let base_timestamp = self.delete_horizon.or(self.base_timestamp).unwrap_or(Timestamp::NONE);
+        out.extend_from_slice(&base_timestamp.0.to_be_bytes());
         out.extend_from_slice(&self.max_timestamp.0.to_be_bytes());
         out.extend_from_slice(&self.producer_id.0.to_be_bytes());
         out.extend_from_slice(&self.producer_epoch.0.to_be_bytes());

@@ -75,6 +75,13 @@ pub enum Error {
         /// The original failure.
         reason: String,
     },
+    /// The segments a cleaned segment was to replace changed after it was made (retention or
+    /// truncation got there first); the log was left as it was.
+    #[error("cannot swap in the cleaned segment: {reason}")]
+    SegmentsChanged {
+        /// What no longer matches.
+        reason: String,
+    },
     /// A configuration value that Kafka would also refuse.
     #[error("invalid value {value:?} for configuration {name}: {reason}")]
     InvalidConfig {

@@ -19,6 +19,7 @@
 
 mod batch;
 mod builder;
+mod cleaned;
 mod compression;
 mod config;
 mod dump;
@@ -38,6 +39,7 @@ pub use batch::{
     BATCH_HEADER_SIZE, Batches, LOG_OVERHEAD, MAGIC_V2, RecordBatch, RecordBatchMut, TimestampType, batch_size,
 };
 pub use builder::BatchBuilder;
+pub use cleaned::CleanedSegment;
 pub use compression::Compression;
 pub use config::LogConfig;
 pub use dump::{DumpOptions, DumpReport, dump_file};
@@ -46,5 +48,7 @@ pub use file_range::FileRange;
 pub use log::{AppendInfo, AppendMode, CLEAN_SHUTDOWN_FILE, DeletedSegment, Log, OpenOptions, OpenReport, SegmentInfo};
 pub use offset_index::{OFFSET_INDEX_ENTRY_SIZE, OffsetPosition};
 pub use record::{Header, Headers, Record, Records};
-pub use segment::{DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, segment_file_name};
+pub use segment::{
+    CLEANED_SUFFIX, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, TIME_INDEX_SUFFIX, segment_file_name,
+};
 pub use time_index::{TIME_INDEX_ENTRY_SIZE, TimestampOffset};

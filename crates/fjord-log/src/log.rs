@@ -75,6 +75,8 @@ pub struct OpenReport {
     pub deleted_segments: Vec<Offset>,
     /// Why recovery cut the log, if it did.
     pub reason: Option<String>,
+    /// Segments replaced at open by a cleaned segment whose swap a crash interrupted.
+    pub swapped_segments: Vec<Offset>,
 }
 
 /// A summary of one segment, for retention planning and operators.
@@ -88,6 +90,8 @@ pub struct SegmentInfo {
     pub size_bytes: u64,
     /// The largest record timestamp, if any record has one.
     pub max_timestamp: Option<Timestamp>,
+    /// The max timestamp of its first batch, what `max.compaction.lag.ms` counts from.
+    pub first_timestamp: Option<Timestamp>,
     /// Whether appends go here; retention never removes it.
     pub is_active: bool,
 }
@@ -227,7 +231,7 @@ impl Log {
     }
 
     /// Runs a write step; an I/O failure takes the log offline.
-    fn guard<T>(&mut self, step: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+    pub(crate) fn guard<T>(&mut self, step: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.check_poisoned()?;
         let result = step(self);
         if let Err(error @ Error::Io { .. }) = &result {
@@ -498,9 +502,18 @@ impl Log {
                 next_offset: bases.get(i + 1).copied().unwrap_or(self.log_end_offset),
                 size_bytes: segment.size(),
                 max_timestamp: segment.max_timestamp().map(|m| m.timestamp),
+                first_timestamp: segment.first_batch_timestamp(),
                 is_active: i + 1 == bases.len(),
             })
             .collect()
+    }
+
+    /// A closed segment's whole log file, readable without holding the log: segments never
+    /// change once closed, and a range stays readable after its segment is deleted. `None`
+    /// for the active segment or an unknown base offset.
+    pub fn closed_segment_file(&self, base_offset: Offset) -> Option<FileRange> {
+        let active = self.active().base_offset();
+        (base_offset != active).then(|| self.segments.get(&base_offset).map(Segment::whole_file)).flatten()
     }
 
     /// Takes the segments below `base_offset` out of the log (never the active one), renaming

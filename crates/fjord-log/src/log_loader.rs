@@ -18,7 +18,7 @@ impl Log {
     pub fn open(dir: impl AsRef<Path>, config: LogConfig, options: OpenOptions, now: Timestamp) -> Result<Log> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
-        let mut report = OpenReport::default();
+        let mut report = OpenReport { swapped_segments: crate::cleaned::finish_swaps(&dir)?, ..OpenReport::default() };
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         report.clean_shutdown = marker.exists();
 

@@ -24,6 +24,12 @@ pub const INDEX_SUFFIX: &str = ".index";
 pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
 /// Added to a segment's files when retention removes it, before they are unlinked.
 pub const DELETED_SUFFIX: &str = ".deleted";
+/// Added to the files of a segment the cleaner is still writing; a crash leaves them to be
+/// removed at the next open.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+/// Added to the files of a complete cleaned segment while it replaces the segments it was
+/// made from; at the next open it wins over them.
+pub const SWAP_SUFFIX: &str = ".swap";
 
 /// Bound on a decompressed batch when the log itself looks inside one (timestamp search).
 pub(crate) const MAX_DECOMPRESSED_BATCH: usize = 256 * 1024 * 1024;
@@ -85,7 +91,19 @@ fn open_log_file(path: &Path, create: bool) -> Result<File> {
 impl Segment {
     /// Creates a new, empty active segment.
     pub(crate) fn create(dir: &Path, base_offset: Offset, config: &LogConfig, now: Timestamp) -> Result<Segment> {
-        let log_path = dir.join(segment_file_name(base_offset, LOG_SUFFIX));
+        Segment::create_named(dir, base_offset, "", config, now)
+    }
+
+    /// Creates a new, empty segment whose file names carry `suffix` after the usual one
+    /// (`.cleaned` for a segment the cleaner writes).
+    pub(crate) fn create_named(
+        dir: &Path,
+        base_offset: Offset,
+        suffix: &str,
+        config: &LogConfig,
+        now: Timestamp,
+    ) -> Result<Segment> {
+        let log_path = dir.join(segment_file_name(base_offset, LOG_SUFFIX) + suffix);
         let log = open_log_file(&log_path, true)?;
         if log.metadata().map_err(Error::io(&log_path))?.len() != 0 {
             return Err(Error::CorruptFile {
@@ -95,7 +113,7 @@ impl Segment {
         }
         // An empty log opens as a segment with nothing to check; index files left by an
         // earlier segment at this offset are cleared.
-        let (mut segment, _) = Segment::open(dir, base_offset, config, true, now)?;
+        let (mut segment, _) = Segment::open_named(dir, base_offset, suffix, config, true, now)?;
         segment.offset_index.clear();
         segment.time_index.clear();
         Ok(segment)
@@ -110,7 +128,19 @@ impl Segment {
         active: bool,
         now: Timestamp,
     ) -> Result<(Segment, bool)> {
-        let log_path = dir.join(segment_file_name(base_offset, LOG_SUFFIX));
+        Segment::open_named(dir, base_offset, "", config, active, now)
+    }
+
+    /// [`Segment::open`] for files whose names carry `suffix` (`.swap` at load).
+    pub(crate) fn open_named(
+        dir: &Path,
+        base_offset: Offset,
+        suffix: &str,
+        config: &LogConfig,
+        active: bool,
+        now: Timestamp,
+    ) -> Result<(Segment, bool)> {
+        let log_path = dir.join(segment_file_name(base_offset, LOG_SUFFIX) + suffix);
         let log = open_log_file(&log_path, false)?;
         let size = log.metadata().map_err(Error::io(&log_path))?.len();
         if size > i32::MAX as u64 {
@@ -119,8 +149,8 @@ impl Segment {
                 reason: format!("segment of {size} bytes exceeds 2 GiB"),
             });
         }
-        let index_path = dir.join(segment_file_name(base_offset, INDEX_SUFFIX));
-        let time_index_path = dir.join(segment_file_name(base_offset, TIME_INDEX_SUFFIX));
+        let index_path = dir.join(segment_file_name(base_offset, INDEX_SUFFIX) + suffix);
+        let time_index_path = dir.join(segment_file_name(base_offset, TIME_INDEX_SUFFIX) + suffix);
         let index_missing = !index_path.exists() || !time_index_path.exists();
         let (offset_index, offset_damaged) =
             OffsetIndex::open(index_path, base_offset, config.segment_index_bytes, active, size)?;
@@ -207,11 +237,23 @@ impl Segment {
         self.size
     }
 
+    /// The whole log file as a range (for the cleaner, which reads closed segments without
+    /// holding the log).
+    pub(crate) fn whole_file(&self) -> FileRange {
+        FileRange { file: Arc::clone(&self.log), position: 0, len: self.size }
+    }
+
     pub(crate) fn log_path(&self) -> &Path {
         &self.log_path
     }
 
     /// The largest record timestamp in the segment and the last offset of its batch.
+    /// The max timestamp of the first batch (what `segment.ms` and `max.compaction.lag.ms` count
+    /// from), if the segment holds a batch.
+    pub(crate) fn first_batch_timestamp(&self) -> Option<Timestamp> {
+        self.rolling_timestamp
+    }
+
     pub(crate) fn max_timestamp(&self) -> Option<TimestampOffset> {
         self.max_timestamp
     }
@@ -520,23 +562,20 @@ impl Segment {
 
     /// Renames the segment's files with the `.deleted` suffix; returns their new paths.
     pub(crate) fn rename_to_deleted(&mut self) -> Result<Vec<PathBuf>> {
-        let mut renamed = Vec::with_capacity(3);
-        let log_to = with_suffix(&self.log_path, DELETED_SUFFIX);
+        self.rename_files(DELETED_SUFFIX)
+    }
+
+    /// Renames the segment's files to their usual names followed by `suffix` (empty for the
+    /// usual names), indexes first and the log last: the log file's name is what the loader
+    /// trusts. Returns the new paths.
+    pub(crate) fn rename_files(&mut self, suffix: &str) -> Result<Vec<PathBuf>> {
+        let dir = self.log_path.parent().expect("a segment file lives in a directory").to_path_buf();
+        let name = |kind: &str| dir.join(segment_file_name(self.base_offset, kind) + suffix);
+        let (index_to, time_to, log_to) = (name(INDEX_SUFFIX), name(TIME_INDEX_SUFFIX), name(LOG_SUFFIX));
+        self.offset_index.file_mut().rename(index_to.clone())?;
+        self.time_index.file_mut().rename(time_to.clone())?;
         std::fs::rename(&self.log_path, &log_to).map_err(Error::io(&self.log_path))?;
         self.log_path = log_to.clone();
-        renamed.push(log_to);
-        let index_to = with_suffix(self.offset_index.file().path(), DELETED_SUFFIX);
-        self.offset_index.file_mut().rename(index_to.clone())?;
-        renamed.push(index_to);
-        let time_to = with_suffix(self.time_index.file().path(), DELETED_SUFFIX);
-        self.time_index.file_mut().rename(time_to.clone())?;
-        renamed.push(time_to);
-        Ok(renamed)
+        Ok(vec![log_to, index_to, time_to])
     }
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
