@@ -16,11 +16,19 @@
 //! so time retention reaches it). Deleted segments are renamed `*.deleted` and handed back: the
 //! caller removes them after `file.delete.delay.ms`, so reads in flight finish.
 //!
-//! Compaction (`cleanup.policy=compact`) is not here yet.
+//! The compact policy (`cleanup.policy=compact`) is in [`compact`]: [`cleanable`] decides
+//! whether and how far a log may be cleaned, and a [`Cleaner`] keeps the latest record per key
+//! there, swapping cleaned segments in crash-safely.
 //!
-//! Depends only on `fjord-types` and `fjord-log`.
+//! Depends only on `fjord-types` and `fjord-log` (and `xxhash-rust` for the key map).
 
 #![warn(missing_docs)]
+
+pub mod compact;
+mod offset_map;
+
+pub use compact::{CleanState, CleanStats, CleanTask, Cleanable, Cleaner, CleanerOptions, CompactionConfig, cleanable};
+pub use offset_map::OffsetMap;
 
 use fjord_log::{DeletedSegment, Log, SegmentInfo};
 use fjord_types::{Offset, Timestamp};
@@ -127,3 +135,6 @@ pub fn enforce(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod compact_tests;

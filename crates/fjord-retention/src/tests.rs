@@ -57,6 +57,7 @@ fn arb_segments() -> impl Strategy<Value = Vec<SegmentInfo>> {
                         next_offset: Offset(base + records as i64),
                         size_bytes: size,
                         max_timestamp: max_ts.map(Timestamp),
+                        first_timestamp: max_ts.map(Timestamp),
                         is_active: i + 1 == count,
                     };
                     base += records as i64;
@@ -152,6 +153,7 @@ fn nothing_goes_under_the_defaults_or_with_unlimited_retention() {
         next_offset: Offset(next),
         size_bytes: 1 << 30,
         max_timestamp: Some(Timestamp(0)),
+        first_timestamp: Some(Timestamp(0)),
         is_active: active,
     };
     let segments = [info(0, 10, false), info(10, 20, false), info(20, 25, true)];
