@@ -1,7 +1,8 @@
 """Retention from a client's point of view: a topic with a short `retention.ms` and small
 segments loses its old data by itself (ListOffsets earliest moves forward) while its newest
 data stays readable; `retention.bytes` caps a partition; an AlterConfigs change applies
-without a restart; a compacted topic refuses records without a key."""
+without a restart; a compacted topic refuses records without a key, is cleaned down to the
+latest value per key, and loses a deleted key's tombstone after `delete.retention.ms`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from fjordtest import RDKAFKA_LOG, admin, consume_all, create_topic
 
-BROKER_PROPS = {"log.retention.check.interval.ms": "200", "log.segment.delete.delay.ms": "100"}
+BROKER_PROPS = {
+    "log.retention.check.interval.ms": "200",
+    "log.segment.delete.delay.ms": "100",
+    "log.cleaner.backoff.ms": "100",
+}
 
 
 def produce(bootstrap: str, topic: str, start: int, count: int) -> None:
@@ -101,3 +106,90 @@ def test_a_compacted_topic_refuses_records_without_a_key(broker):
     finally:
         producer.close()
     assert watermarks(broker.bootstrap, topic) == (0, 2)
+
+
+def read_compacted(bootstrap: str, topic: str) -> list[tuple[int, bytes, bytes | None]]:
+    """Every record from the beginning, as (offset, key, value), with kafka-python."""
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KTopicPartition
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1500)
+    try:
+        tp = KTopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        got = []
+        deadline = time.monotonic() + 20
+        while consumer.position(tp) < end and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                got.extend((r.offset, r.key, r.value) for r in records)
+        return got
+    finally:
+        consumer.close()
+
+
+def roll_with_marker(bootstrap: str, topic: str, segment_ms: int) -> None:
+    """Waits past segment.ms and writes one more record, which rolls the active segment so
+    everything before it can be cleaned (Kafka rolls on append, as Fjord does)."""
+    time.sleep(segment_ms / 1000 + 0.2)
+    p = Producer({"bootstrap.servers": bootstrap, "logger": RDKAFKA_LOG})
+    p.produce(topic, key=b"marker", value=b"roll", partition=0)
+    assert p.flush(10) == 0
+
+
+def test_a_compacted_topic_keeps_the_latest_value_per_key(broker):
+    topic = "compacted-latest"
+    create_topic(broker.bootstrap, topic, 1, {
+        "cleanup.policy": "compact", "segment.bytes": "4096", "segment.ms": "500",
+        "min.cleanable.dirty.ratio": "0.01"})
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5, "logger": RDKAFKA_LOG})
+    for round_ in range(100):
+        for key in range(20):
+            p.produce(topic, key=b"key-%02d" % key, value=b"round-%03d" % round_, partition=0)
+        p.flush(10)
+    assert p.flush(10) == 0
+    roll_with_marker(broker.bootstrap, topic, 500)
+    latest = {b"key-%02d" % k: b"round-099" for k in range(20)}
+
+    def cleaned():
+        records = read_compacted(broker.bootstrap, topic)
+        return len(records) == 21 and records
+    wait_for("the cleaner to compact the topic", cleaned, 30)
+    records = read_compacted(broker.bootstrap, topic)
+    assert {k: v for _, k, v in records if k != b"marker"} == latest
+    offsets = [o for o, _, _ in records]
+    assert offsets == sorted(offsets) and offsets[-1] == 2000, "offsets are preserved, with gaps"
+    low, high = watermarks(broker.bootstrap, topic)
+    assert (low, high) == (0, 2001), "compaction moves neither end of the log"
+    part = broker.data_dir / f"{topic}-0"
+    assert sum(f.stat().st_size for f in part.glob("*.log")) < 2000 * 30, "the old values' bytes are gone"
+    # The first dirty offset is checkpointed, as Kafka does, and survives a restart.
+    checkpoint = (broker.data_dir / "cleaner-offset-checkpoint").read_text().split("\n")
+    assert any(line.startswith(f"{topic} 0 ") for line in checkpoint), checkpoint
+    broker.restart()
+    assert read_compacted(broker.bootstrap, topic) == records
+
+
+def test_a_tombstone_removes_its_key_after_delete_retention(broker):
+    from kafka import KafkaProducer
+    topic = "compacted-tombstone"
+    create_topic(broker.bootstrap, topic, 1, {
+        "cleanup.policy": "compact", "segment.ms": "300", "delete.retention.ms": "2000",
+        "min.cleanable.dirty.ratio": "0.01"})
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    try:
+        producer.send(topic, key=b"gone", value=b"v1", partition=0)
+        producer.send(topic, key=b"kept", value=b"v1", partition=0)
+        producer.send(topic, key=b"gone", value=None, partition=0).get(timeout=30)
+    finally:
+        producer.close()
+    roll_with_marker(broker.bootstrap, topic, 300)
+    # First cleaning: the old value goes, the tombstone stays so consumers learn of the delete.
+    wait_for("the value to be cleaned away", lambda: len(read_compacted(broker.bootstrap, topic)) == 3, 20)
+    records = read_compacted(broker.bootstrap, topic)
+    assert [(k, v) for _, k, v in records] == [(b"kept", b"v1"), (b"gone", None), (b"marker", b"roll")]
+    tombstoned_at = time.monotonic()
+    # After delete.retention.ms the tombstone goes too.
+    wait_for("the tombstone to expire", lambda: len(read_compacted(broker.bootstrap, topic)) == 2, 20)
+    assert time.monotonic() - tombstoned_at >= 1.0, "the tombstone stayed for delete.retention.ms"
+    assert [(k, v) for _, k, v in read_compacted(broker.bootstrap, topic)] == [(b"kept", b"v1"), (b"marker", b"roll")]

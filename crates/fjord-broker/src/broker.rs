@@ -23,6 +23,7 @@ use kafka_protocol::messages::ApiKey;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
+use crate::cleaner::{CLEANER_OFFSET_CHECKPOINT, CleanerManager};
 use crate::config::BrokerConfig;
 use crate::groups::Groups;
 use crate::storage;
@@ -78,7 +79,7 @@ pub struct Broker {
     pub cluster_id: String,
     /// The APIs and versions advertised.
     pub versions: VersionTable,
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     metadata: Mutex<Option<MetadataLog>>,
     image: RwLock<Arc<MetadataImage>>,
     partitions: RwLock<HashMap<TopicPartition, Arc<PartitionHandle>>>,
@@ -86,6 +87,8 @@ pub struct Broker {
     appended: Notify,
     /// The group coordinators hosted here.
     pub groups: Groups,
+    /// The log cleaners' bookkeeping.
+    pub(crate) cleaners: CleanerManager,
     _lock: File,
 }
 
@@ -104,6 +107,7 @@ impl Broker {
         storage::remove_deleted_dirs(&data_dir)?;
         let metadata = MetadataLog::open(&data_dir.join(METADATA_TOPIC_DIR), Broker::now())
             .context("cannot open the metadata log")?;
+        let cleaner_checkpoint = OffsetCheckpoint::read(&data_dir.join(CLEANER_OFFSET_CHECKPOINT)).unwrap_or_default();
         let broker = Arc::new(Broker {
             node_id: BrokerId(config.node_id),
             cluster_id,
@@ -115,6 +119,7 @@ impl Broker {
             producer_ids: Mutex::new(0..0),
             appended: Notify::new(),
             groups: Groups::default(),
+            cleaners: CleanerManager::load(cleaner_checkpoint),
             _lock: lock,
             config,
         });
@@ -331,6 +336,7 @@ impl Broker {
                 tracing::error!(file = name, error = %e, "cannot write checkpoint");
             }
         }
+        self.write_cleaner_checkpoint();
     }
 
     /// Applies `flush.ms`, and flushes logs that rolled since their last flush so the recovery

@@ -7,7 +7,7 @@ use fjord_coordinator::CoordinatorConfig;
 use fjord_log::{LogConfig, TimestampType};
 use fjord_metadata::topic_config::TOPIC_CONFIGS;
 use fjord_replication::PartitionConfig;
-use fjord_retention::RetentionConfig;
+use fjord_retention::{CleanerOptions, CompactionConfig, RetentionConfig};
 
 /// A configured listener: `NAME://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +73,15 @@ pub struct BrokerConfig {
     pub offsets_retention_check_interval_ms: u64,
     /// `log.retention.check.interval.ms`.
     pub log_retention_check_interval_ms: u64,
+    /// `log.cleaner.enable`: run the cleaner threads that compact `cleanup.policy=compact` logs.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.threads`.
+    pub log_cleaner_threads: usize,
+    /// `log.cleaner.backoff.ms`: how long an idle cleaner thread sleeps.
+    pub log_cleaner_backoff_ms: u64,
+    /// Each cleaner thread's bounds: `log.cleaner.dedupe.buffer.size` (shared out among the
+    /// threads), `log.cleaner.io.max.bytes.per.second`, `log.cleaner.io.buffer.size`.
+    pub cleaner: CleanerOptions,
     /// Every property as given, for DescribeConfigs and topic defaults.
     pub properties: BTreeMap<String, String>,
 }
@@ -203,8 +212,31 @@ impl BrokerConfig {
                 get("log.retention.check.interval.ms"),
                 300_000,
             )?,
+            log_cleaner_enable: number("log.cleaner.enable", get("log.cleaner.enable"), true)?,
+            log_cleaner_threads: number("log.cleaner.threads", get("log.cleaner.threads"), 1)?,
+            log_cleaner_backoff_ms: number("log.cleaner.backoff.ms", get("log.cleaner.backoff.ms"), 15_000)?,
+            cleaner: CleanerOptions {
+                dedupe_buffer_size: number(
+                    "log.cleaner.dedupe.buffer.size",
+                    get("log.cleaner.dedupe.buffer.size"),
+                    134_217_728usize,
+                )? / number("log.cleaner.threads", get("log.cleaner.threads"), 1usize)?.max(1),
+                io_max_bytes_per_second: number(
+                    "log.cleaner.io.max.bytes.per.second",
+                    get("log.cleaner.io.max.bytes.per.second"),
+                    f64::MAX,
+                )?,
+                io_buffer_size: number("log.cleaner.io.buffer.size", get("log.cleaner.io.buffer.size"), 524_288)?,
+            },
             properties: properties.clone(),
         };
+        if config.log_cleaner_threads < 1 {
+            return Err(ConfigError {
+                name: "log.cleaner.threads".into(),
+                value: config.log_cleaner_threads.to_string(),
+                reason: "must be at least 1".into(),
+            });
+        }
         if config.offsets_topic_num_partitions < 1 {
             return Err(ConfigError {
                 name: "offsets.topic.num.partitions".into(),
@@ -271,6 +303,23 @@ impl BrokerConfig {
             retention_bytes: long("retention.bytes", -1),
         };
         Some((retention, long("file.delete.delay.ms", 60_000).max(0) as u64))
+    }
+
+    /// The compact policy of a topic with `overrides`: `None` unless `cleanup.policy` includes
+    /// `compact`; else its settings and `file.delete.delay.ms`.
+    pub fn compaction(&self, overrides: &BTreeMap<String, String>) -> Option<(CompactionConfig, u64)> {
+        let value = |name: &str| self.topic_value(overrides, name);
+        if !value("cleanup.policy").split(',').any(|p| p.trim() == "compact") {
+            return None;
+        }
+        let long = |name: &str, default: i64| value(name).trim().parse::<i64>().unwrap_or(default);
+        let compaction = CompactionConfig {
+            delete_retention_ms: long("delete.retention.ms", 86_400_000),
+            min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
+            max_compaction_lag_ms: long("max.compaction.lag.ms", i64::MAX),
+            min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio").trim().parse().unwrap_or(0.5),
+        };
+        Some((compaction, long("file.delete.delay.ms", 60_000).max(0) as u64))
     }
 
     /// The settings of a partition of a topic with `overrides`.

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod broker;
+mod cleaner;
 mod config;
 mod connection;
 mod errors;

@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
+use crate::cleaner::LogCleaner;
 use crate::config::BrokerConfig;
 use crate::connection;
 
@@ -87,6 +88,7 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let grace = Duration::from_millis(broker.config.shutdown_grace_ms);
         let background = tokio::spawn(background_tasks(Arc::clone(&broker), stop_rx.clone()));
+        let cleaners = LogCleaner::start(&broker);
         let mut accepts = JoinSet::new();
         for listener in self.listeners {
             let broker = Arc::clone(&broker);
@@ -112,6 +114,7 @@ impl Server {
             accepts.shutdown().await;
         }
         let _ = background.await;
+        tokio::task::spawn_blocking(move || cleaners.stop()).await?;
         let closing = Arc::clone(&broker);
         tokio::task::spawn_blocking(move || closing.shutdown()).await?;
         tracing::info!("fjord stopped cleanly");

@@ -144,6 +144,11 @@ impl Partition {
         Ok(())
     }
 
+    /// The last offset of each idempotent producer's last batch, which the log cleaner keeps.
+    pub fn producer_last_batch_offsets(&self) -> Vec<Offset> {
+        self.producers.last_batch_offsets().collect()
+    }
+
     /// The topic partition.
     pub fn topic_partition(&self) -> &TopicPartition {
         &self.tp

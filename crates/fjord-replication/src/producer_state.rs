@@ -66,6 +66,12 @@ impl ProducerStateManager {
         self.producers.is_empty()
     }
 
+    /// The last offset of each producer's last batch: the batches compaction must keep (at
+    /// least their headers) so this state can be rebuilt from the log.
+    pub fn last_batch_offsets(&self) -> impl Iterator<Item = Offset> + '_ {
+        self.producers.values().filter_map(|entry| entry.batches.back().map(|b| b.last_offset))
+    }
+
     /// Judges a batch from `producer` at `epoch` with sequences `first..=last`.
     pub fn check(
         &self,
