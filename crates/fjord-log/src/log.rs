@@ -205,6 +205,11 @@ impl Log {
         self.segments.values().map(Segment::size).sum()
     }
 
+    /// The base offset of the active segment (it changes when the log rolls).
+    pub fn active_segment_base(&self) -> Offset {
+        self.active().base_offset()
+    }
+
     /// The number of segments.
     pub fn segment_count(&self) -> usize {
         self.segments.len()

@@ -17,6 +17,7 @@ mod checkpoint;
 mod error;
 mod leader_epoch;
 mod partition;
+mod producer_snapshot;
 mod producer_state;
 
 pub use checkpoint::{
@@ -26,4 +27,5 @@ pub use checkpoint::{
 pub use error::{AppendError, ReadError};
 pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use partition::{AppendResult, Partition, PartitionConfig, ReadResult};
+pub use producer_snapshot::{SNAPSHOT_SUFFIX, SnapshotEntry};
 pub use producer_state::{BatchMetadata, ProducerStateManager, SequenceCheck};

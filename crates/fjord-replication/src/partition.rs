@@ -9,6 +9,7 @@ use fjord_types::{BrokerId, LeaderEpoch, Offset, ProducerEpoch, ProducerId, Time
 use crate::checkpoint::{LEADER_EPOCH_CHECKPOINT, read_epoch_checkpoint, write_epoch_checkpoint};
 use crate::error::{AppendError, ReadError};
 use crate::leader_epoch::LeaderEpochCache;
+use crate::producer_snapshot;
 use crate::producer_state::{BatchMetadata, ProducerStateManager, SequenceCheck};
 
 /// The settings of a partition beyond its log's.
@@ -80,6 +81,8 @@ pub struct Partition {
     isr: Vec<BrokerId>,
     high_watermark: Offset,
     producers: ProducerStateManager,
+    /// The offset of the newest producer snapshot written or loaded.
+    last_snapshot: Option<Offset>,
     epochs: LeaderEpochCache,
     epochs_dirty: bool,
     scratch: Vec<u8>,
@@ -111,20 +114,60 @@ impl Partition {
             isr,
             high_watermark: Offset(0),
             producers: ProducerStateManager::default(),
+            last_snapshot: None,
             epochs: LeaderEpochCache::new(saved_epochs.clone()),
             epochs_dirty: false,
             scratch: Vec::new(),
         };
-        partition.rebuild_state(saved_epochs.is_empty())?;
+        let snapshot_offset = partition.load_producer_snapshot();
+        partition.rebuild_state(saved_epochs.is_empty(), snapshot_offset)?;
         partition.epochs.truncate_from_end(partition.log.log_end_offset().plus(1));
         partition.maybe_advance_high_watermark();
         Ok(partition)
     }
 
-    /// Replays batch headers to rebuild idempotent producer state (and, if the checkpoint was
-    /// missing, the epoch cache).
-    fn rebuild_state(&mut self, rebuild_epochs: bool) -> Result<(), fjord_log::Error> {
-        let mut next = self.log.log_start_offset();
+    /// Loads the newest producer snapshot at or below the log end (removing any beyond it,
+    /// left by a truncation). Returns the offset it covers, or the log start offset if there
+    /// is none.
+    fn load_producer_snapshot(&mut self) -> Offset {
+        let log_end = self.log.log_end_offset();
+        let mut loaded = None;
+        for (offset, path) in producer_snapshot::list_snapshots(&self.dir).into_iter().rev() {
+            if offset > log_end || loaded.is_some() {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            match producer_snapshot::read_snapshot(&path) {
+                Ok(entries) => {
+                    for e in entries {
+                        self.producers.update(e.producer_id, e.epoch, e.last_batch);
+                    }
+                    loaded = Some(offset);
+                }
+                Err(_) => {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        self.last_snapshot = loaded;
+        loaded.unwrap_or(self.log.log_start_offset()).max(self.log.log_start_offset())
+    }
+
+    /// Writes a producer snapshot at the log end offset, unless one is there already.
+    fn snapshot_producers(&mut self) -> std::io::Result<()> {
+        let at = self.log.log_end_offset();
+        if self.last_snapshot == Some(at) {
+            return Ok(());
+        }
+        producer_snapshot::write_snapshot(&self.dir, at, &self.producers.snapshot_entries())?;
+        self.last_snapshot = Some(at);
+        Ok(())
+    }
+
+    /// Replays batch headers from `producers_from` to rebuild idempotent producer state (and,
+    /// if the checkpoint was missing, the whole epoch cache).
+    fn rebuild_state(&mut self, rebuild_epochs: bool, producers_from: Offset) -> Result<(), fjord_log::Error> {
+        let mut next = if rebuild_epochs { self.log.log_start_offset() } else { producers_from };
         while next < self.log.log_end_offset() {
             let bytes = self.log.read_bytes(next, 4 * 1024 * 1024, None)?;
             if bytes.is_empty() {
@@ -135,7 +178,8 @@ impl Partition {
                 if rebuild_epochs && !batch.partition_leader_epoch().is_none() {
                     self.epochs_dirty |= self.epochs.assign(batch.partition_leader_epoch(), batch.base_offset());
                 }
-                if !batch.producer_id().is_none() && batch.base_sequence() >= 0 {
+                if !batch.producer_id().is_none() && batch.base_sequence() >= 0 && batch.base_offset() >= producers_from
+                {
                     self.producers.update(batch.producer_id(), batch.producer_epoch(), metadata_of(&batch));
                 }
                 next = batch.next_offset();
@@ -249,10 +293,19 @@ impl Partition {
                 duplicate: true,
             });
         }
+        let active_base = self.log.active_segment_base();
         let info = self
             .log
             .append(records, AppendMode::Leader { leader_epoch: self.leader_epoch }, now)
             .map_err(AppendError::Storage)?;
+        if self.log.active_segment_base() != active_base {
+            // The log rolled: snapshot the state of everything before this append, as Kafka
+            // does at each roll, so it survives the deletion of the segments that built it.
+            let before = self.last_snapshot;
+            let result =
+                producer_snapshot::write_snapshot(&self.dir, info.first_offset, &self.producers.snapshot_entries());
+            self.last_snapshot = if result.is_ok() { Some(info.first_offset) } else { before };
+        }
         for batch in Batches::new(records) {
             let batch = batch.map_err(AppendError::Storage)?;
             if !batch.producer_id().is_none() {
@@ -497,9 +550,11 @@ impl Partition {
         Ok(())
     }
 
-    /// Flushes, checkpoints the epochs and closes the log cleanly.
+    /// Flushes, checkpoints the epochs, snapshots the producer state and closes the log
+    /// cleanly.
     pub fn close(mut self) -> Result<(), fjord_log::Error> {
         self.checkpoint_epochs().map_err(|e| fjord_log::Error::Io { path: self.dir.clone(), source: e })?;
+        self.snapshot_producers().map_err(|e| fjord_log::Error::Io { path: self.dir.clone(), source: e })?;
         self.log.close()
     }
 

@@ -74,6 +74,59 @@ fn idempotent_retries_get_their_original_offsets_even_after_a_restart() {
     assert_eq!(next.base_offset, Offset(7));
 }
 
+/// Kafka's known duplicate bug: once retention or DeleteRecords removes the segments holding a
+/// producer's batches, a rebuild from the log forgets the producer and a retry is appended
+/// twice. The snapshot written at each roll (and at close) keeps its state.
+#[test]
+fn producer_state_survives_the_deletion_of_its_segments() {
+    for clean_close in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = PartitionConfig {
+            log: LogConfig { segment_bytes: 300, ..LogConfig::default() },
+            ..PartitionConfig::default()
+        };
+        let reopen = |config: PartitionConfig| {
+            Partition::open(
+                dir.path(),
+                TopicPartition::new("t", 0),
+                config,
+                OpenOptions::default(),
+                LeaderEpoch(2),
+                vec![BrokerId(1)],
+                vec![BrokerId(1)],
+                NOW,
+            )
+            .unwrap()
+        };
+        let mut partition = reopen(config.clone());
+        let first = batch(5, Some((9, 0, 0)));
+        partition.append_as_leader(&mut first.clone(), -1, NOW).unwrap();
+        for _ in 0..4 {
+            partition.append_as_leader(&mut batch(5, None), 1, NOW).unwrap(); // rolls
+        }
+        assert!(partition.log().segment_count() > 2);
+        let active = partition.log().active_segment_base();
+        partition.delete_records(active).unwrap();
+        for d in partition.log_mut().delete_segments_before(active).unwrap() {
+            d.remove().unwrap();
+        }
+        assert!(!dir.path().join("00000000000000000000.log").exists(), "the producer's segment is gone");
+        if clean_close {
+            partition.close().unwrap();
+        } else {
+            std::mem::forget(partition); // kill -9: only the snapshot taken at the roll remains
+        }
+        let mut partition = reopen(config);
+        let retry = partition.append_as_leader(&mut first.clone(), -1, NOW).unwrap();
+        assert!(retry.duplicate, "clean close {clean_close}: the retry was appended again");
+        assert_eq!(retry.base_offset, Offset(0));
+        assert!(matches!(
+            partition.append_as_leader(&mut batch(1, Some((9, 0, 7))), -1, NOW),
+            Err(AppendError::OutOfOrderSequence { expected: 5, .. })
+        ));
+    }
+}
+
 #[test]
 fn bad_batches_get_the_right_errors_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();

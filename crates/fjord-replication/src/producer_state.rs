@@ -72,6 +72,23 @@ impl ProducerStateManager {
         self.producers.values().filter_map(|entry| entry.batches.back().map(|b| b.last_offset))
     }
 
+    /// Each producer's epoch and last batch, for a snapshot.
+    pub fn snapshot_entries(&self) -> Vec<crate::SnapshotEntry> {
+        let mut entries: Vec<crate::SnapshotEntry> = self
+            .producers
+            .iter()
+            .filter_map(|(id, entry)| {
+                entry.batches.back().map(|last| crate::SnapshotEntry {
+                    producer_id: *id,
+                    epoch: entry.epoch,
+                    last_batch: *last,
+                })
+            })
+            .collect();
+        entries.sort_by_key(|e| e.producer_id.0);
+        entries
+    }
+
     /// Judges a batch from `producer` at `epoch` with sequences `first..=last`.
     pub fn check(
         &self,
