@@ -88,7 +88,8 @@ pub struct SegmentInfo {
     pub next_offset: Offset,
     /// The log file's size.
     pub size_bytes: u64,
-    /// The largest record timestamp, if any record has one.
+    /// The largest record timestamp; the file's modification time if no record has one
+    /// (Kafka's `largestTimestamp`); `None` for an empty segment.
     pub max_timestamp: Option<Timestamp>,
     /// The max timestamp of its first batch, what `max.compaction.lag.ms` counts from.
     pub first_timestamp: Option<Timestamp>,
@@ -506,8 +507,14 @@ impl Log {
                 base_offset: segment.base_offset(),
                 next_offset: bases.get(i + 1).copied().unwrap_or(self.log_end_offset),
                 size_bytes: segment.size(),
-                max_timestamp: segment.max_timestamp().map(|m| m.timestamp),
-                first_timestamp: segment.first_batch_timestamp(),
+                max_timestamp: match segment.max_timestamp() {
+                    Some(max) if max.timestamp.0 >= 0 => Some(max.timestamp),
+                    // No record carries a timestamp: the file's modification time stands in,
+                    // as in Kafka's `largestTimestamp`.
+                    _ if segment.size() > 0 => segment.last_modified(),
+                    _ => None,
+                },
+                first_timestamp: segment.first_batch_timestamp().filter(|t| t.0 >= 0),
                 is_active: i + 1 == bases.len(),
             })
             .collect()

@@ -254,6 +254,13 @@ impl Segment {
         self.rolling_timestamp
     }
 
+    /// The log file's modification time, in milliseconds since the epoch.
+    pub(crate) fn last_modified(&self) -> Option<Timestamp> {
+        let modified = self.log.metadata().and_then(|m| m.modified()).ok()?;
+        let millis = modified.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+        Some(Timestamp(i64::try_from(millis).ok()?))
+    }
+
     pub(crate) fn max_timestamp(&self) -> Option<TimestampOffset> {
         self.max_timestamp
     }

@@ -169,3 +169,23 @@ fn nothing_goes_under_the_defaults_or_with_unlimited_retention() {
         plan(&segments, Offset(0), Offset(15), &RetentionConfig { retention_ms: 0, retention_bytes: -1 }, Timestamp(9));
     assert_eq!(planned.delete_before, Some(Offset(10)));
 }
+
+/// Records without timestamps (-1) must not look infinitely old: the segment file's
+/// modification time stands in, as in Kafka.
+#[test]
+fn segments_without_timestamps_age_by_their_file_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { segment_bytes: 2_000, ..LogConfig::default() };
+    let mut log = Log::open(dir.path(), config, OpenOptions::default(), Timestamp(0)).unwrap();
+    for _ in 0..5 {
+        append(&mut log, 10, -1);
+    }
+    let written = log.segments()[0].max_timestamp.expect("the file time");
+    assert!(written.0 > 1_600_000_000_000, "a wall-clock file time, not -1: {written:?}");
+    let retention = RetentionConfig { retention_ms: 60_000, retention_bytes: -1 };
+    let hw = log.log_end_offset();
+    let (planned, _) = enforce(&mut log, hw, &retention, Timestamp(written.0 + 1_000)).unwrap();
+    assert!(planned.segments.is_empty(), "freshly written: kept");
+    let (planned, _) = enforce(&mut log, hw, &retention, Timestamp(written.0 + 61_000)).unwrap();
+    assert!(!planned.segments.is_empty(), "a minute after the file was written: gone");
+}
