@@ -326,9 +326,16 @@ impl BrokerConfig {
     pub fn partition_config(&self, overrides: &BTreeMap<String, String>) -> PartitionConfig {
         let value = |name: &str| self.topic_value(overrides, name);
         let long = |name: &str, default: i64| value(name).trim().parse::<i64>().unwrap_or(default);
+        let compacted = value("cleanup.policy").split(',').any(|p| p.trim() == "compact");
+        let mut segment_ms = long("segment.ms", 604_800_000).max(1);
+        if compacted {
+            // KIP-354: a compacted log rolls by max.compaction.lag.ms too, so no record waits
+            // longer than that in the active segment, which is never cleaned.
+            segment_ms = segment_ms.min(long("max.compaction.lag.ms", i64::MAX).max(1));
+        }
         let log = LogConfig {
             segment_bytes: long("segment.bytes", 1 << 30).max(14) as u64,
-            segment_ms: long("segment.ms", 604_800_000).max(1),
+            segment_ms,
             segment_index_bytes: long("segment.index.bytes", 10 << 20).max(4) as usize,
             index_interval_bytes: long("index.interval.bytes", 4096).max(0) as u64,
             flush_messages: long("flush.messages", i64::MAX).max(1),
@@ -345,7 +352,7 @@ impl BrokerConfig {
             min_insync_replicas: long("min.insync.replicas", 1) as i32,
             timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX),
             timestamp_after_max_ms: long("message.timestamp.after.max.ms", 3_600_000),
-            compacted: value("cleanup.policy").split(',').any(|p| p.trim() == "compact"),
+            compacted,
         }
     }
 
@@ -410,6 +417,23 @@ mod tests {
         assert_eq!(config.data_dir(), &PathBuf::from("./fjord-data"));
         assert_eq!((config.node_id, config.num_partitions, config.default_replication_factor), (1, 1, 1));
         assert!(config.auto_create_topics_enable);
+    }
+
+    #[test]
+    fn compaction_settings_come_from_topic_overrides_then_broker_synonyms() {
+        let broker = config("log.cleaner.min.cleanable.ratio=0.2\nlog.cleaner.threads=2\n").unwrap();
+        assert_eq!(broker.cleaner.dedupe_buffer_size, 134_217_728 / 2, "shared out among the threads");
+        let topic = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        assert!(broker.compaction(&topic(&[])).is_none(), "delete is the default policy");
+        let compact = topic(&[("cleanup.policy", "compact,delete"), ("max.compaction.lag.ms", "60000")]);
+        let (settings, _) = broker.compaction(&compact).unwrap();
+        assert_eq!(settings.min_cleanable_dirty_ratio, 0.2);
+        assert_eq!(settings.max_compaction_lag_ms, 60_000);
+        assert_eq!(settings.delete_retention_ms, 86_400_000);
+        assert_eq!(broker.partition_config(&compact).log.segment_ms, 60_000, "KIP-354: rolls by the max lag");
+        assert!(broker.retention(&compact).is_some(), "compact,delete also deletes");
     }
 
     #[test]
