@@ -11,6 +11,7 @@ use fjord_broker::{BrokerConfig, Server, properties};
 use fjord_log::{DumpOptions, dump_file};
 
 mod groups_cli;
+mod topics_cli;
 
 /// Where the tools connect unless told otherwise.
 const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
@@ -55,10 +56,102 @@ enum Command {
         #[arg(long)]
         verify_index_only: bool,
     },
+    /// Create, list, describe, alter and delete topics, as kafka-topics.sh does.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
     /// Consumer groups, as kafka-consumer-groups.sh shows them.
     Groups {
         #[command(subcommand)]
         command: GroupsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TopicsCommand {
+    /// Create a topic. Partitions and replication factor default to the broker's
+    /// num.partitions and default.replication.factor.
+    ///
+    /// Examples:
+    ///   fjord topics create --topic orders --partitions 3
+    ///   fjord topics create --topic users --config cleanup.policy=compact --config segment.bytes=1048576
+    Create {
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// Number of partitions.
+        #[arg(long)]
+        partitions: Option<i32>,
+        /// Number of replicas per partition.
+        #[arg(long)]
+        replication_factor: Option<i16>,
+        /// A topic config override, key=value (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// List the topics.
+    ///
+    /// Example: fjord topics list --exclude-internal
+    List {
+        /// Leave out internal topics (__consumer_offsets).
+        #[arg(long)]
+        exclude_internal: bool,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// Show a topic's (or every topic's) partitions, leaders, replicas, ISR and overridden configs.
+    ///
+    /// Examples:
+    ///   fjord topics describe --topic orders
+    ///   fjord topics describe
+    Describe {
+        /// The topic (default: all).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Leave out internal topics.
+        #[arg(long)]
+        exclude_internal: bool,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// Add partitions, or set and remove config overrides.
+    ///
+    /// Examples:
+    ///   fjord topics alter --topic orders --partitions 6
+    ///   fjord topics alter --topic orders --config retention.ms=3600000 --delete-config segment.bytes
+    Alter {
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// The new (larger) partition count.
+        #[arg(long)]
+        partitions: Option<i32>,
+        /// Set a config override, key=value (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+        /// Remove a config override, back to the broker default (repeatable).
+        #[arg(long = "delete-config", value_name = "KEY")]
+        delete_configs: Vec<String>,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// Delete a topic and its data.
+    ///
+    /// Example: fjord topics delete --topic orders
+    Delete {
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
     },
 }
 
@@ -103,6 +196,25 @@ fn main() -> ExitCode {
         Command::DumpLog { files, print_data_log, deep_iteration, verify_index_only } => {
             dump_log(&files, DumpOptions { print_data_log, deep_iteration, verify_index_only })
         }
+        Command::Topics { command } => tool(async move {
+            match command {
+                TopicsCommand::Create { topic, partitions, replication_factor, configs, bootstrap_server } => {
+                    topics_cli::create(&bootstrap_server, &topic, partitions, replication_factor, &configs).await
+                }
+                TopicsCommand::List { exclude_internal, bootstrap_server } => {
+                    topics_cli::list(&bootstrap_server, exclude_internal).await
+                }
+                TopicsCommand::Describe { topic, exclude_internal, bootstrap_server } => {
+                    topics_cli::describe(&bootstrap_server, topic.as_deref(), exclude_internal).await
+                }
+                TopicsCommand::Alter { topic, partitions, configs, delete_configs, bootstrap_server } => {
+                    topics_cli::alter(&bootstrap_server, &topic, partitions, &configs, &delete_configs).await
+                }
+                TopicsCommand::Delete { topic, bootstrap_server } => {
+                    topics_cli::delete(&bootstrap_server, &topic).await
+                }
+            }
+        }),
         Command::Groups { command } => tool(async move {
             match command {
                 GroupsCommand::List { state, bootstrap_server } => groups_cli::list(&bootstrap_server, state).await,

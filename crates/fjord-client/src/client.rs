@@ -32,6 +32,8 @@ pub struct PartitionInfo {
 pub struct TopicInfo {
     /// Its name.
     pub name: String,
+    /// Its topic id (all zeros from a broker older than Metadata v10).
+    pub topic_id: String,
     /// Whether it is one of Kafka's internal topics.
     pub internal: bool,
     /// Its partitions, by index.
@@ -165,10 +167,16 @@ impl Client {
                 })
                 .collect();
             partitions.sort_by_key(|p| p.partition);
-            topics.push(TopicInfo { name, internal: topic.is_internal, partitions });
+            let topic_id = topic.topic_id.to_string();
+            topics.push(TopicInfo { name, topic_id, internal: topic.is_internal, partitions });
         }
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(topics)
+    }
+
+    /// The per-request timeout in milliseconds, as admin requests carry it.
+    pub(crate) fn timeout_ms(&self) -> i32 {
+        i32::try_from(self.timeout.as_millis()).unwrap_or(i32::MAX)
     }
 
     /// The node coordinating `group` (FindCoordinator).

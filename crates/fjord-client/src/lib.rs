@@ -20,11 +20,13 @@
 
 #![warn(missing_docs)]
 
+mod admin;
 mod client;
 mod connection;
 mod error;
 mod groups;
 
+pub use admin::{ConfigEntry, NewTopic};
 pub use client::{Client, PartitionInfo, TopicInfo};
 pub use connection::Connection;
 pub use error::Error;

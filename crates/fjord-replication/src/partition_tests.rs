@@ -5,10 +5,14 @@ use super::*;
 const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
 fn open(dir: &Path) -> Partition {
+    open_with(dir, PartitionConfig::default())
+}
+
+fn open_with(dir: &Path, config: PartitionConfig) -> Partition {
     Partition::open(
         dir,
         TopicPartition::new("t", 0),
-        PartitionConfig::default(),
+        config,
         OpenOptions::default(),
         LeaderEpoch(2),
         vec![BrokerId(1)],
@@ -85,20 +89,7 @@ fn producer_state_survives_the_deletion_of_its_segments() {
             log: LogConfig { segment_bytes: 300, ..LogConfig::default() },
             ..PartitionConfig::default()
         };
-        let reopen = |config: PartitionConfig| {
-            Partition::open(
-                dir.path(),
-                TopicPartition::new("t", 0),
-                config,
-                OpenOptions::default(),
-                LeaderEpoch(2),
-                vec![BrokerId(1)],
-                vec![BrokerId(1)],
-                NOW,
-            )
-            .unwrap()
-        };
-        let mut partition = reopen(config.clone());
+        let mut partition = open_with(dir.path(), config.clone());
         let first = batch(5, Some((9, 0, 0)));
         partition.append_as_leader(&mut first.clone(), -1, NOW).unwrap();
         for _ in 0..4 {
@@ -116,7 +107,7 @@ fn producer_state_survives_the_deletion_of_its_segments() {
         } else {
             std::mem::forget(partition); // kill -9: only the snapshot taken at the roll remains
         }
-        let mut partition = reopen(config);
+        let mut partition = open_with(dir.path(), config);
         let retry = partition.append_as_leader(&mut first.clone(), -1, NOW).unwrap();
         assert!(retry.duplicate, "clean close {clean_close}: the retry was appended again");
         assert_eq!(retry.base_offset, Offset(0));
