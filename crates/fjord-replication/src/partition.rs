@@ -153,9 +153,8 @@ impl Partition {
         loaded.unwrap_or(self.log.log_start_offset()).max(self.log.log_start_offset())
     }
 
-    /// Writes a producer snapshot at the log end offset, unless one is there already.
-    fn snapshot_producers(&mut self) -> std::io::Result<()> {
-        let at = self.log.log_end_offset();
+    /// Writes a producer snapshot covering the batches below `at`, unless one is there already.
+    fn snapshot_producers(&mut self, at: Offset) -> std::io::Result<()> {
         if self.last_snapshot == Some(at) {
             return Ok(());
         }
@@ -300,11 +299,10 @@ impl Partition {
             .map_err(AppendError::Storage)?;
         if self.log.active_segment_base() != active_base {
             // The log rolled: snapshot the state of everything before this append, as Kafka
-            // does at each roll, so it survives the deletion of the segments that built it.
-            let before = self.last_snapshot;
-            let result =
-                producer_snapshot::write_snapshot(&self.dir, info.first_offset, &self.producers.snapshot_entries());
-            self.last_snapshot = if result.is_ok() { Some(info.first_offset) } else { before };
+            // does at each roll, so it survives the deletion of the segments that built it. A
+            // failed write costs only replay time at the next open (the older snapshot stays),
+            // so it does not fail the append.
+            let _ = self.snapshot_producers(info.first_offset);
         }
         for batch in Batches::new(records) {
             let batch = batch.map_err(AppendError::Storage)?;
@@ -554,7 +552,8 @@ impl Partition {
     /// cleanly.
     pub fn close(mut self) -> Result<(), fjord_log::Error> {
         self.checkpoint_epochs().map_err(|e| fjord_log::Error::Io { path: self.dir.clone(), source: e })?;
-        self.snapshot_producers().map_err(|e| fjord_log::Error::Io { path: self.dir.clone(), source: e })?;
+        self.snapshot_producers(self.log.log_end_offset())
+            .map_err(|e| fjord_log::Error::Io { path: self.dir.clone(), source: e })?;
         self.log.close()
     }
 
