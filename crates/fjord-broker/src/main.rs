@@ -6,188 +6,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use fjord_broker::{BrokerConfig, Server, properties};
 use fjord_log::{DumpOptions, dump_file};
 
+mod args;
+mod console;
 mod groups_cli;
+mod perf;
 mod topics_cli;
 
-/// Where the tools connect unless told otherwise.
-const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
-
-/// Fjord: a Kafka-compatible commit-log broker.
-#[derive(Parser, Debug)]
-#[command(name = "fjord", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Run the broker. With no file: a single node on 127.0.0.1:9092 with data in ./fjord-data.
-    ///
-    /// Examples:
-    ///   fjord server
-    ///   fjord server config/server.properties
-    ///   fjord server --override log.dirs=/var/lib/fjord --override num.partitions=4
-    Server {
-        /// A server.properties file (Kafka's property names).
-        file: Option<PathBuf>,
-        /// Override a property, as kafka-server-start.sh does: --override key=value.
-        #[arg(long = "override", value_name = "KEY=VALUE")]
-        overrides: Vec<String>,
-    },
-    /// Print log segments and index files as kafka-dump-log.sh does.
-    ///
-    /// Example: fjord dump-log --print-data-log fjord-data/orders-0/00000000000000000000.log
-    DumpLog {
-        /// Files to dump (.log, .index, .timeindex).
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Print each record's key and payload.
-        #[arg(long)]
-        print_data_log: bool,
-        /// Print a line per record.
-        #[arg(long)]
-        deep_iteration: bool,
-        /// Check index entries against the log without printing them.
-        #[arg(long)]
-        verify_index_only: bool,
-    },
-    /// Create, list, describe, alter and delete topics, as kafka-topics.sh does.
-    Topics {
-        #[command(subcommand)]
-        command: TopicsCommand,
-    },
-    /// Consumer groups, as kafka-consumer-groups.sh shows them.
-    Groups {
-        #[command(subcommand)]
-        command: GroupsCommand,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum TopicsCommand {
-    /// Create a topic. Partitions and replication factor default to the broker's
-    /// num.partitions and default.replication.factor.
-    ///
-    /// Examples:
-    ///   fjord topics create --topic orders --partitions 3
-    ///   fjord topics create --topic users --config cleanup.policy=compact --config segment.bytes=1048576
-    Create {
-        /// The topic.
-        #[arg(long)]
-        topic: String,
-        /// Number of partitions.
-        #[arg(long)]
-        partitions: Option<i32>,
-        /// Number of replicas per partition.
-        #[arg(long)]
-        replication_factor: Option<i16>,
-        /// A topic config override, key=value (repeatable).
-        #[arg(long = "config", value_name = "KEY=VALUE")]
-        configs: Vec<String>,
-        /// The brokers to bootstrap from (host:port, comma-separated).
-        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
-        bootstrap_server: String,
-    },
-    /// List the topics.
-    ///
-    /// Example: fjord topics list --exclude-internal
-    List {
-        /// Leave out internal topics (__consumer_offsets).
-        #[arg(long)]
-        exclude_internal: bool,
-        /// The brokers to bootstrap from (host:port, comma-separated).
-        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
-        bootstrap_server: String,
-    },
-    /// Show a topic's (or every topic's) partitions, leaders, replicas, ISR and overridden configs.
-    ///
-    /// Examples:
-    ///   fjord topics describe --topic orders
-    ///   fjord topics describe
-    Describe {
-        /// The topic (default: all).
-        #[arg(long)]
-        topic: Option<String>,
-        /// Leave out internal topics.
-        #[arg(long)]
-        exclude_internal: bool,
-        /// The brokers to bootstrap from (host:port, comma-separated).
-        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
-        bootstrap_server: String,
-    },
-    /// Add partitions, or set and remove config overrides.
-    ///
-    /// Examples:
-    ///   fjord topics alter --topic orders --partitions 6
-    ///   fjord topics alter --topic orders --config retention.ms=3600000 --delete-config segment.bytes
-    Alter {
-        /// The topic.
-        #[arg(long)]
-        topic: String,
-        /// The new (larger) partition count.
-        #[arg(long)]
-        partitions: Option<i32>,
-        /// Set a config override, key=value (repeatable).
-        #[arg(long = "config", value_name = "KEY=VALUE")]
-        configs: Vec<String>,
-        /// Remove a config override, back to the broker default (repeatable).
-        #[arg(long = "delete-config", value_name = "KEY")]
-        delete_configs: Vec<String>,
-        /// The brokers to bootstrap from (host:port, comma-separated).
-        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
-        bootstrap_server: String,
-    },
-    /// Delete a topic and its data.
-    ///
-    /// Example: fjord topics delete --topic orders
-    Delete {
-        /// The topic.
-        #[arg(long)]
-        topic: String,
-        /// The brokers to bootstrap from (host:port, comma-separated).
-        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
-        bootstrap_server: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum GroupsCommand {
-    /// List the groups.
-    ///
-    /// Examples:
-    ///   fjord groups list
-    ///   fjord groups list --state --bootstrap-server 127.0.0.1:9092
-    List {
-        /// Also show each group's state.
-        #[arg(long)]
-        state: bool,
-        /// The brokers to bootstrap from (host:port, comma-separated).
-        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
-        bootstrap_server: String,
-    },
-    /// Show a group's committed offsets, log end offsets and lag per partition, with the member
-    /// that owns each partition (or, with --members, the members).
-    ///
-    /// Examples:
-    ///   fjord groups describe --group orders-app
-    ///   fjord groups describe --group orders-app --members
-    Describe {
-        /// The group.
-        #[arg(long)]
-        group: String,
-        /// List the members instead of the partitions.
-        #[arg(long)]
-        members: bool,
-        /// The brokers to bootstrap from (host:port, comma-separated).
-        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
-        bootstrap_server: String,
-    },
-}
+use args::{Cli, Command, GroupsCommand, PerfCommand, TopicsCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -220,6 +49,130 @@ fn main() -> ExitCode {
                 GroupsCommand::List { state, bootstrap_server } => groups_cli::list(&bootstrap_server, state).await,
                 GroupsCommand::Describe { group, members, bootstrap_server } => {
                     groups_cli::describe(&bootstrap_server, &group, members).await
+                }
+                GroupsCommand::ResetOffsets {
+                    group,
+                    topics,
+                    all_topics,
+                    to_earliest,
+                    to_latest,
+                    to_offset,
+                    to_datetime,
+                    shift_by,
+                    dry_run: _,
+                    execute,
+                    bootstrap_server,
+                } => {
+                    use groups_cli::{ResetScope, ResetTo};
+                    let scope = if all_topics { ResetScope::AllTopics } else { ResetScope::Topics(topics) };
+                    let to = match (to_earliest, to_latest, to_offset, to_datetime, shift_by) {
+                        (true, ..) => ResetTo::Earliest,
+                        (_, true, ..) => ResetTo::Latest,
+                        (_, _, Some(o), ..) => ResetTo::Offset(o),
+                        (_, _, _, Some(t), _) => ResetTo::Datetime(groups_cli::parse_datetime(&t)?),
+                        (.., Some(n)) => ResetTo::ShiftBy(n),
+                        _ => anyhow::bail!("choose where to reset to (--to-earliest, --to-latest, ...)"),
+                    };
+                    groups_cli::reset_offsets(&bootstrap_server, &group, scope, to, execute).await
+                }
+                GroupsCommand::Delete { groups, bootstrap_server } => {
+                    groups_cli::delete(&bootstrap_server, &groups).await
+                }
+            }
+        }),
+        Command::Produce {
+            topic,
+            partition,
+            key_separator,
+            headers,
+            parse_headers,
+            null_marker,
+            producer,
+            max_block_ms,
+            bootstrap_server,
+        } => tool(async move {
+            console::produce(console::ProduceOptions {
+                bootstrap: bootstrap_server,
+                topic,
+                partition,
+                key_separator,
+                headers,
+                parse_headers,
+                null_marker,
+                acks: console::parse_acks(&producer.acks)?,
+                compression: console::parse_compression(&producer.compression)?,
+                batch_size: producer.batch_size,
+                linger_ms: producer.linger_ms,
+                max_block_ms,
+            })
+            .await
+        }),
+        Command::Consume {
+            topic,
+            group,
+            partition,
+            from_beginning,
+            offset,
+            max_messages,
+            timeout_ms,
+            print_key,
+            print_timestamp,
+            print_headers,
+            print_partition,
+            print_offset,
+            key_separator,
+            bootstrap_server,
+        } => tool(console::consume(console::ConsumeOptions {
+            bootstrap: bootstrap_server,
+            topic,
+            group,
+            partition,
+            from_beginning,
+            offset,
+            max_messages,
+            timeout_ms,
+            print_key,
+            print_timestamp,
+            print_headers,
+            print_partition,
+            print_offset,
+            key_separator: unescape(&key_separator),
+        })),
+        Command::Perf { command } => tool(async move {
+            match command {
+                PerfCommand::Produce {
+                    topic,
+                    num_records,
+                    record_size,
+                    throughput,
+                    producer,
+                    reporting_interval,
+                    bootstrap_server,
+                } => {
+                    perf::produce(perf::ProducePerfOptions {
+                        bootstrap: bootstrap_server,
+                        topic,
+                        num_records,
+                        record_size,
+                        throughput,
+                        acks: console::parse_acks(&producer.acks)?,
+                        batch_size: producer.batch_size,
+                        linger_ms: producer.linger_ms,
+                        compression: console::parse_compression(&producer.compression)?,
+                        reporting_interval_ms: reporting_interval,
+                    })
+                    .await
+                }
+                PerfCommand::Consume { topic, messages, group, timeout_ms, fetch_max_wait_ms, bootstrap_server } => {
+                    perf::consume(perf::ConsumePerfOptions {
+                        bootstrap: bootstrap_server,
+                        topic,
+                        messages,
+                        group,
+                        timeout_ms,
+                        fetch_max_wait_ms,
+                    })
+                    .await
                 }
             }
         }),
@@ -261,9 +214,15 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
     })
 }
 
+/// `\t` and `\n` in a separator argument, as the shell cannot easily pass a tab.
+fn unescape(text: &str) -> String {
+    text.replace("\\t", "\t").replace("\\n", "\n")
+}
+
 /// Runs a client tool on a small runtime of its own.
 fn tool(run: impl std::future::Future<Output = Result<()>>) -> Result<()> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run)
+    // Two workers: connection readers stamp responses as they arrive while the tool works.
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(run)
 }
 
 async fn shutdown_signal() {

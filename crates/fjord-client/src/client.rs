@@ -38,6 +38,8 @@ pub struct TopicInfo {
     pub internal: bool,
     /// Its partitions, by index.
     pub partitions: Vec<PartitionInfo>,
+    /// Kafka's error code for the topic (0 when fine; [`Client::topics`] fails instead).
+    pub error_code: i16,
 }
 
 /// A client for one cluster.
@@ -129,9 +131,34 @@ impl Client {
         Ok(self.connections.get_mut(&node).expect("inserted above"))
     }
 
+    /// Drops the connection to `node` (after a timeout left it out of step).
+    pub fn forget_connection(&mut self, node: i32) {
+        self.connections.remove(&node);
+    }
+
+    /// A new connection to broker `node`, not shared with other calls (for pipelining).
+    pub(crate) async fn new_connection(&mut self, node: i32) -> Result<Connection, Error> {
+        if !self.brokers.contains_key(&node) {
+            self.metadata(Some(&[])).await?;
+        }
+        let address =
+            self.brokers.get(&node).cloned().ok_or_else(|| Error::Protocol(format!("unknown broker {node}")))?;
+        Connection::connect(&address, &self.client_id, self.timeout).await
+    }
+
     /// Metadata for `topics` (`None`: every topic; `Some(&[])`: brokers only). Refreshes the
     /// broker addresses.
     pub async fn metadata(&mut self, topics: Option<&[&str]>) -> Result<MetadataResponse, Error> {
+        self.metadata_with(topics, false).await
+    }
+
+    /// As [`Client::metadata`], asking the broker to create missing topics if it
+    /// auto-creates them (as producers do).
+    pub async fn metadata_with(
+        &mut self,
+        topics: Option<&[&str]>,
+        allow_auto_topic_creation: bool,
+    ) -> Result<MetadataResponse, Error> {
         let request = MetadataRequest::default()
             .with_topics(topics.map(|ts| {
                 ts.iter()
@@ -141,7 +168,7 @@ impl Client {
                     })
                     .collect()
             }))
-            .with_allow_auto_topic_creation(false);
+            .with_allow_auto_topic_creation(allow_auto_topic_creation);
         let (response, _) = self.any_connection().await?.call(&request).await?;
         self.brokers = response.brokers.iter().map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port))).collect();
         Ok(response)
@@ -150,11 +177,24 @@ impl Client {
     /// The topics (`None`: all), sorted by name. A named topic that does not exist is an
     /// error (UNKNOWN_TOPIC_OR_PARTITION).
     pub async fn topics(&mut self, names: Option<&[&str]>) -> Result<Vec<TopicInfo>, Error> {
-        let response = self.metadata(names).await?;
+        let topics = self.topic_infos(names, false).await?;
+        for topic in &topics {
+            Error::check(topic.error_code, || format!("topic {}", topic.name))?;
+        }
+        Ok(topics)
+    }
+
+    /// The named topics as Metadata describes them, errors included (a topic the broker
+    /// does not know has UNKNOWN_TOPIC_OR_PARTITION, one being created LEADER_NOT_AVAILABLE).
+    pub async fn metadata_topics(&mut self, names: &[&str], auto_create: bool) -> Result<Vec<TopicInfo>, Error> {
+        self.topic_infos(Some(names), auto_create).await
+    }
+
+    async fn topic_infos(&mut self, names: Option<&[&str]>, auto_create: bool) -> Result<Vec<TopicInfo>, Error> {
+        let response = self.metadata_with(names, auto_create).await?;
         let mut topics = Vec::new();
         for topic in response.topics {
             let name = topic.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
-            Error::check(topic.error_code, || format!("topic {name}"))?;
             let mut partitions: Vec<PartitionInfo> = topic
                 .partitions
                 .iter()
@@ -168,7 +208,13 @@ impl Client {
                 .collect();
             partitions.sort_by_key(|p| p.partition);
             let topic_id = topic.topic_id.to_string();
-            topics.push(TopicInfo { name, topic_id, internal: topic.is_internal, partitions });
+            topics.push(TopicInfo {
+                name,
+                topic_id,
+                internal: topic.is_internal,
+                partitions,
+                error_code: topic.error_code,
+            });
         }
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(topics)

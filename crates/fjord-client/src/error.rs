@@ -36,6 +36,38 @@ impl Error {
         Error::Kafka { code, name, context: context.into() }
     }
 
+    /// Whether trying again may succeed: Kafka's retriable codes, timeouts and broken
+    /// connections.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Io { .. } | Error::Timeout(_) => true,
+            Error::Protocol(_) => false,
+            Error::Kafka { code, .. } => fjord_types::ErrorCode::from_code(*code).is_retriable(),
+        }
+    }
+
+    /// Kafka's error code, for a [`Error::Kafka`].
+    pub fn code(&self) -> Option<i16> {
+        match self {
+            Error::Kafka { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// A copy to report to several batches (an I/O error keeps its kind and message).
+    pub fn clone_lossy(&self) -> Error {
+        match self {
+            Error::Io { context, source } => {
+                Error::Io { context: context.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
+            }
+            Error::Timeout(what) => Error::Timeout(what.clone()),
+            Error::Protocol(what) => Error::Protocol(what.clone()),
+            Error::Kafka { code, name, context } => {
+                Error::Kafka { code: *code, name: name.clone(), context: context.clone() }
+            }
+        }
+    }
+
     /// Fails with [`Error::kafka`] unless `code` is 0.
     pub fn check(code: i16, context: impl FnOnce() -> String) -> Result<(), Error> {
         if code == 0 { Ok(()) } else { Err(Error::kafka(code, context())) }

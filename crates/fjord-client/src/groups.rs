@@ -4,8 +4,12 @@
 use std::collections::BTreeMap;
 
 use bytes::Buf;
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
-use kafka_protocol::messages::{DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetFetchRequest};
+use kafka_protocol::messages::{
+    DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::{Client, Error};
@@ -72,7 +76,7 @@ pub struct PartitionLag {
 /// version, then topics, each a string and an array of int32 partitions; later versions only
 /// append fields). Read by hand with every count checked against the bytes left, because the
 /// bytes come from other clients through the broker. Empty for bytes that are not one.
-fn assigned_partitions(bytes: &[u8]) -> Vec<(String, Vec<i32>)> {
+pub(crate) fn assigned_partitions(bytes: &[u8]) -> Vec<(String, Vec<i32>)> {
     fn parse(mut buf: &[u8]) -> Option<Vec<(String, Vec<i32>)>> {
         let count = |buf: &mut &[u8], width: usize| -> Option<usize> {
             if buf.remaining() < 4 {
@@ -190,6 +194,78 @@ impl Client {
                     Error::check(p.error_code, || format!("committed offset of {}-{}", t.name.0, p.partition_index))?;
                     out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commits `offsets` for `group` from outside it (generation -1, no member id), as
+    /// `kafka-consumer-groups --reset-offsets --execute` does. The coordinator accepts this
+    /// only while the group has no members (else UNKNOWN_MEMBER_ID or REBALANCE_IN_PROGRESS).
+    pub async fn commit_offsets(&mut self, group: &str, offsets: &BTreeMap<(String, i32), i64>) -> Result<(), Error> {
+        let node = self.group_coordinator(group).await?;
+        self.commit_as(node, group, -1, "", offsets).await
+    }
+
+    /// OffsetCommit of `offsets` to coordinator `node`, as member `member_id` of generation
+    /// `generation` (-1 and "" from outside the group). Fails on the first partition error.
+    pub(crate) async fn commit_as(
+        &mut self,
+        node: i32,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        offsets: &BTreeMap<(String, i32), i64>,
+    ) -> Result<(), Error> {
+        let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+        for ((topic, partition), offset) in offsets {
+            topics.entry(topic).or_default().push(
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(*partition)
+                    .with_committed_offset(*offset)
+                    .with_committed_leader_epoch(-1)
+                    .with_committed_metadata(Some(StrBytes::from_static_str(""))),
+            );
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(StrBytes::from_string(member_id.to_owned()))
+            .with_retention_time_ms(-1)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        OffsetCommitRequestTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            );
+        let (response, _) = self.connection(node).await?.call(&request).await?;
+        for topic in response.topics {
+            for p in topic.partitions {
+                Error::check(p.error_code, || {
+                    format!("committing {}-{} for group {group}", topic.name.0, p.partition_index)
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes groups with no members, and their committed offsets (DeleteGroups at each
+    /// group's coordinator). Returns each group's outcome.
+    pub async fn delete_groups(&mut self, groups: &[&str]) -> Result<Vec<(String, Result<(), Error>)>, Error> {
+        let mut out = Vec::new();
+        for group in groups {
+            let node = self.group_coordinator(group).await?;
+            let request = DeleteGroupsRequest::default()
+                .with_groups_names(vec![GroupId(StrBytes::from_string((*group).to_owned()))]);
+            let (response, _) = self.connection(node).await?.call(&request).await?;
+            for result in response.results {
+                let id = result.group_id.0.to_string();
+                let outcome = Error::check(result.error_code, || format!("deleting group {id}"));
+                out.push((id, outcome));
             }
         }
         Ok(out)

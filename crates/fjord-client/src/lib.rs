@@ -1,11 +1,21 @@
 //! A small async Kafka-protocol client: what the `fjord` command line needs, usable on its own.
 //!
-//! [`Connection`] is one broker connection: it negotiates API versions on connect (ApiVersions)
-//! and sends any `kafka-protocol` request at the highest version both sides support, checking
-//! the response size before reading it. [`Client`] bootstraps from a list of addresses, learns
-//! the cluster from Metadata, routes requests to partition leaders and group coordinators, and
-//! offers the look-ups tools need: topics, groups, committed offsets, end offsets, and consumer
-//! lag ([`Client::group_lag`], what `kafka-consumer-groups --describe` shows).
+//! - [`Connection`] is one broker connection: it negotiates API versions on connect
+//!   (ApiVersions) and sends any `kafka-protocol` request at the highest version both sides
+//!   support, checking the response size before reading it.
+//! - [`Client`] bootstraps from a list of addresses, learns the cluster from Metadata, routes
+//!   requests to partition leaders and group coordinators, and offers the admin calls and
+//!   look-ups tools need: topics, configs, groups, committed offsets, end offsets, and consumer
+//!   lag ([`Client::group_lag`], what `kafka-consumer-groups --describe` shows).
+//! - [`Producer`] batches records per partition (`batch.size`, `linger.ms`, any codec), picks
+//!   partitions as Kafka's default partitioner does (murmur2 of the key), keeps up to
+//!   `max.in.flight.requests.per.connection` Produce requests in flight per broker, and retries
+//!   retriable errors after refreshing metadata.
+//! - [`Consumer`] fetches from chosen partitions or as a consumer-group member (range
+//!   assignor, heartbeats, commits), handing out records without copying them.
+//!
+//! Neither producer nor consumer starts background work of its own beyond one task per
+//! pipelined connection that reads responses; the caller's calls drive them.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), fjord_client::Error> {
@@ -16,19 +26,26 @@
 //! # Ok(()) }
 //! ```
 //!
-//! It depends only on `fjord-types` and `fjord-protocol` among Fjord's crates.
+//! It depends on `fjord-types`, `fjord-protocol` and `fjord-log` (for the record batch
+//! format) among Fjord's crates.
 
 #![warn(missing_docs)]
 
 mod admin;
 mod client;
 mod connection;
+mod consumer;
 mod error;
 mod groups;
+mod pipeline;
+mod producer;
 
 pub use admin::{ConfigEntry, NewTopic};
 pub use client::{Client, PartitionInfo, TopicInfo};
 pub use connection::Connection;
+pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset, StartOffset};
 pub use error::Error;
+pub use fjord_log::{Compression, Header, Record, TimestampType};
 pub use groups::{GroupDescription, GroupListing, GroupMember, PartitionLag};
-pub use kafka_protocol;
+pub use producer::{Delivery, Message, Producer, ProducerConfig, murmur2};
+pub use {fjord_log, kafka_protocol};

@@ -1,0 +1,402 @@
+//! The `fjord` command line: every verb and flag, with the help text `--help` prints.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Where the tools connect unless told otherwise.
+pub(crate) const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+
+/// Fjord: a Kafka-compatible commit-log broker.
+#[derive(Parser, Debug)]
+#[command(name = "fjord", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Run the broker. With no file: a single node on 127.0.0.1:9092 with data in ./fjord-data.
+    ///
+    /// Examples:
+    ///   fjord server
+    ///   fjord server config/server.properties
+    ///   fjord server --override log.dirs=/var/lib/fjord --override num.partitions=4
+    Server {
+        /// A server.properties file (Kafka's property names).
+        file: Option<PathBuf>,
+        /// Override a property, as kafka-server-start.sh does: --override key=value.
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// Print log segments and index files as kafka-dump-log.sh does.
+    ///
+    /// Example: fjord dump-log --print-data-log fjord-data/orders-0/00000000000000000000.log
+    DumpLog {
+        /// Files to dump (.log, .index, .timeindex).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print each record's key and payload.
+        #[arg(long)]
+        print_data_log: bool,
+        /// Print a line per record.
+        #[arg(long)]
+        deep_iteration: bool,
+        /// Check index entries against the log without printing them.
+        #[arg(long)]
+        verify_index_only: bool,
+    },
+    /// Create, list, describe, alter and delete topics, as kafka-topics.sh does.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+    /// Consumer groups: list, describe, reset offsets, delete, as kafka-consumer-groups.sh does.
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+    /// Send each line of stdin as a record, as kafka-console-producer.sh does.
+    ///
+    /// Examples:
+    ///   echo hello | fjord produce --topic orders
+    ///   printf 'user-1:created\n' | fjord produce --topic orders --key-separator :
+    ///   fjord produce --topic orders --header source=cli --acks 1 --compression zstd < lines.txt
+    ///   printf 'trace:abc,team:x\tuser-1:created\n' | fjord produce --topic orders --parse-headers --key-separator :
+    Produce {
+        /// The topic (created on first use if the broker auto-creates topics).
+        #[arg(long)]
+        topic: String,
+        /// Send every record to this partition (default: by key hash, or spread).
+        #[arg(long)]
+        partition: Option<i32>,
+        /// Split each line into key and value at the first occurrence of this string.
+        #[arg(long)]
+        key_separator: Option<String>,
+        /// Add a header to every record, key=value (repeatable).
+        #[arg(long = "header", value_name = "KEY=VALUE")]
+        headers: Vec<String>,
+        /// Each line starts with headers, key:value pairs separated by commas, then a tab.
+        #[arg(long)]
+        parse_headers: bool,
+        /// A key or value equal to this string is sent as null (a tombstone, for values).
+        #[arg(long)]
+        null_marker: Option<String>,
+        #[command(flatten)]
+        producer: ProducerArgs,
+        /// max.block.ms: how long to wait for the topic's metadata.
+        #[arg(long, default_value_t = 60_000)]
+        max_block_ms: u64,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// Print records, as kafka-console-consumer.sh does (value only, unless asked for more).
+    ///
+    /// Examples:
+    ///   fjord consume --topic orders --from-beginning
+    ///   fjord consume --topic orders --group orders-app --max-messages 10
+    ///   fjord consume --topic orders --partition 0 --offset 42 --print-key --print-offset
+    ///   fjord consume --topic orders --from-beginning --timeout-ms 5000 --print-timestamp --print-headers
+    Consume {
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// Consume as a member of this group, from its committed offsets (committing as it goes).
+        #[arg(long)]
+        group: Option<String>,
+        /// Only this partition.
+        #[arg(long)]
+        partition: Option<i32>,
+        /// Start at the log start instead of its end (with --group: when nothing is committed).
+        #[arg(long)]
+        from_beginning: bool,
+        /// Start at earliest, latest or this offset (needs --partition).
+        #[arg(long)]
+        offset: Option<String>,
+        /// Exit after this many records.
+        #[arg(long)]
+        max_messages: Option<u64>,
+        /// Exit when no record arrives for this many milliseconds.
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// Print each record's key before its value.
+        #[arg(long)]
+        print_key: bool,
+        /// Print each record's timestamp and its type (CreateTime or LogAppendTime).
+        #[arg(long)]
+        print_timestamp: bool,
+        /// Print each record's headers (k:v,k2:v2, or NO_HEADERS).
+        #[arg(long)]
+        print_headers: bool,
+        /// Print each record's partition.
+        #[arg(long)]
+        print_partition: bool,
+        /// Print each record's offset.
+        #[arg(long)]
+        print_offset: bool,
+        /// What separates the key from the value.
+        #[arg(long, default_value = "\t")]
+        key_separator: String,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// Load generators, as kafka-producer-perf-test.sh and kafka-consumer-perf-test.sh.
+    Perf {
+        #[command(subcommand)]
+        command: PerfCommand,
+    },
+}
+
+/// The producer settings `produce` and `perf produce` share.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ProducerArgs {
+    /// Acknowledgements to wait for: all (-1), 1 or 0.
+    #[arg(long, default_value = "all", allow_hyphen_values = true)]
+    pub(crate) acks: String,
+    /// Codec: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    pub(crate) compression: String,
+    /// batch.size in bytes.
+    #[arg(long, default_value_t = 16384)]
+    pub(crate) batch_size: usize,
+    /// linger.ms: how long a batch that is not full waits for more records.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) linger_ms: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum PerfCommand {
+    /// Send records as fast as allowed, printing throughput and latency every few seconds and
+    /// a final line with records/s, MB/s and latency avg, max and percentiles.
+    ///
+    /// Examples:
+    ///   fjord perf produce --topic perf --num-records 1000000 --record-size 100 --throughput -1
+    ///   fjord perf produce --topic perf --num-records 100000 --record-size 1024 --throughput 20000 --acks 1
+    Produce {
+        /// The topic (created on first use if the broker auto-creates topics).
+        #[arg(long)]
+        topic: String,
+        /// How many records to send.
+        #[arg(long)]
+        num_records: u64,
+        /// Each record's value size in bytes.
+        #[arg(long)]
+        record_size: usize,
+        /// The most records per second; -1 for no limit.
+        #[arg(long, allow_hyphen_values = true)]
+        throughput: f64,
+        #[command(flatten)]
+        producer: ProducerArgs,
+        /// Milliseconds between progress lines.
+        #[arg(long, default_value_t = 5000)]
+        reporting_interval: u64,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// Read records from the start of every partition and print kafka-consumer-perf-test's
+    /// summary (MB and records, per second).
+    ///
+    /// Example: fjord perf consume --topic perf --messages 1000000
+    Consume {
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// How many records to read.
+        #[arg(long)]
+        messages: u64,
+        /// Consume as a member of this group (default: no group, every partition from its start).
+        #[arg(long)]
+        group: Option<String>,
+        /// Give up when no record arrives for this many milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+        /// fetch.max.wait.ms.
+        #[arg(long, default_value_t = 500)]
+        fetch_max_wait_ms: u64,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TopicsCommand {
+    /// Create a topic. Partitions and replication factor default to the broker's
+    /// num.partitions and default.replication.factor.
+    ///
+    /// Examples:
+    ///   fjord topics create --topic orders --partitions 3
+    ///   fjord topics create --topic users --config cleanup.policy=compact --config segment.bytes=1048576
+    Create {
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// Number of partitions.
+        #[arg(long)]
+        partitions: Option<i32>,
+        /// Number of replicas per partition.
+        #[arg(long)]
+        replication_factor: Option<i16>,
+        /// A topic config override, key=value (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// List the topics.
+    ///
+    /// Example: fjord topics list --exclude-internal
+    List {
+        /// Leave out internal topics (__consumer_offsets).
+        #[arg(long)]
+        exclude_internal: bool,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// Show a topic's (or every topic's) partitions, leaders, replicas, ISR and overridden configs.
+    ///
+    /// Examples:
+    ///   fjord topics describe --topic orders
+    ///   fjord topics describe
+    Describe {
+        /// The topic (default: all).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Leave out internal topics.
+        #[arg(long)]
+        exclude_internal: bool,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// Add partitions, or set and remove config overrides.
+    ///
+    /// Examples:
+    ///   fjord topics alter --topic orders --partitions 6
+    ///   fjord topics alter --topic orders --config retention.ms=3600000 --delete-config segment.bytes
+    Alter {
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// The new (larger) partition count.
+        #[arg(long)]
+        partitions: Option<i32>,
+        /// Set a config override, key=value (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+        /// Remove a config override, back to the broker default (repeatable).
+        #[arg(long = "delete-config", value_name = "KEY")]
+        delete_configs: Vec<String>,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// Delete a topic and its data.
+    ///
+    /// Example: fjord topics delete --topic orders
+    Delete {
+        /// The topic.
+        #[arg(long)]
+        topic: String,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum GroupsCommand {
+    /// List the groups.
+    ///
+    /// Examples:
+    ///   fjord groups list
+    ///   fjord groups list --state --bootstrap-server 127.0.0.1:9092
+    List {
+        /// Also show each group's state.
+        #[arg(long)]
+        state: bool,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// Show a group's committed offsets, log end offsets and lag per partition, with the member
+    /// that owns each partition (or, with --members, the members).
+    ///
+    /// Examples:
+    ///   fjord groups describe --group orders-app
+    ///   fjord groups describe --group orders-app --members
+    Describe {
+        /// The group.
+        #[arg(long)]
+        group: String,
+        /// List the members instead of the partitions.
+        #[arg(long)]
+        members: bool,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// Move a group's committed offsets. The group must have no members. Shows the new
+    /// offsets and changes nothing unless --execute is given.
+    ///
+    /// Examples:
+    ///   fjord groups reset-offsets --group orders-app --topic orders --to-earliest
+    ///   fjord groups reset-offsets --group orders-app --topic orders:0,1 --to-offset 100 --execute
+    ///   fjord groups reset-offsets --group orders-app --all-topics --to-datetime 2026-11-01T00:00:00.000Z --execute
+    ///   fjord groups reset-offsets --group orders-app --all-topics --shift-by -10 --execute
+    #[command(group(clap::ArgGroup::new("scope").required(true).args(["topics", "all_topics"])))]
+    #[command(group(clap::ArgGroup::new("target").required(true)
+        .args(["to_earliest", "to_latest", "to_offset", "to_datetime", "shift_by"])))]
+    ResetOffsets {
+        /// The group.
+        #[arg(long)]
+        group: String,
+        /// A topic, or topic:partition,partition (repeatable).
+        #[arg(long = "topic", value_name = "TOPIC[:PARTITIONS]")]
+        topics: Vec<String>,
+        /// Every partition the group has committed offsets for.
+        #[arg(long)]
+        all_topics: bool,
+        /// To each partition's log start.
+        #[arg(long)]
+        to_earliest: bool,
+        /// To each partition's log end.
+        #[arg(long)]
+        to_latest: bool,
+        /// To this offset (clamped to the partition's range).
+        #[arg(long)]
+        to_offset: Option<i64>,
+        /// To the first record at or after this time: YYYY-MM-DDTHH:mm:SS.sss[Z|±hh:mm].
+        #[arg(long)]
+        to_datetime: Option<String>,
+        /// Move the committed offset by this many records (negative: back).
+        #[arg(long, allow_hyphen_values = true)]
+        shift_by: Option<i64>,
+        /// Only show the new offsets (the default).
+        #[arg(long, conflicts_with = "execute")]
+        dry_run: bool,
+        /// Commit the new offsets.
+        #[arg(long)]
+        execute: bool,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+    /// Delete groups that have no members, with their committed offsets.
+    ///
+    /// Example: fjord groups delete --group orders-app
+    Delete {
+        /// The group (repeatable).
+        #[arg(long = "group", required = true)]
+        groups: Vec<String>,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+}

@@ -1,0 +1,672 @@
+//! Producing: records gather into one batch per partition, batches go to their partition's
+//! leader with several requests in flight per broker, and failures that Kafka calls retriable
+//! are retried after a metadata refresh.
+//!
+//! The producer does no work in the background: [`Producer::send`], [`Producer::poll`] and
+//! [`Producer::flush`] move batches along. A caller that may sit idle (waiting on stdin, say)
+//! calls `poll` by [`Producer::next_wakeup`] so lingering batches leave on time.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use fjord_log::{BatchBuilder, Compression, Header};
+use fjord_types::Timestamp;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::pipeline::Pipeline;
+use crate::{Client, Error};
+
+/// Produce v13 names topics by id; Fjord's client names them.
+const PRODUCE_VERSION_CAP: i16 = 12;
+/// A batch header plus the length prefix, the most a record can add besides its fields.
+const RECORD_OVERHEAD: usize = 61 + 21;
+
+/// Producer settings, with Kafka's names and defaults.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// `client.id`.
+    pub client_id: String,
+    /// `acks`: 0 (no answer), 1 (the leader wrote it) or -1 (all in-sync replicas have it).
+    pub acks: i16,
+    /// `batch.size`: a partition's batch is sent once it holds this many bytes.
+    pub batch_size: usize,
+    /// `linger.ms`: how long a batch that is not full waits for more records.
+    pub linger: Duration,
+    /// `compression.type`.
+    pub compression: Compression,
+    /// `max.in.flight.requests.per.connection`.
+    pub max_in_flight: usize,
+    /// `max.request.size`: the largest Produce request, and so the largest record.
+    pub max_request_size: usize,
+    /// `buffer.memory`: bytes of batches waiting to be sent before `send` waits.
+    pub buffer_memory: usize,
+    /// `request.timeout.ms`.
+    pub request_timeout: Duration,
+    /// `delivery.timeout.ms`: how long a batch may take, retries included.
+    pub delivery_timeout: Duration,
+    /// `retry.backoff.ms`.
+    pub retry_backoff: Duration,
+    /// `max.block.ms`: how long `send` waits for a topic to appear in metadata.
+    pub max_block: Duration,
+    /// Keep each record's send time in its [`Delivery`], to measure latency per record.
+    pub record_send_times: bool,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            client_id: "fjord-producer".into(),
+            acks: -1,
+            batch_size: 16 * 1024,
+            linger: Duration::from_millis(5),
+            compression: Compression::None,
+            max_in_flight: 5,
+            max_request_size: 1024 * 1024,
+            buffer_memory: 32 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            delivery_timeout: Duration::from_secs(120),
+            retry_backoff: Duration::from_millis(100),
+            max_block: Duration::from_secs(60),
+            record_send_times: false,
+        }
+    }
+}
+
+/// A record to send.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Message<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// The partition; `None` lets the producer choose (by key hash, as Kafka's default
+    /// partitioner does, or a sticky partition for records without a key).
+    pub partition: Option<i32>,
+    /// The key.
+    pub key: Option<&'a [u8]>,
+    /// The value (`None` is a tombstone).
+    pub value: Option<&'a [u8]>,
+    /// The headers.
+    pub headers: &'a [Header<'a>],
+    /// The timestamp in ms since the epoch; `None` for now.
+    pub timestamp: Option<i64>,
+}
+
+impl<'a> Message<'a> {
+    /// A record with a value and nothing else.
+    pub fn new(topic: &'a str, value: &'a [u8]) -> Message<'a> {
+        Message { topic, value: Some(value), ..Message::default() }
+    }
+}
+
+/// The outcome of one batch.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// The offset of the batch's first record (-1 with acks=0), or why it failed.
+    pub result: Result<i64, Error>,
+    /// The number of records in the batch.
+    pub records: usize,
+    /// When each record was sent (with [`ProducerConfig::record_send_times`]).
+    pub send_times: Vec<Instant>,
+    /// When the answer arrived.
+    pub completed: Instant,
+}
+
+#[derive(Debug)]
+struct Batch {
+    topic: Arc<str>,
+    partition: i32,
+    builder: BatchBuilder,
+    encoded: Option<Bytes>,
+    records: usize,
+    created: Instant,
+    send_times: Vec<Instant>,
+    attempts: u32,
+    not_before: Option<Instant>,
+}
+
+impl Batch {
+    fn size(&self) -> usize {
+        self.encoded.as_ref().map_or_else(|| self.builder.uncompressed_size(), Bytes::len)
+    }
+}
+
+#[derive(Debug)]
+struct Route {
+    /// Each partition's leader.
+    leaders: Vec<i32>,
+    /// The partition records without a key go to, until its batch is sent.
+    sticky: usize,
+}
+
+/// A Kafka producer. See the module docs for how work moves.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), fjord_client::Error> {
+/// use fjord_client::{Message, Producer, ProducerConfig};
+/// let mut producer = Producer::connect("127.0.0.1:9092", ProducerConfig::default()).await?;
+/// producer.send(&Message { key: Some(b"user-1"), ..Message::new("orders", b"created") }).await?;
+/// for delivery in producer.flush().await? {
+///     println!("{}-{} at {:?}", delivery.topic, delivery.partition, delivery.result);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Producer {
+    client: Client,
+    config: ProducerConfig,
+    routes: HashMap<Arc<str>, Route>,
+    open: HashMap<(Arc<str>, i32), Batch>,
+    ready: VecDeque<Batch>,
+    ready_bytes: usize,
+    pipelines: HashMap<i32, Pipeline>,
+    in_flight: HashMap<i32, VecDeque<Vec<Batch>>>,
+    deliveries: Vec<Delivery>,
+    stale_metadata: bool,
+}
+
+impl Producer {
+    /// Connects to the cluster at `bootstrap` (comma-separated `host:port`s).
+    pub async fn connect(bootstrap: &str, config: ProducerConfig) -> Result<Producer, Error> {
+        let client = Client::with_options(bootstrap, &config.client_id, config.request_timeout).await?;
+        Ok(Producer {
+            client,
+            config,
+            routes: HashMap::new(),
+            open: HashMap::new(),
+            ready: VecDeque::new(),
+            ready_bytes: 0,
+            pipelines: HashMap::new(),
+            in_flight: HashMap::new(),
+            deliveries: Vec::new(),
+            stale_metadata: false,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.config
+    }
+
+    /// Adds a record to its partition's batch, sends what is ready, and waits only when more
+    /// than `buffer.memory` is waiting or every connection has its maximum in flight.
+    ///
+    /// Fails for an unknown topic or partition, a record larger than `max.request.size`, or a
+    /// broken cluster; a failed batch shows up in [`Producer::take_deliveries`] instead.
+    pub async fn send(&mut self, message: &Message<'_>) -> Result<(), Error> {
+        let now = Instant::now();
+        let size = RECORD_OVERHEAD
+            + message.key.map_or(0, <[u8]>::len)
+            + message.value.map_or(0, <[u8]>::len)
+            + message.headers.iter().map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len) + 10).sum::<usize>();
+        if size > self.config.max_request_size {
+            return Err(Error::kafka(
+                10,
+                format!("a record of about {size} bytes exceeds max.request.size {}", self.config.max_request_size),
+            ));
+        }
+        let (topic, partition) = self.partition_for(message).await?;
+        let key = (topic.clone(), partition);
+        if let Some(batch) = self.open.get(&key)
+            && batch.records > 0
+            && batch.builder.uncompressed_size() + size > self.config.batch_size
+        {
+            let batch = self.open.remove(&key).expect("present above");
+            self.seal(batch)?;
+        }
+        let config = &self.config;
+        let batch = self.open.entry(key.clone()).or_insert_with(|| Batch {
+            topic,
+            partition,
+            builder: BatchBuilder::new().compression(config.compression),
+            encoded: None,
+            records: 0,
+            created: now,
+            send_times: Vec::new(),
+            attempts: 0,
+            not_before: None,
+        });
+        let timestamp = message.timestamp.unwrap_or_else(wall_clock_ms);
+        batch.builder.push(Timestamp(timestamp), message.key, message.value, message.headers);
+        batch.records += 1;
+        if config.record_send_times {
+            batch.send_times.push(now);
+        }
+        if batch.builder.uncompressed_size() >= config.batch_size {
+            let batch = self.open.remove(&key).expect("present above");
+            self.seal(batch)?;
+        }
+        self.poll().await?;
+        // Batches that could not go because their leader has its maximum in flight wait for
+        // an answer here: that is the producer's back-pressure.
+        while !self.ready.is_empty() && (self.ready_bytes > self.config.buffer_memory || self.saturated()) {
+            if !self.wait_for_any().await? {
+                break;
+            }
+            self.collect_arrived().await?;
+            self.send_ready().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends batches whose linger time is up and collects answers that have arrived, without
+    /// waiting for the broker.
+    pub async fn poll(&mut self) -> Result<(), Error> {
+        let now = Instant::now();
+        let due: Vec<(Arc<str>, i32)> =
+            self.open.iter().filter(|(_, b)| b.created + self.config.linger <= now).map(|(k, _)| k.clone()).collect();
+        for key in due {
+            let batch = self.open.remove(&key).expect("listed above");
+            self.seal(batch)?;
+        }
+        self.collect_arrived().await?;
+        self.send_ready().await
+    }
+
+    /// When [`Producer::poll`] next has something to do (a batch's linger time ends), if ever.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        let lingering = self.open.values().map(|b| b.created + self.config.linger).min();
+        let backoff = self.ready.iter().filter_map(|b| b.not_before).min();
+        match (lingering, backoff) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The outcomes of the batches finished so far, oldest first.
+    pub fn take_deliveries(&mut self) -> Vec<Delivery> {
+        std::mem::take(&mut self.deliveries)
+    }
+
+    /// Records waiting in batches or in flight.
+    pub fn pending_records(&self) -> usize {
+        self.open.values().chain(self.ready.iter()).map(|b| b.records).sum::<usize>()
+            + self.in_flight.values().flatten().flatten().map(|b| b.records).sum::<usize>()
+    }
+
+    /// Sends everything and waits for every answer (retrying as needed); returns every
+    /// delivery not taken yet.
+    pub async fn flush(&mut self) -> Result<Vec<Delivery>, Error> {
+        let open: Vec<_> = self.open.drain().map(|(_, b)| b).collect();
+        for batch in open {
+            self.seal(batch)?;
+        }
+        loop {
+            self.collect_arrived().await?;
+            self.send_ready().await?;
+            if self.wait_for_any().await? {
+                continue;
+            }
+            if self.ready.is_empty() {
+                break;
+            }
+            // Everything left is backing off, or its leader is unknown.
+            let wake = self.next_wakeup().unwrap_or_else(|| Instant::now() + self.config.retry_backoff);
+            tokio::time::sleep_until(wake.into()).await;
+            self.stale_metadata = true;
+        }
+        Ok(self.take_deliveries())
+    }
+
+    /// The topic's shared name and the partition `message` goes to.
+    async fn partition_for(&mut self, message: &Message<'_>) -> Result<(Arc<str>, i32), Error> {
+        if !self.routes.contains_key(message.topic) {
+            self.learn_topic(message.topic).await?;
+        }
+        let (topic, route) = self.routes.get_key_value(message.topic).expect("learned above");
+        let count = route.leaders.len();
+        let partition = match (message.partition, message.key) {
+            (Some(p), _) => {
+                if usize::try_from(p).map_or(true, |p| p >= count) {
+                    return Err(Error::kafka(3, format!("partition {}-{p} (the topic has {count})", message.topic)));
+                }
+                p
+            }
+            (None, Some(key)) => (murmur2(key) & 0x7fff_ffff) as i32 % count as i32,
+            (None, None) => route.sticky as i32,
+        };
+        Ok((topic.clone(), partition))
+    }
+
+    /// Waits for `topic`'s metadata (creating it if the broker auto-creates topics), up to
+    /// `max.block.ms`. A topic the broker still calls unknown after a few tries is an error
+    /// at once: the broker does not create topics and nobody else has.
+    async fn learn_topic(&mut self, topic: &str) -> Result<(), Error> {
+        let deadline = Instant::now() + self.config.max_block;
+        let mut unknown = 0;
+        loop {
+            let topics = self.client.metadata_topics(&[topic], true).await?;
+            let info = topics.into_iter().find(|t| t.name == topic);
+            let failure = match &info {
+                None => Error::kafka(3, format!("topic {topic}")),
+                Some(info) if info.error_code != 0 => Error::kafka(info.error_code, format!("topic {topic}")),
+                Some(info) if info.partitions.iter().any(|p| p.leader < 0) => {
+                    Error::kafka(5, format!("topic {topic} has a partition without a leader"))
+                }
+                Some(info) => {
+                    let leaders = info.partitions.iter().map(|p| p.leader).collect();
+                    let sticky = self.routes.get(topic).map_or(0, |r| r.sticky);
+                    self.routes.insert(Arc::from(topic), Route { leaders, sticky });
+                    return Ok(());
+                }
+            };
+            if matches!(failure, Error::Kafka { code: 3, .. }) {
+                unknown += 1;
+            }
+            if !failure.is_retriable() || unknown >= 3 || Instant::now() >= deadline {
+                return Err(failure);
+            }
+            tokio::time::sleep(self.config.retry_backoff).await;
+        }
+    }
+
+    /// Refreshes every known topic's leaders.
+    async fn refresh_metadata(&mut self) -> Result<(), Error> {
+        let names: Vec<String> = self.routes.keys().map(|t| t.to_string()).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let topics = self.client.metadata_topics(&refs, false).await?;
+        for info in topics {
+            if let Some(route) = self.routes.get_mut(info.name.as_str())
+                && info.error_code == 0
+            {
+                route.leaders = info.partitions.iter().map(|p| p.leader).collect();
+            }
+        }
+        self.stale_metadata = false;
+        Ok(())
+    }
+
+    /// Encodes a batch and queues it for sending.
+    fn seal(&mut self, mut batch: Batch) -> Result<(), Error> {
+        if batch.encoded.is_none() {
+            let bytes = batch.builder.build().map_err(|e| Error::Protocol(format!("cannot build a batch: {e}")))?;
+            batch.encoded = Some(Bytes::from(bytes));
+            batch.builder = BatchBuilder::new();
+        }
+        if let Some(route) = self.routes.get_mut(&batch.topic)
+            && route.sticky == batch.partition as usize
+        {
+            route.sticky = (route.sticky + 1) % route.leaders.len().max(1);
+        }
+        self.ready_bytes += batch.size();
+        self.ready.push_back(batch);
+        Ok(())
+    }
+
+    /// Sends ready batches, one Produce request per leader with at most one batch per
+    /// partition, while the leader's connection has room in flight.
+    async fn send_ready(&mut self) -> Result<(), Error> {
+        if self.stale_metadata {
+            self.refresh_metadata().await?;
+        }
+        let now = Instant::now();
+        let mut requests: HashMap<i32, Vec<Batch>> = HashMap::new();
+        let mut request_bytes: HashMap<i32, usize> = HashMap::new();
+        let mut kept = VecDeque::new();
+        while let Some(batch) = self.ready.pop_front() {
+            let leader = self
+                .routes
+                .get(&batch.topic)
+                .and_then(|r| r.leaders.get(batch.partition as usize))
+                .copied()
+                .unwrap_or(-1);
+            let in_flight = self.in_flight.get(&leader).map_or(0, VecDeque::len);
+            let request = requests.entry(leader).or_default();
+            let bytes = request_bytes.entry(leader).or_default();
+            let fits = request.is_empty() || *bytes + batch.size() <= self.config.max_request_size;
+            let sendable = leader >= 0
+                && batch.not_before.is_none_or(|t| t <= now)
+                && in_flight < self.config.max_in_flight
+                && fits
+                && !request.iter().any(|b| b.topic == batch.topic && b.partition == batch.partition)
+                && !kept.iter().any(|b: &Batch| b.topic == batch.topic && b.partition == batch.partition);
+            if sendable {
+                *bytes += batch.size();
+                self.ready_bytes -= batch.size();
+                request.push(batch);
+            } else if leader < 0 && batch.created + self.config.delivery_timeout <= now {
+                self.ready_bytes -= batch.size();
+                let error = Error::kafka(5, format!("no leader for {}-{}", batch.topic, batch.partition));
+                self.deliver(batch, Err(error), now);
+            } else {
+                if leader < 0 {
+                    self.stale_metadata = true;
+                }
+                kept.push_back(batch);
+            }
+        }
+        self.ready = kept;
+        for (leader, batches) in requests {
+            if !batches.is_empty() {
+                self.send_request(leader, batches).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_request(&mut self, leader: i32, batches: Vec<Batch>) -> Result<(), Error> {
+        let mut topics: Vec<TopicProduceData> = Vec::new();
+        for batch in &batches {
+            let data = PartitionProduceData::default().with_index(batch.partition).with_records(batch.encoded.clone());
+            match topics.iter_mut().find(|t| t.name.0.as_str() == &*batch.topic) {
+                Some(topic) => topic.partition_data.push(data),
+                None => topics.push(
+                    TopicProduceData::default()
+                        .with_name(TopicName(StrBytes::from_string(batch.topic.to_string())))
+                        .with_partition_data(vec![data]),
+                ),
+            }
+        }
+        let request = ProduceRequest::default()
+            .with_acks(self.config.acks)
+            .with_timeout_ms(i32::try_from(self.config.request_timeout.as_millis()).unwrap_or(i32::MAX))
+            .with_topic_data(topics);
+        let expect_response = self.config.acks != 0;
+        let sent = match self.pipeline(leader).await {
+            Ok(pipeline) => match pipeline.version_for::<ProduceRequest>(Some(PRODUCE_VERSION_CAP)) {
+                Ok(version) => pipeline.send(&request, version, expect_response).await,
+                Err(e) => return Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match sent {
+            Err(e) => {
+                self.pipelines.remove(&leader);
+                self.fail_in_flight(leader, &e);
+                self.retry_or_fail(batches, e);
+            }
+            Ok(()) if expect_response => self.in_flight.entry(leader).or_default().push_back(batches),
+            Ok(()) => {
+                let completed = Instant::now();
+                for batch in batches {
+                    self.deliver(batch, Ok(-1), completed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn pipeline(&mut self, node: i32) -> Result<&mut Pipeline, Error> {
+        if !self.pipelines.contains_key(&node) {
+            let connection = self.client.new_connection(node).await?;
+            self.pipelines.insert(node, connection.into_pipeline());
+        }
+        Ok(self.pipelines.get_mut(&node).expect("inserted above"))
+    }
+
+    /// Handles every response that has already arrived.
+    async fn collect_arrived(&mut self) -> Result<(), Error> {
+        let ready: Vec<i32> = self.pipelines.iter().filter(|(_, p)| p.has_response()).map(|(n, _)| *n).collect();
+        for node in ready {
+            while self.pipelines.get(&node).is_some_and(Pipeline::has_response) {
+                self.receive(node).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether some broker has `max.in.flight.requests.per.connection` requests outstanding.
+    fn saturated(&self) -> bool {
+        self.in_flight.values().any(|q| q.len() >= self.config.max_in_flight)
+    }
+
+    /// Waits for one response from the broker with the most in flight; false if nothing is.
+    async fn wait_for_any(&mut self) -> Result<bool, Error> {
+        let busiest =
+            self.in_flight.iter().filter(|(_, q)| !q.is_empty()).max_by_key(|(_, q)| q.len()).map(|(n, _)| *n);
+        match busiest {
+            Some(node) => {
+                self.receive(node).await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Takes the next response from `node` and settles its batches.
+    async fn receive(&mut self, node: i32) {
+        let Some(pipeline) = self.pipelines.get_mut(&node) else {
+            self.fail_in_flight(node, &Error::Protocol(format!("lost the connection to broker {node}")));
+            return;
+        };
+        let received = pipeline.receive::<ProduceRequest>().await;
+        let batches = self.in_flight.get_mut(&node).and_then(VecDeque::pop_front).unwrap_or_default();
+        match received {
+            Ok((response, arrived)) => self.settle(batches, response, arrived),
+            Err(e) => {
+                self.pipelines.remove(&node);
+                self.retry_or_fail(batches, e.clone_lossy());
+                self.fail_in_flight(node, &e);
+            }
+        }
+    }
+
+    /// Retries (or fails) every batch in flight to `node`, whose connection broke.
+    fn fail_in_flight(&mut self, node: i32, error: &Error) {
+        let queued: Vec<Vec<Batch>> = self.in_flight.remove(&node).map(Vec::from).unwrap_or_default();
+        for batches in queued {
+            self.retry_or_fail(batches, error.clone_lossy());
+        }
+    }
+
+    fn settle(&mut self, batches: Vec<Batch>, response: ProduceResponse, arrived: Instant) {
+        let mut answers: HashMap<(&str, i32), (i16, i64, Option<String>)> = HashMap::new();
+        for topic in &response.responses {
+            for p in &topic.partition_responses {
+                let message = p.error_message.as_ref().map(|m| m.to_string());
+                answers.insert((topic.name.0.as_str(), p.index), (p.error_code, p.base_offset, message));
+            }
+        }
+        let mut retry = Vec::new();
+        let mut outcomes = Vec::new();
+        for batch in batches {
+            let outcome = match answers.get(&(&*batch.topic, batch.partition)) {
+                Some(&(0, base, _)) => Ok(base),
+                Some((code, _, message)) => {
+                    let context = match message {
+                        Some(m) => format!("producing to {}-{}: {m}", batch.topic, batch.partition),
+                        None => format!("producing to {}-{}", batch.topic, batch.partition),
+                    };
+                    Err(Error::kafka(*code, context))
+                }
+                None => Err(Error::Protocol(format!("no answer for {}-{}", batch.topic, batch.partition))),
+            };
+            outcomes.push((batch, outcome));
+        }
+        drop(answers);
+        for (batch, outcome) in outcomes {
+            match outcome {
+                Ok(base) => self.deliver(batch, Ok(base), arrived),
+                Err(e) => retry.push((batch, e)),
+            }
+        }
+        for (batch, e) in retry {
+            self.retry_or_fail(vec![batch], e);
+        }
+    }
+
+    /// Queues retriable failures again (within `delivery.timeout.ms`), fails the rest.
+    fn retry_or_fail(&mut self, batches: Vec<Batch>, error: Error) {
+        let now = Instant::now();
+        for mut batch in batches.into_iter().rev() {
+            if error.is_retriable() && batch.created + self.config.delivery_timeout > now {
+                batch.attempts += 1;
+                batch.not_before = Some(now + self.config.retry_backoff);
+                self.stale_metadata = true;
+                self.ready_bytes += batch.size();
+                self.ready.push_front(batch);
+            } else {
+                self.deliver(batch, Err(error.clone_lossy()), now);
+            }
+        }
+    }
+
+    fn deliver(&mut self, batch: Batch, result: Result<i64, Error>, completed: Instant) {
+        self.deliveries.push(Delivery {
+            topic: batch.topic,
+            partition: batch.partition,
+            result,
+            records: batch.records,
+            send_times: batch.send_times,
+            completed,
+        });
+    }
+}
+
+/// Milliseconds since the epoch.
+fn wall_clock_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The 32-bit MurmurHash2 variant Kafka's default partitioner hashes keys with, so a key lands
+/// on the same partition from this producer as from Java's or librdkafka's `murmur2_random`.
+pub fn murmur2(data: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    const SEED: u32 = 0x9747_b28c;
+    let mut h = SEED ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for chunk in chunks.by_ref() {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        for (i, &byte) in tail.iter().enumerate() {
+            h ^= u32::from(byte) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^ (h >> 15)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_kafka() {
+        // Values from Kafka's own partitioner tests (as signed 32-bit integers).
+        let cases: [(&[u8], i32); 6] = [
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (b"abc", 479_470_107),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(murmur2(input) as i32, expected, "{}", String::from_utf8_lossy(input));
+        }
+    }
+}
