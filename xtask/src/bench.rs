@@ -94,7 +94,7 @@ pub(crate) fn run(root: &Path, test_only: bool) -> Result<()> {
 }
 
 /// Runs dd and returns bytes per second, from its own summary line.
-fn dd(args: &[&str]) -> Result<f64> {
+pub(crate) fn dd(args: &[&str]) -> Result<f64> {
     let output = Command::new("dd").args(args).output().context("cannot run dd")?;
     if !output.status.success() {
         bail!("dd {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));

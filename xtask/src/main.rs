@@ -7,12 +7,15 @@
 //! - `tidy`: the dependency rules of DESIGN.md and the house rules of STYLE.md.
 //! - `fuzz [TARGET] [SECONDS]`: runs a cargo-fuzz target (`decode_request`, `decode_batch`) with
 //!   nightly, bounded in time and memory.
-//! - `bench [--test]`: criterion benches next to the machine's own bounds (`dd`), with ratios;
-//!   `--test` only checks that every bench still runs.
+//! - `bench [log|e2e] [--full] [--test]`: criterion benches next to the machine's own bounds
+//!   (`dd`), with ratios (`log`), then the end-to-end run with `rdkafka_performance`, `fjord
+//!   perf` and tansu side by side (`e2e`; `--full` adds the 10M-record matrix). `--test` only
+//!   checks that every bench and the end-to-end harness still run.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod e2e;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -28,15 +31,28 @@ fn main() -> Result<()> {
         Some("ci") => {
             lint()?;
             bench::run(&root, true)?;
+            e2e::run(&root, true, false)?;
             test()
         }
         Some("lint") => lint(),
         Some("test") => test(),
         Some("tidy") => tidy::run(&root),
-        Some("bench") => bench::run(&root, args.iter().any(|a| a == "--test")),
+        Some("bench") => {
+            let has = |flag: &str| args.iter().any(|a| a == flag);
+            let (log, e2e) = (!has("e2e"), !has("log"));
+            if log {
+                bench::run(&root, has("--test"))?;
+            }
+            if e2e {
+                e2e::run(&root, has("--test"), has("--full"))?;
+            }
+            Ok(())
+        }
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci|lint|test|tidy|bench [--test]|fuzz [TARGET] [SECONDS]>");
+            eprintln!(
+                "usage: cargo xtask <ci|lint|test|tidy|bench [log|e2e] [--full] [--test]|fuzz [TARGET] [SECONDS]>"
+            );
             bail!("unknown or missing task");
         }
     }
