@@ -616,6 +616,11 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
     for scenario in &scenarios {
         for &kind in &kinds {
             for &tool in &tools {
+                if kind == Kind::TansuMemory && tool == Tool::FjordPerf {
+                    // tansu 0.6 puts a tagged field Fetch v12 does not define (tag 0) in its
+                    // Fetch responses; kafka-protocol, and so fjord perf consume, refuses them.
+                    continue;
+                }
                 let mut figures = Vec::new();
                 for _ in 0..runs {
                     eprintln!("{} / {} / {}", scenario.label(), kind.name(), tool.name());
@@ -668,6 +673,13 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
             median(p99s)
         );
         writeln!(report, "\n{latency_line}")?;
+    }
+    if kinds.contains(&Kind::TansuMemory) {
+        writeln!(
+            report,
+            "\nfjord perf does not run against tansu: tansu 0.6 sends Fetch v12 responses with a tagged field \
+             (tag 0) that version does not define, which the kafka-protocol decoder refuses."
+        )?;
     }
     writeln!(report, "\n{}", verdicts(&results, dd_write, idle_rss_mib, startup_ms))?;
     let out_dir = root.join("bench-results");

@@ -284,12 +284,14 @@ impl Consumer {
             return Ok(0);
         }
         // Send every fetch first, so the brokers wait in parallel, then read the answers.
+        // A broken connection is retried next round; an answer that does not decode is not.
         let mut sent = Vec::new();
+        let mut failure = None;
         for (leader, partitions) in by_leader {
             let request = self.fetch_request(&partitions);
             match self.send_fetch(leader, &request).await {
                 Ok(()) => sent.push(leader),
-                Err(e) => self.lost_broker(leader, &e),
+                Err(e) => failure = failure.or(self.lost_broker(leader, e)),
             }
         }
         let mut responses = Vec::new();
@@ -300,8 +302,11 @@ impl Consumer {
             };
             match received {
                 Ok((response, _)) => responses.push(response),
-                Err(e) => self.lost_broker(leader, &e),
+                Err(e) => failure = failure.or(self.lost_broker(leader, e)),
             }
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         let mut visited = 0;
         for response in responses {
@@ -405,10 +410,12 @@ impl Consumer {
         pipeline.send(request, version, true).await
     }
 
-    /// A broker's connection failed: forget it and where its partitions led.
-    fn lost_broker(&mut self, node: i32, _error: &Error) {
+    /// A broker's connection failed: forget it and where its partitions led. Returns the
+    /// error unless it is worth retrying.
+    fn lost_broker(&mut self, node: i32, error: Error) -> Option<Error> {
         self.pipelines.remove(&node);
         self.leaders.retain(|_, leader| *leader != node);
+        (!error.is_retriable()).then_some(error)
     }
 
     /// Hands one Fetch response's new records to `visit`; returns how many, and false if
