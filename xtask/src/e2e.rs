@@ -651,14 +651,12 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
 
     // acks=all latency at half of the maximum acks=all rate (100 B, one partition).
     if !quick {
-        let max_rate = results
-            .iter()
-            .filter(|(s, k, t, _)| {
-                *k == Kind::Fjord && *t == Tool::FjordPerf && s.size == 100 && s.acks < 0 && s.partitions == 1
-            })
-            .map(|(s, _, _, f)| s.records as f64 / f.produce_seconds)
-            .next()
-            .unwrap_or(100_000.0);
+        // The maximum with the same settings (linger.ms=0, acks=all), then half of it.
+        let mut maxima = Vec::new();
+        for _ in 0..runs {
+            maxima.push(latency_run(&programs, &scratch, 2_000_000, -1.0)?.1);
+        }
+        let max_rate = median(maxima);
         let mut p99s = Vec::new();
         let mut rates = Vec::new();
         for _ in 0..runs {
@@ -667,10 +665,11 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
             rates.push(rate);
         }
         let latency_line = format!(
-            "acks=all, 100 B, 1 partition, fjord perf at half its maximum ({:.0} rec/s, linger.ms=0, 3 s): p99 {:.2} ms \
-             (target < 5 ms)",
+            "acks=all, 100 B, 1 partition, linger.ms=0, fjord perf: maximum {max_rate:.0} rec/s; at half of it \
+             ({:.0} rec/s, 3 s) p99 {:.2} ms (target < 5 ms: {})",
             median(rates),
-            median(p99s)
+            median(p99s.clone()),
+            if median(p99s) < 5.0 { "met" } else { "MISSED" }
         );
         writeln!(report, "\n{latency_line}")?;
     }

@@ -22,6 +22,9 @@ pub(crate) struct ProducePerfOptions {
     pub reporting_interval_ms: u64,
 }
 
+/// The shortest sleep the rate limiter takes.
+const MIN_SLEEP: Duration = Duration::from_millis(2);
+
 /// At most this many latencies are kept for percentiles; beyond it, every n-th record is
 /// sampled, as kafka-producer-perf-test does.
 const MAX_SAMPLES: u64 = 500_000;
@@ -176,9 +179,10 @@ pub(crate) async fn produce(options: ProducePerfOptions) -> Result<()> {
     };
     for i in 0..options.num_records {
         if options.throughput > 0.0 {
+            // As Kafka's throttler: sleep only when ahead by more than a timer tick, so a high
+            // rate is not capped by sleep granularity.
             let due = stats.start + Duration::from_secs_f64(i as f64 / options.throughput);
-            let now = Instant::now();
-            if due > now {
+            if due > Instant::now() + MIN_SLEEP {
                 producer.poll().await?;
                 tokio::time::sleep_until(due.into()).await;
             }

@@ -242,7 +242,7 @@ impl Producer {
             let batch = self.open.remove(&key).expect("present above");
             self.seal(batch)?;
         }
-        self.poll().await?;
+        self.advance(false).await?;
         // Batches that could not go because their leader has its maximum in flight wait for
         // an answer here: that is the producer's back-pressure.
         while !self.ready.is_empty() && (self.ready_bytes > self.config.buffer_memory || self.saturated()) {
@@ -255,17 +255,30 @@ impl Producer {
         Ok(())
     }
 
-    /// Sends batches whose linger time is up and collects answers that have arrived, without
-    /// waiting for the broker.
+    /// Sends batches whose linger time is up and collects answers that have arrived. Waits
+    /// for an answer only when a lingered batch's leader has all its requests in flight.
     pub async fn poll(&mut self) -> Result<(), Error> {
+        self.advance(true).await
+    }
+
+    /// Collects answers, seals lingered batches whose leader can take a request, and sends
+    /// what is ready. A batch whose leader has all its requests in flight keeps filling
+    /// instead, so with a short linger.ms batches grow under load rather than going out one
+    /// record each; with `wait`, an answer is awaited to make room for it.
+    async fn advance(&mut self, wait: bool) -> Result<(), Error> {
+        self.collect_arrived().await?;
         let now = Instant::now();
-        let due: Vec<(Arc<str>, i32)> =
+        let lingered: Vec<(Arc<str>, i32)> =
             self.open.iter().filter(|(_, b)| b.created + self.config.linger <= now).map(|(k, _)| k.clone()).collect();
+        let (mut due, blocked): (Vec<_>, Vec<_>) =
+            lingered.into_iter().partition(|(topic, partition)| self.leader_has_room(topic, *partition));
+        if due.is_empty() && !blocked.is_empty() && wait && self.wait_for_any().await? {
+            due = blocked;
+        }
         for key in due {
             let batch = self.open.remove(&key).expect("listed above");
             self.seal(batch)?;
         }
-        self.collect_arrived().await?;
         self.send_ready().await
     }
 
@@ -509,6 +522,12 @@ impl Producer {
             }
         }
         Ok(())
+    }
+
+    /// Whether the partition's leader can take another request now.
+    fn leader_has_room(&self, topic: &str, partition: i32) -> bool {
+        let leader = self.routes.get(topic).and_then(|r| r.leaders.get(partition as usize)).copied().unwrap_or(-1);
+        leader < 0 || self.in_flight.get(&leader).is_none_or(|q| q.len() < self.config.max_in_flight)
     }
 
     /// Whether some broker has `max.in.flight.requests.per.connection` requests outstanding.
