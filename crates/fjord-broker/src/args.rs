@@ -64,34 +64,7 @@ pub(crate) enum Command {
     ///   printf 'user-1:created\n' | fjord produce --topic orders --key-separator :
     ///   fjord produce --topic orders --header source=cli --acks 1 --compression zstd < lines.txt
     ///   printf 'trace:abc,team:x\tuser-1:created\n' | fjord produce --topic orders --parse-headers --key-separator :
-    Produce {
-        /// The topic (created on first use if the broker auto-creates topics).
-        #[arg(long)]
-        topic: String,
-        /// Send every record to this partition (default: by key hash, or spread).
-        #[arg(long)]
-        partition: Option<i32>,
-        /// Split each line into key and value at the first occurrence of this string.
-        #[arg(long)]
-        key_separator: Option<String>,
-        /// Add a header to every record, key=value (repeatable).
-        #[arg(long = "header", value_name = "KEY=VALUE")]
-        headers: Vec<String>,
-        /// Each line starts with headers, key:value pairs separated by commas, then a tab.
-        #[arg(long)]
-        parse_headers: bool,
-        /// A key or value equal to this string is sent as null (a tombstone, for values).
-        #[arg(long)]
-        null_marker: Option<String>,
-        #[command(flatten)]
-        producer: ProducerArgs,
-        /// max.block.ms: how long to wait for the topic's metadata.
-        #[arg(long, default_value_t = 60_000)]
-        max_block_ms: u64,
-        /// The brokers to bootstrap from (host:port, comma-separated).
-        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
-        bootstrap_server: String,
-    },
+    Produce(ProduceArgs),
     /// Print records, as kafka-console-consumer.sh does (value only, unless asked for more).
     ///
     /// Examples:
@@ -99,50 +72,7 @@ pub(crate) enum Command {
     ///   fjord consume --topic orders --group orders-app --max-messages 10
     ///   fjord consume --topic orders --partition 0 --offset 42 --print-key --print-offset
     ///   fjord consume --topic orders --from-beginning --timeout-ms 5000 --print-timestamp --print-headers
-    Consume {
-        /// The topic.
-        #[arg(long)]
-        topic: String,
-        /// Consume as a member of this group, from its committed offsets (committing as it goes).
-        #[arg(long)]
-        group: Option<String>,
-        /// Only this partition.
-        #[arg(long)]
-        partition: Option<i32>,
-        /// Start at the log start instead of its end (with --group: when nothing is committed).
-        #[arg(long)]
-        from_beginning: bool,
-        /// Start at earliest, latest or this offset (needs --partition).
-        #[arg(long)]
-        offset: Option<String>,
-        /// Exit after this many records.
-        #[arg(long)]
-        max_messages: Option<u64>,
-        /// Exit when no record arrives for this many milliseconds.
-        #[arg(long)]
-        timeout_ms: Option<u64>,
-        /// Print each record's key before its value.
-        #[arg(long)]
-        print_key: bool,
-        /// Print each record's timestamp and its type (CreateTime or LogAppendTime).
-        #[arg(long)]
-        print_timestamp: bool,
-        /// Print each record's headers (k:v,k2:v2, or NO_HEADERS).
-        #[arg(long)]
-        print_headers: bool,
-        /// Print each record's partition.
-        #[arg(long)]
-        print_partition: bool,
-        /// Print each record's offset.
-        #[arg(long)]
-        print_offset: bool,
-        /// What separates the key from the value.
-        #[arg(long, default_value = "\t")]
-        key_separator: String,
-        /// The brokers to bootstrap from (host:port, comma-separated).
-        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
-        bootstrap_server: String,
-    },
+    Consume(ConsumeArgs),
     /// Load generators, as kafka-producer-perf-test.sh and kafka-consumer-perf-test.sh.
     Perf {
         #[command(subcommand)]
@@ -175,52 +105,12 @@ pub(crate) enum PerfCommand {
     /// Examples:
     ///   fjord perf produce --topic perf --num-records 1000000 --record-size 100 --throughput -1
     ///   fjord perf produce --topic perf --num-records 100000 --record-size 1024 --throughput 20000 --acks 1
-    Produce {
-        /// The topic (created on first use if the broker auto-creates topics).
-        #[arg(long)]
-        topic: String,
-        /// How many records to send.
-        #[arg(long)]
-        num_records: u64,
-        /// Each record's value size in bytes.
-        #[arg(long)]
-        record_size: usize,
-        /// The most records per second; -1 for no limit.
-        #[arg(long, allow_hyphen_values = true)]
-        throughput: f64,
-        #[command(flatten)]
-        producer: ProducerArgs,
-        /// Milliseconds between progress lines.
-        #[arg(long, default_value_t = 5000)]
-        reporting_interval: u64,
-        /// The brokers to bootstrap from (host:port, comma-separated).
-        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
-        bootstrap_server: String,
-    },
+    Produce(PerfProduceArgs),
     /// Read records from the start of every partition and print kafka-consumer-perf-test's
     /// summary (MB and records, per second).
     ///
     /// Example: fjord perf consume --topic perf --messages 1000000
-    Consume {
-        /// The topic.
-        #[arg(long)]
-        topic: String,
-        /// How many records to read.
-        #[arg(long)]
-        messages: u64,
-        /// Consume as a member of this group (default: no group, every partition from its start).
-        #[arg(long)]
-        group: Option<String>,
-        /// Give up when no record arrives for this many milliseconds.
-        #[arg(long, default_value_t = 10_000)]
-        timeout_ms: u64,
-        /// fetch.max.wait.ms.
-        #[arg(long, default_value_t = 500)]
-        fetch_max_wait_ms: u64,
-        /// The brokers to bootstrap from (host:port, comma-separated).
-        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
-        bootstrap_server: String,
-    },
+    Consume(PerfConsumeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -399,4 +289,130 @@ pub(crate) enum GroupsCommand {
         #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
         bootstrap_server: String,
     },
+}
+
+/// The flags of `fjord produce`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ProduceArgs {
+    /// The topic (created on first use if the broker auto-creates topics).
+    #[arg(long)]
+    pub(crate) topic: String,
+    /// Send every record to this partition (default: by key hash, or spread).
+    #[arg(long)]
+    pub(crate) partition: Option<i32>,
+    /// Split each line into key and value at the first occurrence of this string.
+    #[arg(long)]
+    pub(crate) key_separator: Option<String>,
+    /// Add a header to every record, key=value (repeatable).
+    #[arg(long = "header", value_name = "KEY=VALUE")]
+    pub(crate) headers: Vec<String>,
+    /// Each line starts with headers, key:value pairs separated by commas, then a tab.
+    #[arg(long)]
+    pub(crate) parse_headers: bool,
+    /// A key or value equal to this string is sent as null (a tombstone, for values).
+    #[arg(long)]
+    pub(crate) null_marker: Option<String>,
+    #[command(flatten)]
+    pub(crate) producer: ProducerArgs,
+    /// max.block.ms: how long to wait for the topic's metadata.
+    #[arg(long, default_value_t = 60_000)]
+    pub(crate) max_block_ms: u64,
+    /// The brokers to bootstrap from (host:port, comma-separated).
+    #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+    pub(crate) bootstrap_server: String,
+}
+
+/// The flags of `fjord consume`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ConsumeArgs {
+    /// The topic.
+    #[arg(long)]
+    pub(crate) topic: String,
+    /// Consume as a member of this group, from its committed offsets (committing as it goes).
+    #[arg(long)]
+    pub(crate) group: Option<String>,
+    /// Only this partition.
+    #[arg(long)]
+    pub(crate) partition: Option<i32>,
+    /// Start at the log start instead of its end (with --group: when nothing is committed).
+    #[arg(long)]
+    pub(crate) from_beginning: bool,
+    /// Start at earliest, latest or this offset (needs --partition).
+    #[arg(long)]
+    pub(crate) offset: Option<String>,
+    /// Exit after this many records.
+    #[arg(long)]
+    pub(crate) max_messages: Option<u64>,
+    /// Exit when no record arrives for this many milliseconds.
+    #[arg(long)]
+    pub(crate) timeout_ms: Option<u64>,
+    /// Print each record's key before its value.
+    #[arg(long)]
+    pub(crate) print_key: bool,
+    /// Print each record's timestamp and its type (CreateTime or LogAppendTime).
+    #[arg(long)]
+    pub(crate) print_timestamp: bool,
+    /// Print each record's headers (k:v,k2:v2, or NO_HEADERS).
+    #[arg(long)]
+    pub(crate) print_headers: bool,
+    /// Print each record's partition.
+    #[arg(long)]
+    pub(crate) print_partition: bool,
+    /// Print each record's offset.
+    #[arg(long)]
+    pub(crate) print_offset: bool,
+    /// What separates the key from the value.
+    #[arg(long, default_value = "\t")]
+    pub(crate) key_separator: String,
+    /// The brokers to bootstrap from (host:port, comma-separated).
+    #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+    pub(crate) bootstrap_server: String,
+}
+
+/// The flags of `fjord perf produce`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct PerfProduceArgs {
+    /// The topic (created on first use if the broker auto-creates topics).
+    #[arg(long)]
+    pub(crate) topic: String,
+    /// How many records to send.
+    #[arg(long)]
+    pub(crate) num_records: u64,
+    /// Each record's value size in bytes.
+    #[arg(long)]
+    pub(crate) record_size: usize,
+    /// The most records per second; -1 for no limit.
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) throughput: f64,
+    #[command(flatten)]
+    pub(crate) producer: ProducerArgs,
+    /// Milliseconds between progress lines.
+    #[arg(long, default_value_t = 5000)]
+    pub(crate) reporting_interval: u64,
+    /// The brokers to bootstrap from (host:port, comma-separated).
+    #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+    pub(crate) bootstrap_server: String,
+}
+
+/// The flags of `fjord perf consume`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct PerfConsumeArgs {
+    /// The topic.
+    #[arg(long)]
+    pub(crate) topic: String,
+    /// How many records to read.
+    #[arg(long)]
+    pub(crate) messages: u64,
+    /// Consume as a member of this group (default: no group, every partition from its start).
+    #[arg(long)]
+    pub(crate) group: Option<String>,
+    /// Give up when no record arrives for this many milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) timeout_ms: u64,
+    /// fetch.max.wait.ms.
+    #[arg(long, default_value_t = 500)]
+    pub(crate) fetch_max_wait_ms: u64,
+    /// The brokers to bootstrap from (host:port, comma-separated).
+    #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+    pub(crate) bootstrap_server: String,
 }

@@ -11,26 +11,7 @@ use fjord_client::{
 };
 use tokio::io::AsyncBufReadExt;
 
-/// How `fjord produce` reads and sends lines.
-#[derive(Debug, Clone)]
-pub(crate) struct ProduceOptions {
-    pub bootstrap: String,
-    pub topic: String,
-    pub partition: Option<i32>,
-    /// Split each line into key and value at the first occurrence of this.
-    pub key_separator: Option<String>,
-    /// Headers added to every record, `key=value`.
-    pub headers: Vec<String>,
-    /// Each line starts with `k1:v1,k2:v2` and a tab.
-    pub parse_headers: bool,
-    /// A value (or key) equal to this is sent as null.
-    pub null_marker: Option<String>,
-    pub acks: i16,
-    pub compression: Compression,
-    pub batch_size: usize,
-    pub linger_ms: u64,
-    pub max_block_ms: u64,
-}
+use crate::args::{ConsumeArgs, ProduceArgs};
 
 /// Parses `--acks`: all, -1, 0 or 1.
 pub(crate) fn parse_acks(acks: &str) -> Result<i16> {
@@ -54,6 +35,17 @@ pub(crate) fn parse_compression(name: &str) -> Result<Compression> {
     })
 }
 
+/// How stdin lines split into headers, key and value.
+#[derive(Debug, Clone, Copy)]
+struct LineFormat<'a> {
+    /// Split each line into key and value at the first occurrence of this.
+    key_separator: Option<&'a str>,
+    /// Each line starts with `k1:v1,k2:v2` and a tab.
+    parse_headers: bool,
+    /// A value (or key) equal to this is sent as null.
+    null_marker: Option<&'a str>,
+}
+
 /// One stdin line as a record's parts.
 struct Line<'a> {
     headers: Vec<(&'a str, Option<&'a str>)>,
@@ -61,11 +53,11 @@ struct Line<'a> {
     value: Option<&'a str>,
 }
 
-fn parse_line<'a>(line: &'a str, number: usize, options: &ProduceOptions) -> Result<Line<'a>> {
-    let null = |field: &'a str| if options.null_marker.as_deref() == Some(field) { None } else { Some(field) };
+fn parse_line<'a>(line: &'a str, number: usize, format: LineFormat<'_>) -> Result<Line<'a>> {
+    let null = |field: &'a str| if format.null_marker == Some(field) { None } else { Some(field) };
     let mut rest = line;
     let mut headers = Vec::new();
-    if options.parse_headers {
+    if format.parse_headers {
         let (header_text, body) =
             rest.split_once('\t').with_context(|| format!("line {number}: no tab after the headers"))?;
         rest = body;
@@ -77,11 +69,10 @@ fn parse_line<'a>(line: &'a str, number: usize, options: &ProduceOptions) -> Res
             }
         }
     }
-    let (key, value) = match &options.key_separator {
+    let (key, value) = match format.key_separator {
         Some(separator) => {
-            let (k, v) = rest
-                .split_once(separator.as_str())
-                .with_context(|| format!("line {number}: no key separator {separator:?}"))?;
+            let (k, v) =
+                rest.split_once(separator).with_context(|| format!("line {number}: no key separator {separator:?}"))?;
             (null(k), null(v))
         }
         None => (None, null(rest)),
@@ -90,7 +81,12 @@ fn parse_line<'a>(line: &'a str, number: usize, options: &ProduceOptions) -> Res
 }
 
 /// `fjord produce`: each stdin line becomes a record; exits non-zero if any failed.
-pub(crate) async fn produce(options: ProduceOptions) -> Result<()> {
+pub(crate) async fn produce(options: ProduceArgs) -> Result<()> {
+    let format = LineFormat {
+        key_separator: options.key_separator.as_deref(),
+        parse_headers: options.parse_headers,
+        null_marker: options.null_marker.as_deref(),
+    };
     let static_headers: Vec<(String, String)> = options
         .headers
         .iter()
@@ -102,15 +98,15 @@ pub(crate) async fn produce(options: ProduceOptions) -> Result<()> {
         .collect::<Result<_>>()?;
     let config = ProducerConfig {
         client_id: "fjord-console-producer".into(),
-        acks: options.acks,
-        compression: options.compression,
-        batch_size: options.batch_size,
-        linger: Duration::from_millis(options.linger_ms),
+        acks: parse_acks(&options.producer.acks)?,
+        compression: parse_compression(&options.producer.compression)?,
+        batch_size: options.producer.batch_size,
+        linger: Duration::from_millis(options.producer.linger_ms),
         max_block: Duration::from_millis(options.max_block_ms),
         request_timeout: Duration::from_secs(30),
         ..ProducerConfig::default()
     };
-    let mut producer = Producer::connect(&options.bootstrap, config).await?;
+    let mut producer = Producer::connect(&options.bootstrap_server, config).await?;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut number = 0;
     let mut failed = 0usize;
@@ -127,7 +123,7 @@ pub(crate) async fn produce(options: ProduceOptions) -> Result<()> {
         };
         let Some(line) = line else { break };
         number += 1;
-        let parsed = parse_line(&line, number, &options)?;
+        let parsed = parse_line(&line, number, format)?;
         let mut headers: Vec<Header<'_>> =
             static_headers.iter().map(|(k, v)| Header { key: k.as_bytes(), value: Some(v.as_bytes()) }).collect();
         headers.extend(parsed.headers.iter().map(|(k, v)| Header { key: k.as_bytes(), value: v.map(str::as_bytes) }));
@@ -169,29 +165,9 @@ fn report(deliveries: Vec<fjord_client::Delivery>) -> usize {
     lost
 }
 
-/// How `fjord consume` reads and prints.
-#[derive(Debug, Clone)]
-pub(crate) struct ConsumeOptions {
-    pub bootstrap: String,
-    pub topic: String,
-    pub group: Option<String>,
-    pub partition: Option<i32>,
-    pub from_beginning: bool,
-    /// `earliest`, `latest` or an offset (needs a partition).
-    pub offset: Option<String>,
-    pub max_messages: Option<u64>,
-    /// Stop when no record arrives for this long.
-    pub timeout_ms: Option<u64>,
-    pub print_key: bool,
-    pub print_timestamp: bool,
-    pub print_headers: bool,
-    pub print_partition: bool,
-    pub print_offset: bool,
-    pub key_separator: String,
-}
-
 /// `fjord consume`: prints records as kafka-console-consumer's default formatter does.
-pub(crate) async fn consume(options: ConsumeOptions) -> Result<()> {
+pub(crate) async fn consume(mut options: ConsumeArgs) -> Result<()> {
+    options.key_separator = unescape(&options.key_separator);
     if options.offset.is_some() && options.partition.is_none() {
         bail!("--offset needs --partition");
     }
@@ -221,7 +197,7 @@ pub(crate) async fn consume(options: ConsumeOptions) -> Result<()> {
         auto_offset_reset: if options.from_beginning { OffsetReset::Earliest } else { OffsetReset::Latest },
         ..ConsumerConfig::default()
     };
-    let mut consumer = Consumer::connect(&options.bootstrap, config).await?;
+    let mut consumer = Consumer::connect(&options.bootstrap_server, config).await?;
     match (&options.group, options.partition) {
         (Some(_), _) => consumer.subscribe(&[&options.topic]).await?,
         (None, Some(p)) => consumer.assign(&[(options.topic.clone(), p)], start).await?,
@@ -271,9 +247,14 @@ pub(crate) async fn consume(options: ConsumeOptions) -> Result<()> {
     Ok(())
 }
 
+/// `\t` and `\n` in a separator argument, as the shell cannot easily pass a tab.
+fn unescape(text: &str) -> String {
+    text.replace("\\t", "\t").replace("\\n", "\n")
+}
+
 /// Writes one record as Kafka's `DefaultMessageFormatter` does: timestamp, partition, offset,
 /// headers, key (each on request, tab-separated), then the value.
-fn print_record(out: &mut impl Write, r: &ConsumedRecord<'_>, options: &ConsumeOptions) -> std::io::Result<()> {
+fn print_record(out: &mut impl Write, r: &ConsumedRecord<'_>, options: &ConsumeArgs) -> std::io::Result<()> {
     let record = r.record;
     if options.print_timestamp {
         let ts = record.timestamp().0;
@@ -321,31 +302,17 @@ fn print_record(out: &mut impl Write, r: &ConsumedRecord<'_>, options: &ConsumeO
 mod tests {
     use super::*;
 
-    fn options() -> ProduceOptions {
-        ProduceOptions {
-            bootstrap: String::new(),
-            topic: "t".into(),
-            partition: None,
-            key_separator: Some(":".into()),
-            headers: Vec::new(),
-            parse_headers: true,
-            null_marker: Some("NULL".into()),
-            acks: -1,
-            compression: Compression::None,
-            batch_size: 16384,
-            linger_ms: 5,
-            max_block_ms: 1000,
-        }
-    }
+    const FORMAT: LineFormat<'static> =
+        LineFormat { key_separator: Some(":"), parse_headers: true, null_marker: Some("NULL") };
 
     #[test]
     fn lines_split_into_headers_key_and_value() {
-        let line = parse_line("h1:v1,h2:NULL\tuser-1:created:now", 1, &options()).unwrap();
+        let line = parse_line("h1:v1,h2:NULL\tuser-1:created:now", 1, FORMAT).unwrap();
         assert_eq!(line.headers, vec![("h1", Some("v1")), ("h2", None)]);
         assert_eq!((line.key, line.value), (Some("user-1"), Some("created:now")));
-        let tombstone = parse_line("NO_HEADERS\tuser-1:NULL", 2, &options()).unwrap();
+        let tombstone = parse_line("NO_HEADERS\tuser-1:NULL", 2, FORMAT).unwrap();
         assert_eq!((tombstone.key, tombstone.value), (Some("user-1"), None));
-        let error = parse_line("NO_HEADERS\tno-separator", 3, &options()).err().unwrap();
+        let error = parse_line("NO_HEADERS\tno-separator", 3, FORMAT).err().unwrap();
         assert!(error.to_string().contains("line 3"), "{error}");
     }
 }

@@ -80,100 +80,12 @@ fn main() -> ExitCode {
                 }
             }
         }),
-        Command::Produce {
-            topic,
-            partition,
-            key_separator,
-            headers,
-            parse_headers,
-            null_marker,
-            producer,
-            max_block_ms,
-            bootstrap_server,
-        } => tool(async move {
-            console::produce(console::ProduceOptions {
-                bootstrap: bootstrap_server,
-                topic,
-                partition,
-                key_separator,
-                headers,
-                parse_headers,
-                null_marker,
-                acks: console::parse_acks(&producer.acks)?,
-                compression: console::parse_compression(&producer.compression)?,
-                batch_size: producer.batch_size,
-                linger_ms: producer.linger_ms,
-                max_block_ms,
-            })
-            .await
-        }),
-        Command::Consume {
-            topic,
-            group,
-            partition,
-            from_beginning,
-            offset,
-            max_messages,
-            timeout_ms,
-            print_key,
-            print_timestamp,
-            print_headers,
-            print_partition,
-            print_offset,
-            key_separator,
-            bootstrap_server,
-        } => tool(console::consume(console::ConsumeOptions {
-            bootstrap: bootstrap_server,
-            topic,
-            group,
-            partition,
-            from_beginning,
-            offset,
-            max_messages,
-            timeout_ms,
-            print_key,
-            print_timestamp,
-            print_headers,
-            print_partition,
-            print_offset,
-            key_separator: unescape(&key_separator),
-        })),
+        Command::Produce(args) => tool(console::produce(args)),
+        Command::Consume(args) => tool(console::consume(args)),
         Command::Perf { command } => tool(async move {
             match command {
-                PerfCommand::Produce {
-                    topic,
-                    num_records,
-                    record_size,
-                    throughput,
-                    producer,
-                    reporting_interval,
-                    bootstrap_server,
-                } => {
-                    perf::produce(perf::ProducePerfOptions {
-                        bootstrap: bootstrap_server,
-                        topic,
-                        num_records,
-                        record_size,
-                        throughput,
-                        acks: console::parse_acks(&producer.acks)?,
-                        batch_size: producer.batch_size,
-                        linger_ms: producer.linger_ms,
-                        compression: console::parse_compression(&producer.compression)?,
-                        reporting_interval_ms: reporting_interval,
-                    })
-                    .await
-                }
-                PerfCommand::Consume { topic, messages, group, timeout_ms, fetch_max_wait_ms, bootstrap_server } => {
-                    perf::consume(perf::ConsumePerfOptions {
-                        bootstrap: bootstrap_server,
-                        topic,
-                        messages,
-                        group,
-                        timeout_ms,
-                        fetch_max_wait_ms,
-                    })
-                    .await
-                }
+                PerfCommand::Produce(args) => perf::produce(args).await,
+                PerfCommand::Consume(args) => perf::consume(args).await,
             }
         }),
     };
@@ -212,11 +124,6 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
         let server = Server::start(config).await?;
         server.run(shutdown_signal()).await
     })
-}
-
-/// `\t` and `\n` in a separator argument, as the shell cannot easily pass a tab.
-fn unescape(text: &str) -> String {
-    text.replace("\\t", "\t").replace("\\n", "\n")
 }
 
 /// Runs a client tool on a small runtime of its own.

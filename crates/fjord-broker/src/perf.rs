@@ -4,23 +4,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use fjord_client::{Compression, Consumer, ConsumerConfig, Delivery, Message, Producer, ProducerConfig, StartOffset};
+use fjord_client::{Consumer, ConsumerConfig, Delivery, Message, Producer, ProducerConfig, StartOffset};
 
-/// How `fjord perf produce` loads the cluster.
-#[derive(Debug, Clone)]
-pub(crate) struct ProducePerfOptions {
-    pub bootstrap: String,
-    pub topic: String,
-    pub num_records: u64,
-    pub record_size: usize,
-    /// Records per second; -1 (or any value ≤ 0) for no limit.
-    pub throughput: f64,
-    pub acks: i16,
-    pub batch_size: usize,
-    pub linger_ms: u64,
-    pub compression: Compression,
-    pub reporting_interval_ms: u64,
-}
+use crate::args::{PerfConsumeArgs, PerfProduceArgs};
+use crate::console::{parse_acks, parse_compression};
 
 /// The shortest sleep the rate limiter takes.
 const MIN_SLEEP: Duration = Duration::from_millis(2);
@@ -142,24 +129,24 @@ fn payload(size: usize) -> Vec<u8> {
 }
 
 /// `fjord perf produce`.
-pub(crate) async fn produce(options: ProducePerfOptions) -> Result<()> {
+pub(crate) async fn produce(options: PerfProduceArgs) -> Result<()> {
     if options.num_records == 0 {
         bail!("--num-records must be positive");
     }
     let config = ProducerConfig {
         client_id: "fjord-producer-perf".into(),
-        acks: options.acks,
-        batch_size: options.batch_size,
-        linger: Duration::from_millis(options.linger_ms),
-        compression: options.compression,
+        acks: parse_acks(&options.producer.acks)?,
+        batch_size: options.producer.batch_size,
+        linger: Duration::from_millis(options.producer.linger_ms),
+        compression: parse_compression(&options.producer.compression)?,
         record_send_times: true,
         ..ProducerConfig::default()
     };
-    let mut producer = Producer::connect(&options.bootstrap, config).await?;
+    let mut producer = Producer::connect(&options.bootstrap_server, config).await?;
     let value = payload(options.record_size);
     let message = Message::new(&options.topic, &value);
     let mut stats = Stats::new(options.num_records, options.record_size);
-    let interval = Duration::from_millis(options.reporting_interval_ms.max(1));
+    let interval = Duration::from_millis(options.reporting_interval.max(1));
     let mut failures = 0u64;
     let mut first_error = None;
     let mut absorb = |deliveries: Vec<Delivery>, stats: &mut Stats| {
@@ -202,20 +189,9 @@ pub(crate) async fn produce(options: ProducePerfOptions) -> Result<()> {
     Ok(())
 }
 
-/// How `fjord perf consume` reads.
-#[derive(Debug, Clone)]
-pub(crate) struct ConsumePerfOptions {
-    pub bootstrap: String,
-    pub topic: String,
-    pub messages: u64,
-    pub group: Option<String>,
-    pub timeout_ms: u64,
-    pub fetch_max_wait_ms: u64,
-}
-
 /// `fjord perf consume`: reads `--messages` records from the start of every partition (or the
 /// group's offsets) and prints kafka-consumer-perf-test's summary.
-pub(crate) async fn consume(options: ConsumePerfOptions) -> Result<()> {
+pub(crate) async fn consume(options: PerfConsumeArgs) -> Result<()> {
     let config = ConsumerConfig {
         client_id: "fjord-consumer-perf".into(),
         group_id: options.group.clone(),
@@ -225,7 +201,7 @@ pub(crate) async fn consume(options: ConsumePerfOptions) -> Result<()> {
     };
     let start_wall = std::time::SystemTime::now();
     let start = Instant::now();
-    let mut consumer = Consumer::connect(&options.bootstrap, config).await?;
+    let mut consumer = Consumer::connect(&options.bootstrap_server, config).await?;
     if options.group.is_some() {
         consumer.subscribe(&[&options.topic]).await?;
     } else {

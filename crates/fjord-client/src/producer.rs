@@ -127,7 +127,6 @@ struct Batch {
     records: usize,
     created: Instant,
     send_times: Vec<Instant>,
-    attempts: u32,
     not_before: Option<Instant>,
 }
 
@@ -229,7 +228,6 @@ impl Producer {
             records: 0,
             created: now,
             send_times: Vec::new(),
-            attempts: 0,
             not_before: None,
         });
         let timestamp = message.timestamp.unwrap_or_else(wall_clock_ms);
@@ -482,9 +480,10 @@ impl Producer {
             .with_topic_data(topics);
         let expect_response = self.config.acks != 0;
         let sent = match self.pipeline(leader).await {
+            // No usable Produce version is not retriable: the batches fail with that error.
             Ok(pipeline) => match pipeline.version_for::<ProduceRequest>(Some(PRODUCE_VERSION_CAP)) {
                 Ok(version) => pipeline.send(&request, version, expect_response).await,
-                Err(e) => return Err(e),
+                Err(e) => Err(e),
             },
             Err(e) => Err(e),
         };
@@ -582,31 +581,22 @@ impl Producer {
                 answers.insert((topic.name.0.as_str(), p.index), (p.error_code, p.base_offset, message));
             }
         }
-        let mut retry = Vec::new();
-        let mut outcomes = Vec::new();
         for batch in batches {
-            let outcome = match answers.get(&(&*batch.topic, batch.partition)) {
-                Some(&(0, base, _)) => Ok(base),
+            let error = match answers.get(&(&*batch.topic, batch.partition)) {
+                Some(&(0, base, _)) => {
+                    self.deliver(batch, Ok(base), arrived);
+                    continue;
+                }
                 Some((code, _, message)) => {
                     let context = match message {
                         Some(m) => format!("producing to {}-{}: {m}", batch.topic, batch.partition),
                         None => format!("producing to {}-{}", batch.topic, batch.partition),
                     };
-                    Err(Error::kafka(*code, context))
+                    Error::kafka(*code, context)
                 }
-                None => Err(Error::Protocol(format!("no answer for {}-{}", batch.topic, batch.partition))),
+                None => Error::Protocol(format!("no answer for {}-{}", batch.topic, batch.partition)),
             };
-            outcomes.push((batch, outcome));
-        }
-        drop(answers);
-        for (batch, outcome) in outcomes {
-            match outcome {
-                Ok(base) => self.deliver(batch, Ok(base), arrived),
-                Err(e) => retry.push((batch, e)),
-            }
-        }
-        for (batch, e) in retry {
-            self.retry_or_fail(vec![batch], e);
+            self.retry_or_fail(vec![batch], error);
         }
     }
 
@@ -615,7 +605,6 @@ impl Producer {
         let now = Instant::now();
         for mut batch in batches.into_iter().rev() {
             if error.is_retriable() && batch.created + self.config.delivery_timeout > now {
-                batch.attempts += 1;
                 batch.not_before = Some(now + self.config.retry_backoff);
                 self.stale_metadata = true;
                 self.ready_bytes += batch.size();
