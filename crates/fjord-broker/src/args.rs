@@ -23,6 +23,7 @@ pub(crate) enum Command {
     ///   fjord server
     ///   fjord server config/server.properties
     ///   fjord server --override log.dirs=/var/lib/fjord --override num.partitions=4
+    #[command(verbatim_doc_comment)]
     Server {
         /// A server.properties file (Kafka's property names).
         file: Option<PathBuf>,
@@ -33,6 +34,7 @@ pub(crate) enum Command {
     /// Print log segments and index files as kafka-dump-log.sh does.
     ///
     /// Example: fjord dump-log --print-data-log fjord-data/orders-0/00000000000000000000.log
+    #[command(verbatim_doc_comment)]
     DumpLog {
         /// Files to dump (.log, .index, .timeindex).
         #[arg(required = true)]
@@ -64,6 +66,7 @@ pub(crate) enum Command {
     ///   printf 'user-1:created\n' | fjord produce --topic orders --key-separator :
     ///   fjord produce --topic orders --header source=cli --acks 1 --compression zstd < lines.txt
     ///   printf 'trace:abc,team:x\tuser-1:created\n' | fjord produce --topic orders --parse-headers --key-separator :
+    #[command(verbatim_doc_comment)]
     Produce(ProduceArgs),
     /// Print records, as kafka-console-consumer.sh does (value only, unless asked for more).
     ///
@@ -72,6 +75,7 @@ pub(crate) enum Command {
     ///   fjord consume --topic orders --group orders-app --max-messages 10
     ///   fjord consume --topic orders --partition 0 --offset 42 --print-key --print-offset
     ///   fjord consume --topic orders --from-beginning --timeout-ms 5000 --print-timestamp --print-headers
+    #[command(verbatim_doc_comment)]
     Consume(ConsumeArgs),
     /// Load generators, as kafka-producer-perf-test.sh and kafka-consumer-perf-test.sh.
     Perf {
@@ -105,11 +109,13 @@ pub(crate) enum PerfCommand {
     /// Examples:
     ///   fjord perf produce --topic perf --num-records 1000000 --record-size 100 --throughput -1
     ///   fjord perf produce --topic perf --num-records 100000 --record-size 1024 --throughput 20000 --acks 1
+    #[command(verbatim_doc_comment)]
     Produce(PerfProduceArgs),
     /// Read records from the start of every partition and print kafka-consumer-perf-test's
     /// summary (MB and records, per second).
     ///
     /// Example: fjord perf consume --topic perf --messages 1000000
+    #[command(verbatim_doc_comment)]
     Consume(PerfConsumeArgs),
 }
 
@@ -121,6 +127,7 @@ pub(crate) enum TopicsCommand {
     /// Examples:
     ///   fjord topics create --topic orders --partitions 3
     ///   fjord topics create --topic users --config cleanup.policy=compact --config segment.bytes=1048576
+    #[command(verbatim_doc_comment)]
     Create {
         /// The topic.
         #[arg(long)]
@@ -141,6 +148,7 @@ pub(crate) enum TopicsCommand {
     /// List the topics.
     ///
     /// Example: fjord topics list --exclude-internal
+    #[command(verbatim_doc_comment)]
     List {
         /// Leave out internal topics (__consumer_offsets).
         #[arg(long)]
@@ -154,6 +162,7 @@ pub(crate) enum TopicsCommand {
     /// Examples:
     ///   fjord topics describe --topic orders
     ///   fjord topics describe
+    #[command(verbatim_doc_comment)]
     Describe {
         /// The topic (default: all).
         #[arg(long)]
@@ -170,6 +179,7 @@ pub(crate) enum TopicsCommand {
     /// Examples:
     ///   fjord topics alter --topic orders --partitions 6
     ///   fjord topics alter --topic orders --config retention.ms=3600000 --delete-config segment.bytes
+    #[command(verbatim_doc_comment)]
     Alter {
         /// The topic.
         #[arg(long)]
@@ -190,6 +200,7 @@ pub(crate) enum TopicsCommand {
     /// Delete a topic and its data.
     ///
     /// Example: fjord topics delete --topic orders
+    #[command(verbatim_doc_comment)]
     Delete {
         /// The topic.
         #[arg(long)]
@@ -207,6 +218,7 @@ pub(crate) enum GroupsCommand {
     /// Examples:
     ///   fjord groups list
     ///   fjord groups list --state --bootstrap-server 127.0.0.1:9092
+    #[command(verbatim_doc_comment)]
     List {
         /// Also show each group's state.
         #[arg(long)]
@@ -221,6 +233,7 @@ pub(crate) enum GroupsCommand {
     /// Examples:
     ///   fjord groups describe --group orders-app
     ///   fjord groups describe --group orders-app --members
+    #[command(verbatim_doc_comment)]
     Describe {
         /// The group.
         #[arg(long)]
@@ -240,6 +253,7 @@ pub(crate) enum GroupsCommand {
     ///   fjord groups reset-offsets --group orders-app --topic orders:0,1 --to-offset 100 --execute
     ///   fjord groups reset-offsets --group orders-app --all-topics --to-datetime 2026-11-01T00:00:00.000Z --execute
     ///   fjord groups reset-offsets --group orders-app --all-topics --shift-by -10 --execute
+    #[command(verbatim_doc_comment)]
     #[command(group(clap::ArgGroup::new("scope").required(true).args(["topics", "all_topics"])))]
     #[command(group(clap::ArgGroup::new("target").required(true)
         .args(["to_earliest", "to_latest", "to_offset", "to_datetime", "shift_by"])))]
@@ -281,6 +295,7 @@ pub(crate) enum GroupsCommand {
     /// Delete groups that have no members, with their committed offsets.
     ///
     /// Example: fjord groups delete --group orders-app
+    #[command(verbatim_doc_comment)]
     Delete {
         /// The group (repeatable).
         #[arg(long = "group", required = true)]
@@ -415,4 +430,34 @@ pub(crate) struct PerfConsumeArgs {
     /// The brokers to bootstrap from (host:port, comma-separated).
     #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
     pub(crate) bootstrap_server: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every verb's `--help` shows its examples one per line, as written.
+    #[test]
+    fn help_examples_keep_their_lines() {
+        fn check(command: &mut clap::Command, path: &str, checked: &mut usize) {
+            let help = command.render_long_help().to_string();
+            if help.contains("Example") {
+                let examples =
+                    help.lines().filter(|l| l.starts_with("  fjord ") || l.starts_with("Example: fjord ")).count();
+                assert!(examples > 0, "{path}: examples run together:\n{help}");
+                assert!(
+                    !help.lines().any(|l| l.matches(" fjord ").count() > 1),
+                    "{path}: two examples on one line:\n{help}"
+                );
+                *checked += 1;
+            }
+            for sub in command.get_subcommands_mut() {
+                let name = format!("{path} {}", sub.get_name());
+                check(sub, &name, checked);
+            }
+        }
+        let mut checked = 0;
+        check(&mut super::Cli::command(), "fjord", &mut checked);
+        assert!(checked >= 15, "only {checked} verbs have examples");
+    }
 }
