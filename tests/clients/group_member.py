@@ -9,6 +9,7 @@ synchronously after every batch it reads, and prints JSON lines on stdout:
     {"ev": "assigned", "partitions": [...], "generation": G}   generation: kafka-python only
     {"ev": "revoked", "partitions": [...]}
     {"ev": "records", "items": [[partition, offset], ...]}
+    {"ev": "commit_failed", "error": "..."}                 retried after the next poll
     {"ev": "closed"}
 
 It stops by itself after --max-seconds (default 120).
@@ -35,8 +36,20 @@ def on_term(signum, frame) -> None:
     stop = True
 
 
+def commit(call, failure: type[Exception]) -> bool:
+    """Commits synchronously. A commit refused because the group is rebalancing is normal
+    (Kafka refuses commits between JoinGroup and SyncGroup); the member reports it and tries
+    again after its next poll, as an application would."""
+    try:
+        call()
+        return True
+    except failure as e:
+        emit(ev="commit_failed", error=str(e))
+        return False
+
+
 def run_confluent(args) -> None:
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, KafkaException
 
     conf = {
         "bootstrap.servers": args.bootstrap,
@@ -57,18 +70,22 @@ def run_confluent(args) -> None:
         on_revoke=lambda c, ps: emit(ev="revoked", partitions=sorted(p.partition for p in ps)),
     )
     deadline = time.monotonic() + args.max_seconds
+    uncommitted = False
     while not stop and time.monotonic() < deadline:
         msgs = c.consume(num_messages=1000, timeout=0.2)
         items = [[m.partition(), m.offset()] for m in msgs if m.error() is None]
         if items:
             emit(ev="records", items=items)
-            c.commit(asynchronous=False)
+            uncommitted = True
+        if uncommitted:
+            uncommitted = not commit(lambda: c.commit(asynchronous=False), KafkaException)
     c.close()
     emit(ev="closed")
 
 
 def run_kafka_python(args) -> None:
     from kafka import ConsumerRebalanceListener, KafkaConsumer
+    from kafka.errors import CommitFailedError
 
     consumer = KafkaConsumer(
         bootstrap_servers=args.bootstrap,
@@ -95,12 +112,15 @@ def run_kafka_python(args) -> None:
 
     consumer.subscribe([args.topic], listener=Listener())
     deadline = time.monotonic() + args.max_seconds
+    uncommitted = False
     while not stop and time.monotonic() < deadline:
         polled = consumer.poll(timeout_ms=200, max_records=1000)
         items = [[r.partition, r.offset] for records in polled.values() for r in records]
         if items:
             emit(ev="records", items=items)
-            consumer.commit()
+            uncommitted = True
+        if uncommitted:
+            uncommitted = not commit(consumer.commit, CommitFailedError)
     consumer.close()
     emit(ev="closed")
 

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -44,7 +45,8 @@ class Member:
         if instance_id:
             cmd += ["--instance-id", instance_id]
         self.name = instance_id or f"{client}-{id(self):x}"
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.events: list[dict] = []
         self.records: set[tuple[int, int]] = set()
@@ -64,6 +66,10 @@ class Member:
                     self.assignment = []
                 elif event["ev"] == "records":
                     self.records.update(tuple(i) for i in event["items"])
+
+    def stderr_tail(self, lines: int = 15) -> str:
+        self.stderr.seek(0)
+        return "".join(self.stderr.readlines()[-lines:])
 
     def assigned_events(self) -> list[dict]:
         with self.lock:
@@ -96,7 +102,9 @@ def wait_until(what: str, condition, timeout: float, members: list[Member] = ())
             return time.monotonic() - start
         time.sleep(0.05)
     state = {m.name: (m.assignment, len(m.records), m.proc.poll()) for m in members}
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; members: {state}")
+    exited = "".join(f"\n--- {m.name} exited {m.proc.returncode}:\n{m.stderr_tail()}"
+                     for m in members if m.proc.poll() not in (None, -signal.SIGKILL))
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; members: {state}{exited}")
 
 
 def split_evenly(members: list[Member]) -> bool:

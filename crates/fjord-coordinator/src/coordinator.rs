@@ -283,7 +283,10 @@ impl GroupCoordinator {
                 if request.generation_id != group.generation {
                     return all(ErrorCode::IllegalGeneration);
                 }
-                if group.state != GroupState::Stable {
+                // As in Kafka: a member may still commit while the group waits for rejoins
+                // (that is when the eager protocol commits before giving partitions up), but
+                // not between JoinGroup and SyncGroup, when its assignment is about to change.
+                if group.state == GroupState::CompletingRebalance {
                     return all(ErrorCode::RebalanceInProgress);
                 }
             }

@@ -66,6 +66,16 @@ fn sync(
     )
 }
 
+fn member_commit(member: &str, generation: i32) -> CommitRequest {
+    CommitRequest {
+        group_id: "g".into(),
+        generation_id: generation,
+        member_id: member.into(),
+        offsets: vec![("t".into(), 0, 5, -1, None)],
+        ..CommitRequest::default()
+    }
+}
+
 #[test]
 fn a_rebalance_gives_the_leader_all_subscriptions_and_relays_its_assignment() {
     let mut c = GroupCoordinator::new(config());
@@ -84,9 +94,17 @@ fn a_rebalance_gives_the_leader_all_subscriptions_and_relays_its_assignment() {
     let heartbeat =
         HeartbeatRequest { group_id: "g".into(), generation_id: 1, member_id: a.clone(), group_instance_id: None };
     assert_eq!(c.handle_heartbeat(T0, heartbeat), ErrorCode::RebalanceInProgress);
+    // Before rejoining, a may still commit what it read under generation 1 (as in Kafka).
+    let (_, errors) = c.handle_commit(T0, member_commit(&a, 1));
+    assert_eq!(errors, vec![ErrorCode::None]);
     let effects = c.handle_join(T0, 12, join(&a, None), "unused".into());
     let (for_a, for_b) = (join_response(&effects, 12).unwrap(), join_response(&effects, 11).unwrap());
     assert_eq!((for_a.generation_id, for_b.generation_id), (2, 2));
+    // Between JoinGroup and SyncGroup the assignment is about to change: no commits.
+    let (_, errors) = c.handle_commit(T0, member_commit(&a, 2));
+    assert_eq!(errors, vec![ErrorCode::RebalanceInProgress]);
+    let (_, errors) = c.handle_commit(T0, member_commit(&a, 1));
+    assert_eq!(errors, vec![ErrorCode::IllegalGeneration]);
     assert_eq!(for_a.members.len(), 2, "the leader sees everyone");
     assert!(for_b.members.is_empty(), "followers see no one");
     // The follower's sync waits for the leader's.
