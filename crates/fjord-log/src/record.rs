@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::varint::{read_varint, read_varlong};
 
 /// Reads a varint length prefix and the bytes it covers; -1 means null.
+#[inline]
 fn read_nullable<'a>(bytes: &'a [u8], pos: &mut usize, what: &str) -> Result<Option<&'a [u8]>> {
     let len = read_varint(bytes, pos)?;
     if len < 0 {
@@ -165,6 +166,7 @@ impl<'a> Records<'a> {
         &self.bytes[self.pos..]
     }
 
+    #[inline]
     fn parse_one(&mut self) -> Result<Record<'a>> {
         let start = self.pos;
         let length = read_varint(self.bytes, &mut self.pos)?;

@@ -19,6 +19,21 @@ pub(crate) fn read_varlong(bytes: &[u8], pos: &mut usize) -> Result<i64> {
 
 #[inline]
 fn read_unsigned(bytes: &[u8], pos: &mut usize, max_len: usize) -> Result<u64> {
+    // Most varints in a record (lengths, deltas, counts) take one or two bytes.
+    match bytes.get(*pos..*pos + 2) {
+        Some(&[low, _]) if low < 0x80 => {
+            *pos += 1;
+            Ok(u64::from(low))
+        }
+        Some(&[low, high]) if high < 0x80 => {
+            *pos += 2;
+            Ok(u64::from(low & 0x7f) | (u64::from(high) << 7))
+        }
+        _ => read_unsigned_slow(bytes, pos, max_len),
+    }
+}
+
+fn read_unsigned_slow(bytes: &[u8], pos: &mut usize, max_len: usize) -> Result<u64> {
     let mut value = 0u64;
     let mut shift = 0u32;
     for i in 0..max_len {
