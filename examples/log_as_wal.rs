@@ -114,9 +114,8 @@ impl Store {
     fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<Offset> {
         let mut batch = BatchBuilder::new();
         batch.push(SystemClock.now(), Some(key), value, &[]);
-        let mut bytes = batch.build()?;
-        let info =
-            self.log.append(&mut bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, SystemClock.now())?;
+        let bytes = batch.build()?;
+        let info = self.log.append(&bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, SystemClock.now())?;
         match value {
             Some(value) => self.state.insert(key.to_vec(), value.to_vec()),
             None => self.state.remove(key),

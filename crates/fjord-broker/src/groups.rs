@@ -286,8 +286,8 @@ fn persist(
     for record in records {
         builder.push(now, Some(&record.key()), record.value().as_deref(), &[]);
     }
-    let mut bytes = builder.build().map_err(|_| ErrorCode::UnknownServerError)?;
-    let appended = handle.state.lock().append_as_leader(&mut bytes, -1, now);
+    let bytes = builder.build().map_err(|_| ErrorCode::UnknownServerError)?;
+    let appended = handle.state.lock().append_as_leader(&bytes, -1, now);
     if let Err(e) = appended {
         tracing::error!(partition = %tp, error = %e, "cannot write group records");
         return Err(errors::group_write_error(&e));

@@ -44,10 +44,10 @@ fn config() -> LogConfig {
 
 fn fill(dir: &Path, total: u64) -> Log {
     let mut log = Log::open(dir, config(), OpenOptions::default(), Timestamp(0)).unwrap();
-    let mut batch = batch_16k();
+    let batch = batch_16k();
     let mut written = 0;
     while written < total {
-        log.append(&mut batch, LEADER, Timestamp(0)).unwrap();
+        log.append(&batch, LEADER, Timestamp(0)).unwrap();
         written += batch.len() as u64;
     }
     log
@@ -65,11 +65,11 @@ fn append(c: &mut Criterion) {
             for _ in 0..iterations {
                 let dir = tempfile::tempdir().unwrap();
                 let mut log = Log::open(dir.path(), config(), OpenOptions::default(), Timestamp(0)).unwrap();
-                let mut batch = batch_16k();
+                let batch = batch_16k();
                 let start = Instant::now();
                 let mut written = 0;
                 while written < total {
-                    log.append(&mut batch, LEADER, Timestamp(0)).unwrap();
+                    log.append(&batch, LEADER, Timestamp(0)).unwrap();
                     written += batch.len() as u64;
                 }
                 elapsed += start.elapsed();

@@ -189,6 +189,31 @@ impl<'a> RecordBatch<'a> {
         Ok(())
     }
 
+    /// The batch's header as a leader writes it: `base_offset` and `leader_epoch` set and, for
+    /// a LogAppendTime topic, the timestamp type and max timestamp set with the CRC recomputed.
+    ///
+    /// Everything a leader changes lies in the header, so the rest of the batch is written as
+    /// the producer sent it, straight from the request's buffer: no copy.
+    pub fn leader_header(
+        &self,
+        base_offset: Offset,
+        leader_epoch: LeaderEpoch,
+        log_append_time: Option<Timestamp>,
+    ) -> [u8; BATCH_HEADER_SIZE] {
+        let mut header = [0u8; BATCH_HEADER_SIZE];
+        header.copy_from_slice(&self.bytes[..BATCH_HEADER_SIZE]);
+        header[0..8].copy_from_slice(&base_offset.0.to_be_bytes());
+        header[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.0.to_be_bytes());
+        if let Some(now) = log_append_time {
+            let attributes = read_i16(&header, ATTRIBUTES) | TIMESTAMP_TYPE_BIT;
+            header[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+            header[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now.0.to_be_bytes());
+            let crc = crc32c::crc32c_append(crc32c::crc32c(&header[ATTRIBUTES..]), &self.bytes[BATCH_HEADER_SIZE..]);
+            header[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        }
+        header
+    }
+
     /// Whether the stored CRC matches the contents.
     pub fn is_valid(&self) -> bool {
         self.compute_crc() == self.crc()

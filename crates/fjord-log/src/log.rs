@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use fjord_types::{LeaderEpoch, Offset, Timestamp};
 
-use crate::batch::{RecordBatchMut, TimestampType};
+use crate::batch::{RecordBatch, TimestampType};
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::file_range::FileRange;
-use crate::segment::{Segment, SegmentRead};
+use crate::segment::{OutgoingBatch, Segment, SegmentRead};
 use crate::time_index::TimestampOffset;
 
 /// The marker a clean [`Log::close`] leaves in the partition directory. Its presence at open
@@ -134,7 +134,7 @@ impl DeletedSegment {
 /// let mut batch = BatchBuilder::new();
 /// batch.push(Timestamp(1_000), Some(b"k"), Some(b"v"), &[]);
 /// let mut bytes = batch.build().unwrap();
-/// let info = log.append(&mut bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, Timestamp(1_000)).unwrap();
+/// let info = log.append(&bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, Timestamp(1_000)).unwrap();
 /// assert_eq!(info.first_offset, Offset(0));
 /// assert_eq!(log.read_bytes(Offset(0), 1 << 20, None).unwrap(), bytes);
 /// log.close().unwrap();
@@ -152,6 +152,8 @@ pub struct Log {
     pub(crate) dir_needs_sync: bool,
     pub(crate) poisoned: Option<String>,
     pub(crate) open_report: OpenReport,
+    /// The batches of the append in progress (kept to reuse its allocation).
+    pub(crate) outgoing: Vec<OutgoingBatch>,
 }
 
 pub(crate) fn parse_base_offset(name: &str, suffix: &str) -> Option<Offset> {
@@ -250,8 +252,10 @@ impl Log {
     ///
     /// Every batch is checked (structure, CRC, `max.message.bytes`) before anything is written;
     /// a leader then assigns offsets from the log end offset, stamps its epoch and, for
-    /// LogAppendTime, the time, patching the bytes in place. Per batch, not per record.
-    pub fn append(&mut self, records: &mut [u8], mode: AppendMode, now: Timestamp) -> Result<AppendInfo> {
+    /// LogAppendTime, the time. Those fields all lie in a batch's 61-byte header, so the leader
+    /// writes new headers and the rest of each batch straight from `records` in one vectored
+    /// write: `records` is left as it was, and nothing is copied. Per batch, not per record.
+    pub fn append(&mut self, records: &[u8], mode: AppendMode, now: Timestamp) -> Result<AppendInfo> {
         self.check_poisoned()?;
         if records.is_empty() {
             return Err(Error::corrupt("an append must hold at least one batch"));
@@ -264,64 +268,55 @@ impl Log {
         let mut first_offset = None;
         let mut max_timestamp = Timestamp::NONE;
         let mut offset_of_max_timestamp = Offset::NONE;
-        let mut batch_count = 0u32;
+        let mut batches = std::mem::take(&mut self.outgoing);
+        batches.clear();
         let mut position = 0;
         while position < records.len() {
-            let mut batch = RecordBatchMut::parse(&mut records[position..]).map_err(|e| match e {
+            let batch = RecordBatch::parse(&records[position..]).map_err(|e| match e {
                 Error::IncompleteBatch { .. } => Error::corrupt(format!("trailing partial batch: {e}")),
                 e => e,
             })?;
-            let view = batch.as_ref();
-            view.validate()?;
-            let size = view.size();
+            batch.validate()?;
+            let size = batch.size();
             if size > self.config.max_message_bytes {
                 return Err(Error::BatchTooLarge { size, limit: self.config.max_message_bytes });
             }
-            let delta = i64::from(view.last_offset_delta());
-            match mode {
-                AppendMode::Leader { leader_epoch } => {
-                    batch.set_base_offset(next);
-                    batch.set_partition_leader_epoch(leader_epoch);
-                    if let Some(now) = log_append_time {
-                        batch.set_log_append_time(now);
-                    }
-                }
+            let delta = i64::from(batch.last_offset_delta());
+            let header = match mode {
+                AppendMode::Leader { leader_epoch } => Some(batch.leader_header(next, leader_epoch, log_append_time)),
                 AppendMode::Replica => {
-                    if view.base_offset() < next {
+                    if batch.base_offset() < next {
                         return Err(Error::OffsetsOutOfOrder {
-                            first_offset: view.base_offset(),
+                            first_offset: batch.base_offset(),
                             log_end_offset: next,
                         });
                     }
+                    next = batch.base_offset();
+                    None
                 }
+            };
+            first_offset.get_or_insert(next);
+            let last_offset = next.plus(delta);
+            let batch_max_timestamp = log_append_time.unwrap_or(batch.max_timestamp());
+            if batch_max_timestamp > max_timestamp {
+                max_timestamp = batch_max_timestamp;
+                offset_of_max_timestamp = last_offset;
             }
-            let view = batch.as_ref();
-            first_offset.get_or_insert(view.base_offset());
-            if view.max_timestamp() > max_timestamp {
-                max_timestamp = view.max_timestamp();
-                offset_of_max_timestamp = view.last_offset();
-            }
-            next = view.base_offset().plus(delta + 1);
-            batch_count += 1;
+            batches.push(OutgoingBatch {
+                header,
+                bytes: position..position + size,
+                last_offset,
+                max_timestamp: batch_max_timestamp,
+            });
+            next = last_offset.plus(1);
             position += size;
         }
-        let bytes = records.len() as u64;
-        if bytes > self.config.segment_bytes {
-            return Err(Error::BatchTooLarge { size: records.len(), limit: self.config.segment_bytes as usize });
-        }
         let first_offset = first_offset.expect("at least one batch");
+        let batch_count = batches.len() as u32;
+        let result = self.write_batches(records, &batches, first_offset, max_timestamp, next, now);
+        self.outgoing = batches;
+        result?;
         let last_offset = next.plus(-1);
-        self.guard(|log| {
-            if log.active().should_roll(&log.config, bytes, max_timestamp, last_offset, now) {
-                log.roll_at(first_offset.max(log.log_end_offset), now)?;
-            }
-            log.active_mut().append(records)
-        })?;
-        self.log_end_offset = next;
-        self.unflushed_messages += last_offset.since(first_offset) + 1;
-        if self.unflushed_messages >= self.config.flush_messages {
-            self.flush(now)?;
-        }
         Ok(AppendInfo {
             first_offset,
             last_offset,
@@ -329,8 +324,37 @@ impl Log {
             offset_of_max_timestamp,
             log_append_time: log_append_time.unwrap_or(Timestamp::NONE),
             batch_count,
-            bytes,
+            bytes: records.len() as u64,
         })
+    }
+
+    /// The write half of [`Log::append`]: rolls if due, writes, advances the log end offset.
+    fn write_batches(
+        &mut self,
+        records: &[u8],
+        batches: &[OutgoingBatch],
+        first_offset: Offset,
+        max_timestamp: Timestamp,
+        next: Offset,
+        now: Timestamp,
+    ) -> Result<()> {
+        let bytes = records.len() as u64;
+        if bytes > self.config.segment_bytes {
+            return Err(Error::BatchTooLarge { size: records.len(), limit: self.config.segment_bytes as usize });
+        }
+        let last_offset = next.plus(-1);
+        self.guard(|log| {
+            if log.active().should_roll(&log.config, bytes, max_timestamp, last_offset, now) {
+                log.roll_at(first_offset.max(log.log_end_offset), now)?;
+            }
+            log.active_mut().append_batches(records, batches)
+        })?;
+        self.log_end_offset = next;
+        self.unflushed_messages += last_offset.since(first_offset) + 1;
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush(now)?;
+        }
+        Ok(())
     }
 
     /// Closes the active segment and starts a new one at the log end offset (Kafka's `roll`),

@@ -95,6 +95,7 @@ impl Log {
             dir_needs_sync: false,
             poisoned: None,
             open_report: report,
+            outgoing: Vec::new(),
         };
         match log.segments.last_entry() {
             None => {

@@ -2,6 +2,8 @@
 //! (Kafka's `LogSegment`).
 
 use std::fs::{File, OpenOptions};
+use std::io::{IoSlice, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +35,37 @@ pub const SWAP_SUFFIX: &str = ".swap";
 
 /// Bound on a decompressed batch when the log itself looks inside one (timestamp search).
 pub(crate) const MAX_DECOMPRESSED_BATCH: usize = 256 * 1024 * 1024;
+
+/// One batch of an append, as the segment writes and indexes it.
+#[derive(Debug)]
+pub(crate) struct OutgoingBatch {
+    /// A header to write in place of the batch's own (a leader's offsets and epoch).
+    pub(crate) header: Option<[u8; BATCH_HEADER_SIZE]>,
+    /// Where the batch lies in the appended bytes.
+    pub(crate) bytes: Range<usize>,
+    pub(crate) last_offset: Offset,
+    pub(crate) max_timestamp: Timestamp,
+}
+
+/// Writes every slice at `position`, on as few `writev` calls as the kernel allows.
+fn write_all_vectored_at(file: &File, mut slices: &mut [IoSlice<'_>], position: u64) -> std::io::Result<()> {
+    // `pwritev` has no safe wrapper in std; the segment is the file's only writer (readers use
+    // positioned reads), so moving the shared cursor first is equivalent.
+    let mut file = file;
+    file.seek(SeekFrom::Start(position))?;
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut slices, written),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Slices per `writev` (Linux allows up to 1024).
+const SLICES_PER_WRITE: usize = 64;
 
 /// A segment file's name: the base offset as 20 zero-padded digits, then the suffix.
 pub fn segment_file_name(base_offset: Offset, suffix: &str) -> String {
@@ -174,7 +207,7 @@ impl Segment {
         // The last index entries must point at batches that end at their offsets, and nothing
         // in the time index may lie beyond the log.
         if let Some(last) = segment.offset_index.last_entry() {
-            match segment.read_header_at(u64::from(last.position))? {
+            match segment.header_if_sound(u64::from(last.position))? {
                 Some(header) if header.last_offset == last.offset => {}
                 _ => needs_recovery = true,
             }
@@ -190,7 +223,11 @@ impl Segment {
             }
         }
         if size > 0 && !needs_recovery {
-            segment.rolling_timestamp = segment.read_header_at(0)?.map(|h| h.max_timestamp);
+            // The tail scan starts at the last index entry, so the first batch is checked here.
+            match segment.header_if_sound(0)? {
+                Some(header) => segment.rolling_timestamp = Some(header.max_timestamp),
+                None => needs_recovery = true,
+            }
         }
         Ok((segment, needs_recovery))
     }
@@ -203,13 +240,13 @@ impl Segment {
         let (mut position, mut next, mut bytes_since_entry) = match self.offset_index.last_entry() {
             None => (0, self.base_offset, 0),
             Some(entry) => {
-                let Some(header) = self.read_header_at(u64::from(entry.position))? else { return Ok(None) };
+                let Some(header) = self.header_if_sound(u64::from(entry.position))? else { return Ok(None) };
                 self.observe_max_timestamp(header.max_timestamp, header.last_offset);
                 (u64::from(entry.position) + header.size as u64, entry.offset.plus(1), header.size as u64)
             }
         };
         while position < self.size {
-            let Some(header) = self.read_header_at(position)? else { return Ok(None) };
+            let Some(header) = self.header_if_sound(position)? else { return Ok(None) };
             let missing_entry = bytes_since_entry > self.index_interval_bytes;
             if position + header.size as u64 > self.size || header.base_offset < next || missing_entry {
                 return Ok(None);
@@ -289,6 +326,15 @@ impl Segment {
         }
     }
 
+    /// [`Segment::read_header_at`], but a damaged header is `None` too: when opening, damage
+    /// means recovery, not failure. I/O errors still fail.
+    fn header_if_sound(&self, position: u64) -> Result<Option<HeaderInfo>> {
+        match self.read_header_at(position) {
+            Err(Error::CorruptFile { .. }) => Ok(None),
+            result => result,
+        }
+    }
+
     /// Whether the next append (of `append_bytes`, newest timestamp `max_timestamp`, last
     /// offset `last_offset`) must go to a new segment (Kafka's `shouldRoll`).
     pub(crate) fn should_roll(
@@ -310,14 +356,55 @@ impl Segment {
             || relative_overflow
     }
 
-    /// Appends whole, already validated batches at the end of the segment.
+    /// Appends whole, already validated batches, laid end to end with their final offsets, at
+    /// the end of the segment.
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        self.log.write_all_at(bytes, self.size).map_err(Error::io(&self.log_path))?;
-        let mut position = self.size;
+        let mut batches = Vec::new();
+        let mut position = 0;
         for batch in Batches::new(bytes) {
             let batch = batch.expect("append() is given validated batches");
-            self.index_batch(position, batch.last_offset(), batch.max_timestamp(), batch.size() as u64);
-            position += batch.size() as u64;
+            let end = position + batch.size();
+            batches.push(OutgoingBatch {
+                header: None,
+                bytes: position..end,
+                last_offset: batch.last_offset(),
+                max_timestamp: batch.max_timestamp(),
+            });
+            position = end;
+        }
+        self.append_batches(bytes, &batches)
+    }
+
+    /// Appends validated batches taken from `records` at the end of the segment, each with
+    /// its replacement header if it has one, in one vectored write.
+    pub(crate) fn append_batches(&mut self, records: &[u8], batches: &[OutgoingBatch]) -> Result<()> {
+        // The slices live on the stack, a few batches at a time: an append allocates nothing.
+        let mut position = self.size;
+        for group in batches.chunks(SLICES_PER_WRITE / 2) {
+            let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
+            let mut used = 0;
+            for batch in group {
+                match &batch.header {
+                    Some(header) => {
+                        slices[used] = IoSlice::new(header);
+                        slices[used + 1] =
+                            IoSlice::new(&records[batch.bytes.start + BATCH_HEADER_SIZE..batch.bytes.end]);
+                        used += 2;
+                    }
+                    None => {
+                        slices[used] = IoSlice::new(&records[batch.bytes.clone()]);
+                        used += 1;
+                    }
+                }
+            }
+            write_all_vectored_at(&self.log, &mut slices[..used], position).map_err(Error::io(&self.log_path))?;
+            position += group.iter().map(|b| b.bytes.len() as u64).sum::<u64>();
+        }
+        let mut position = self.size;
+        for batch in batches {
+            let size = batch.bytes.len() as u64;
+            self.index_batch(position, batch.last_offset, batch.max_timestamp, size);
+            position += size;
         }
         self.size = position;
         Ok(())

@@ -43,14 +43,14 @@ fn allocations_during(f: impl FnOnce()) -> (usize, usize) {
 fn append_and_read_cost_no_allocation_per_record() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig::default());
-    log.append(&mut batch(1, 100, 0), LEADER, Timestamp(0)).unwrap(); // warm up
-    let mut small = batch(2, 100, 0);
-    let mut large = batch(2_000, 100, 0);
+    log.append(&batch(1, 100, 0), LEADER, Timestamp(0)).unwrap(); // warm up
+    let small = batch(2, 100, 0);
+    let large = batch(2_000, 100, 0);
     let (small_appends, _) = allocations_during(|| {
-        log.append(&mut small, LEADER, Timestamp(0)).unwrap();
+        log.append(&small, LEADER, Timestamp(0)).unwrap();
     });
     let (large_appends, _) = allocations_during(|| {
-        log.append(&mut large, LEADER, Timestamp(0)).unwrap();
+        log.append(&large, LEADER, Timestamp(0)).unwrap();
     });
     assert_eq!(small_appends, large_appends, "a 2000-record batch allocated more than a 2-record one");
     assert!(large_appends <= 2, "append allocated {large_appends} times");

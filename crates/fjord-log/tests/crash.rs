@@ -115,9 +115,9 @@ proptest! {
         let mut written: Vec<(Offset, Vec<u8>)> = Vec::new();
         let mut recovery_point = Offset(0);
         for (i, &(count, size)) in batches.iter().enumerate() {
-            let mut bytes = batch(count, size, i as i64 * 10);
-            let info = log.append(&mut bytes, LEADER, Timestamp(0)).unwrap();
-            written.push((info.first_offset, bytes));
+            let bytes = batch(count, size, i as i64 * 10);
+            let info = log.append(&bytes, LEADER, Timestamp(0)).unwrap();
+            written.push((info.first_offset, as_written(&bytes, info.first_offset)));
             if i + 1 == flush_after {
                 log.flush(Timestamp(0)).unwrap();
                 recovery_point = log.recovery_point();
@@ -201,7 +201,7 @@ proptest! {
         }
         // And the log takes appends again, at the next offset.
         let mut log = log;
-        let info = log.append(&mut batch(1, 10, 0), LEADER, Timestamp(0)).unwrap();
+        let info = log.append(&batch(1, 10, 0), LEADER, Timestamp(0)).unwrap();
         prop_assert_eq!(info.first_offset, expected_end);
     }
 }

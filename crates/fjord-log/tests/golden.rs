@@ -6,7 +6,7 @@
 //! directions and with every codec.
 
 use bytes::Bytes;
-use fjord_log::{BatchBuilder, Compression, Header, RecordBatch, RecordBatchMut, TimestampType};
+use fjord_log::{BATCH_HEADER_SIZE, BatchBuilder, Compression, Header, RecordBatch, RecordBatchMut, TimestampType};
 use fjord_types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Timestamp};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
@@ -151,8 +151,22 @@ fn log_append_time_rewrites_attributes_and_max_timestamp_under_a_new_crc() {
         assert_eq!(record.unwrap().timestamp(), Timestamp(1_800_000_000_000));
     }
     // And the independent decoder agrees.
-    let decoded = RecordBatchDecoder::decode(&mut Bytes::from(bytes)).unwrap();
+    let decoded = RecordBatchDecoder::decode(&mut Bytes::from(bytes.clone())).unwrap();
     assert!(decoded.records.iter().all(|r| r.timestamp_type == KpTimestampType::LogAppend));
+
+    // The header a leader writes in front of the producer's unchanged bytes is the same batch.
+    let original = hand_built_batch();
+    let view = RecordBatch::parse(&original).unwrap();
+    let header = view.leader_header(Offset(77), LeaderEpoch(5), Some(Timestamp(1_800_000_000_000)));
+    let mut expected = bytes;
+    let mut patched = RecordBatchMut::parse(&mut expected).unwrap();
+    patched.set_base_offset(Offset(77));
+    patched.set_partition_leader_epoch(LeaderEpoch(5));
+    let written = [&header[..], &original[BATCH_HEADER_SIZE..]].concat();
+    assert_eq!(written, expected);
+    RecordBatch::parse_valid(&written).unwrap();
+    let plain = view.leader_header(Offset(77), LeaderEpoch(5), None);
+    assert_eq!(plain[17..], original[17..BATCH_HEADER_SIZE], "CreateTime: only offset and epoch change");
 }
 
 #[test]

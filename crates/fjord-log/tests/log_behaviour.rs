@@ -17,14 +17,14 @@ fn offsets_are_assigned_by_the_log_across_batches_of_one_append() {
     records.extend(batch(2, 10, 2_000));
     // The producer's base offsets are ignored by a leader.
     fjord_log::RecordBatchMut::parse(&mut records).unwrap().set_base_offset(Offset(777));
-    let info = log.append(&mut records, LEADER, Timestamp(5)).unwrap();
+    let info = log.append(&records, LEADER, Timestamp(5)).unwrap();
     assert_eq!((info.first_offset, info.last_offset), (Offset(0), Offset(4)));
     assert_eq!(info.batch_count, 2);
     assert_eq!(info.max_timestamp, Timestamp(2_001));
     assert_eq!(info.offset_of_max_timestamp, Offset(4));
     assert_eq!(info.log_append_time, Timestamp::NONE);
     assert_eq!(log.log_end_offset(), Offset(5));
-    let info = log.append(&mut batch(1, 10, 3_000), LEADER, Timestamp(5)).unwrap();
+    let info = log.append(&batch(1, 10, 3_000), LEADER, Timestamp(5)).unwrap();
     assert_eq!(info.first_offset, Offset(5));
 
     let stored = log.read_bytes(Offset(0), 1 << 20, None).unwrap();
@@ -40,20 +40,20 @@ fn offsets_are_assigned_by_the_log_across_batches_of_one_append() {
 fn a_corrupt_or_oversized_append_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig { max_message_bytes: 2_000, ..LogConfig::default() });
-    let mut good = batch(2, 10, 1);
+    let good = batch(2, 10, 1);
     let mut bad = batch(2, 10, 1);
     let at = bad.len() - 3;
     bad[at] ^= 1;
     let mut both = good.clone();
     both.extend_from_slice(&bad);
-    assert!(matches!(log.append(&mut both, LEADER, Timestamp(0)), Err(Error::CorruptBatch { .. })));
-    assert!(matches!(log.append(&mut batch(10, 500, 1), LEADER, Timestamp(0)), Err(Error::BatchTooLarge { .. })));
-    let mut partial = good[..good.len() - 1].to_vec();
-    assert!(log.append(&mut partial, LEADER, Timestamp(0)).is_err());
-    assert!(log.append(&mut [], LEADER, Timestamp(0)).is_err());
+    assert!(matches!(log.append(&both, LEADER, Timestamp(0)), Err(Error::CorruptBatch { .. })));
+    assert!(matches!(log.append(&batch(10, 500, 1), LEADER, Timestamp(0)), Err(Error::BatchTooLarge { .. })));
+    let partial = good[..good.len() - 1].to_vec();
+    assert!(log.append(&partial, LEADER, Timestamp(0)).is_err());
+    assert!(log.append(&[], LEADER, Timestamp(0)).is_err());
     assert_eq!(log.log_end_offset(), Offset(0));
     assert_eq!(log.size_bytes(), 0);
-    log.append(&mut good, LEADER, Timestamp(0)).unwrap();
+    log.append(&good, LEADER, Timestamp(0)).unwrap();
     assert_eq!(log.log_end_offset(), Offset(2));
 }
 
@@ -62,7 +62,7 @@ fn log_append_time_stamps_the_broker_clock() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig { message_timestamp_type: TimestampType::LogAppendTime, ..LogConfig::default() };
     let mut log = open(dir.path(), config);
-    let info = log.append(&mut batch(3, 10, 1_000), LEADER, Timestamp(99_000)).unwrap();
+    let info = log.append(&batch(3, 10, 1_000), LEADER, Timestamp(99_000)).unwrap();
     assert_eq!(info.log_append_time, Timestamp(99_000));
     let stored = log.read_bytes(Offset(0), 1 << 20, None).unwrap();
     let batch = RecordBatch::parse_valid(&stored).unwrap();
@@ -77,7 +77,7 @@ fn segments_roll_by_size_with_kafka_file_names_and_trimmed_indexes() {
     let config = small_config();
     let mut log = open(dir.path(), config.clone());
     for i in 0..40 {
-        log.append(&mut batch(5, 40, i * 10), LEADER, Timestamp(0)).unwrap();
+        log.append(&batch(5, 40, i * 10), LEADER, Timestamp(0)).unwrap();
     }
     assert!(log.segment_count() > 3);
     let segments = log.segments();
@@ -103,10 +103,10 @@ fn segments_roll_by_size_with_kafka_file_names_and_trimmed_indexes() {
 fn segments_roll_by_age_of_their_records() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig { segment_ms: 1_000, ..LogConfig::default() });
-    log.append(&mut batch(1, 10, 10_000), LEADER, Timestamp(10_000)).unwrap();
-    log.append(&mut batch(1, 10, 10_900), LEADER, Timestamp(10_900)).unwrap();
+    log.append(&batch(1, 10, 10_000), LEADER, Timestamp(10_000)).unwrap();
+    log.append(&batch(1, 10, 10_900), LEADER, Timestamp(10_900)).unwrap();
     assert_eq!(log.segment_count(), 1);
-    log.append(&mut batch(1, 10, 11_500), LEADER, Timestamp(11_500)).unwrap();
+    log.append(&batch(1, 10, 11_500), LEADER, Timestamp(11_500)).unwrap();
     assert_eq!(log.segment_count(), 2);
     assert_eq!(log.segments()[1].base_offset, Offset(2));
 }
@@ -118,7 +118,7 @@ fn segments_roll_when_the_index_is_full() {
     let config = LogConfig { segment_index_bytes: 48, index_interval_bytes: 1, ..LogConfig::default() };
     let mut log = open(dir.path(), config);
     for i in 0..20 {
-        log.append(&mut batch(1, 10, i), LEADER, Timestamp(0)).unwrap();
+        log.append(&batch(1, 10, i), LEADER, Timestamp(0)).unwrap();
     }
     assert!(log.segment_count() >= 4, "{} segments", log.segment_count());
     assert_eq!(read_all(&log, Offset(0)).len() as u64, log.size_bytes());
@@ -130,9 +130,9 @@ fn reads_return_whole_batches_within_the_limits() {
     let mut log = open(dir.path(), LogConfig { index_interval_bytes: 100, ..LogConfig::default() });
     let mut sizes = Vec::new();
     for i in 0..10 {
-        let mut b = batch(4, 30, i * 100);
+        let b = batch(4, 30, i * 100);
         sizes.push(b.len() as u64);
-        log.append(&mut b, LEADER, Timestamp(0)).unwrap();
+        log.append(&b, LEADER, Timestamp(0)).unwrap();
     }
     // A limit between batch boundaries returns the whole batches below it.
     let range = log.read(Offset(0), sizes[0] + sizes[1] + 10, None, false).unwrap().unwrap();
@@ -163,8 +163,8 @@ fn timestamps_are_searched_as_list_offsets_does() {
     let stamps = [500, 100, 900, 300, 1_200, 1_100];
     for (i, &t) in stamps.iter().enumerate() {
         let codec = if i % 2 == 0 { Compression::Lz4 } else { Compression::None };
-        let mut b = batch_with(20, 50, |j| t + j as i64, codec);
-        log.append(&mut b, LEADER, Timestamp(0)).unwrap();
+        let b = batch_with(20, 50, |j| t + j as i64, codec);
+        log.append(&b, LEADER, Timestamp(0)).unwrap();
     }
     assert!(log.segment_count() > 1);
     let find = |t: i64| log.offset_for_timestamp(Timestamp(t)).unwrap().map(|f| (f.timestamp.0, f.offset.0));
@@ -183,13 +183,13 @@ fn a_replica_keeps_the_leaders_offsets_in_order() {
     let mut log = open(dir.path(), LogConfig::default());
     let mut b = batch(3, 10, 1);
     fjord_log::RecordBatchMut::parse(&mut b).unwrap().set_base_offset(Offset(0));
-    log.append(&mut b, AppendMode::Replica, Timestamp(0)).unwrap();
+    log.append(&b, AppendMode::Replica, Timestamp(0)).unwrap();
     let mut stale = batch(1, 10, 1);
     fjord_log::RecordBatchMut::parse(&mut stale).unwrap().set_base_offset(Offset(2));
-    assert!(matches!(log.append(&mut stale, AppendMode::Replica, Timestamp(0)), Err(Error::OffsetsOutOfOrder { .. })));
+    assert!(matches!(log.append(&stale, AppendMode::Replica, Timestamp(0)), Err(Error::OffsetsOutOfOrder { .. })));
     let mut next = batch(2, 10, 1);
     fjord_log::RecordBatchMut::parse(&mut next).unwrap().set_base_offset(Offset(3));
-    let info = log.append(&mut next, AppendMode::Replica, Timestamp(0)).unwrap();
+    let info = log.append(&next, AppendMode::Replica, Timestamp(0)).unwrap();
     assert_eq!((info.first_offset, log.log_end_offset()), (Offset(3), Offset(5)));
 }
 
@@ -199,7 +199,7 @@ fn truncation_removes_whole_batches_and_appends_continue() {
     let config = small_config();
     let mut log = open(dir.path(), config.clone());
     for i in 0..30 {
-        log.append(&mut batch(4, 40, i), LEADER, Timestamp(0)).unwrap();
+        log.append(&batch(4, 40, i), LEADER, Timestamp(0)).unwrap();
     }
     let before = log.read_bytes(Offset(0), 1 << 20, None).unwrap();
     let segments_before = log.segment_count();
@@ -211,7 +211,7 @@ fn truncation_removes_whole_batches_and_appends_continue() {
     assert!(log.truncate_to(Offset(38), Timestamp(0)).unwrap());
     assert_eq!(log.log_end_offset(), Offset(36));
     assert!(!log.truncate_to(Offset(100), Timestamp(0)).unwrap());
-    let info = log.append(&mut batch(1, 10, 0), LEADER, Timestamp(0)).unwrap();
+    let info = log.append(&batch(1, 10, 0), LEADER, Timestamp(0)).unwrap();
     assert_eq!(info.first_offset, Offset(36));
     drop(log);
     let log = reopen(dir.path(), config, Offset(0));
@@ -226,7 +226,7 @@ fn truncate_fully_restarts_the_log_at_an_offset() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small_config());
     for i in 0..20 {
-        log.append(&mut batch(4, 40, i), LEADER, Timestamp(0)).unwrap();
+        log.append(&batch(4, 40, i), LEADER, Timestamp(0)).unwrap();
     }
     log.truncate_fully_and_start_at(Offset(1_000), Timestamp(0)).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (Offset(1_000), Offset(1_000)));
@@ -234,7 +234,7 @@ fn truncate_fully_restarts_the_log_at_an_offset() {
         file_names(dir.path()),
         vec!["00000000000000001000.index", "00000000000000001000.log", "00000000000000001000.timeindex"]
     );
-    assert_eq!(log.append(&mut batch(1, 1, 0), LEADER, Timestamp(0)).unwrap().first_offset, Offset(1_000));
+    assert_eq!(log.append(&batch(1, 1, 0), LEADER, Timestamp(0)).unwrap().first_offset, Offset(1_000));
 }
 
 #[test]
@@ -243,7 +243,7 @@ fn deleted_segments_stay_readable_until_removed() {
     let config = small_config();
     let mut log = open(dir.path(), config.clone());
     for i in 0..80 {
-        log.append(&mut batch(4, 40, i), LEADER, Timestamp(0)).unwrap();
+        log.append(&batch(4, 40, i), LEADER, Timestamp(0)).unwrap();
     }
     let in_flight = log.read(Offset(0), 1 << 20, None, true).unwrap().unwrap();
     let expected = in_flight.read_to_vec().unwrap();
@@ -272,11 +272,11 @@ fn deleted_segments_stay_readable_until_removed() {
 fn flush_policy_moves_the_recovery_point() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig { flush_messages: 10, flush_ms: 1_000, ..LogConfig::default() });
-    log.append(&mut batch(6, 10, 0), LEADER, Timestamp(0)).unwrap();
+    log.append(&batch(6, 10, 0), LEADER, Timestamp(0)).unwrap();
     assert_eq!(log.recovery_point(), Offset(0));
-    log.append(&mut batch(6, 10, 0), LEADER, Timestamp(0)).unwrap();
+    log.append(&batch(6, 10, 0), LEADER, Timestamp(0)).unwrap();
     assert_eq!(log.recovery_point(), Offset(12));
-    log.append(&mut batch(1, 10, 0), LEADER, Timestamp(100)).unwrap();
+    log.append(&batch(1, 10, 0), LEADER, Timestamp(100)).unwrap();
     assert!(!log.maybe_flush(Timestamp(500)).unwrap());
     assert!(log.maybe_flush(Timestamp(1_500)).unwrap());
     assert_eq!(log.recovery_point(), Offset(13));
@@ -288,7 +288,7 @@ fn a_clean_shutdown_skips_recovery_and_an_unclean_one_does_not() {
     let config = small_config();
     let mut log = open(dir.path(), config.clone());
     for i in 0..30 {
-        log.append(&mut batch(4, 40, i), LEADER, Timestamp(0)).unwrap();
+        log.append(&batch(4, 40, i), LEADER, Timestamp(0)).unwrap();
     }
     let written = read_all(&log, Offset(0));
     log.close().unwrap();
@@ -300,7 +300,7 @@ fn a_clean_shutdown_skips_recovery_and_an_unclean_one_does_not() {
     assert!(!dir.path().join(CLEAN_SHUTDOWN_FILE).exists(), "marker consumed at open");
     assert_eq!(read_all(&log, Offset(0)), written);
     assert_eq!(log.recovery_point(), log.log_end_offset());
-    log.append(&mut batch(1, 10, 0), LEADER, Timestamp(0)).unwrap();
+    log.append(&batch(1, 10, 0), LEADER, Timestamp(0)).unwrap();
     let end = log.log_end_offset();
     drop(log); // a crash
 
@@ -326,8 +326,8 @@ fn dump_prints_what_kafka_dump_log_prints() {
         &[fjord_log::Header { key: b"a", value: Some(b"1") }, fjord_log::Header { key: b"b", value: None }],
     );
     builder.push(Timestamp(1_700_000_000_001), None, Some(b"world"), &[]);
-    let mut bytes = builder.build().unwrap();
-    log.append(&mut bytes, LEADER, Timestamp(0)).unwrap();
+    let bytes = builder.build().unwrap();
+    log.append(&bytes, LEADER, Timestamp(0)).unwrap();
     let stored = RecordBatch::parse(&bytes).unwrap();
     let path = dir.path().join("00000000000000000000.log");
     let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -362,7 +362,7 @@ fn dump_verifies_indexes_against_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig { index_interval_bytes: 100, ..LogConfig::default() });
     for i in 0..10 {
-        log.append(&mut batch(3, 50, i * 10), LEADER, Timestamp(0)).unwrap();
+        log.append(&batch(3, 50, i * 10), LEADER, Timestamp(0)).unwrap();
     }
     log.close().unwrap();
     let index = dir.path().join("00000000000000000000.index");
@@ -413,8 +413,7 @@ fn preallocated_indexes_stay_out_of_memory() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig::default();
     let mut log = open(dir.path(), config.clone());
-    log.append(&mut batch(10, 100, 1_000), AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, Timestamp(1_000))
-        .unwrap();
+    log.append(&batch(10, 100, 1_000), AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, Timestamp(1_000)).unwrap();
     for suffix in [".index", ".timeindex"] {
         assert!(resident_kib(dir.path(), suffix) < 512, "{suffix}: {} KiB resident", resident_kib(dir.path(), suffix));
     }

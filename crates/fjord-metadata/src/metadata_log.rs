@@ -73,8 +73,8 @@ impl MetadataLog {
             record.encode(&mut value);
             batch.push(now, None, Some(&value), &[]);
         }
-        let mut bytes = batch.build()?;
-        self.log.append(&mut bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, now)?;
+        let bytes = batch.build()?;
+        self.log.append(&bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, now)?;
         self.log.flush(now)?;
         self.image = next;
         Ok(())

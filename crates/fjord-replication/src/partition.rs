@@ -266,12 +266,7 @@ impl Partition {
     /// structure (decompressing), CreateTime timestamps within the allowed window, and the
     /// producer's sequence. A retry of one of the producer's last five batches is answered with
     /// the original offsets and not written.
-    pub fn append_as_leader(
-        &mut self,
-        records: &mut [u8],
-        acks: i16,
-        now: Timestamp,
-    ) -> Result<AppendResult, AppendError> {
+    pub fn append_as_leader(&mut self, records: &[u8], acks: i16, now: Timestamp) -> Result<AppendResult, AppendError> {
         if acks == -1 && (self.isr.len() as i32) < self.config.min_insync_replicas {
             return Err(AppendError::NotEnoughReplicas {
                 isr: self.isr.len(),
@@ -293,10 +288,12 @@ impl Partition {
             });
         }
         let active_base = self.log.active_segment_base();
-        let info = self
-            .log
-            .append(records, AppendMode::Leader { leader_epoch: self.leader_epoch }, now)
-            .map_err(AppendError::Storage)?;
+        let info = self.log.append(records, AppendMode::Leader { leader_epoch: self.leader_epoch }, now).map_err(
+            |e| match e {
+                e @ fjord_log::Error::CorruptBatch { .. } => AppendError::Corrupt(e.to_string()),
+                e => AppendError::Storage(e),
+            },
+        )?;
         if self.log.active_segment_base() != active_base {
             // The log rolled: snapshot the state of everything before this append, as Kafka
             // does at each roll, so it survives the deletion of the segments that built it. A
@@ -304,11 +301,21 @@ impl Partition {
             // so it does not fail the append.
             let _ = self.snapshot_producers(info.first_offset);
         }
+        // The request's bytes keep the producer's offsets (the log wrote the leader's headers),
+        // so the offsets are laid out again here the way the log assigned them.
+        let mut base_offset = info.first_offset;
         for batch in Batches::new(records) {
             let batch = batch.map_err(AppendError::Storage)?;
             if !batch.producer_id().is_none() {
-                self.producers.update(batch.producer_id(), batch.producer_epoch(), metadata_of(&batch));
+                let mut metadata = metadata_of(&batch);
+                metadata.first_offset = base_offset;
+                metadata.last_offset = base_offset.plus(i64::from(batch.last_offset_delta()));
+                if info.log_append_time != Timestamp::NONE {
+                    metadata.timestamp = info.log_append_time;
+                }
+                self.producers.update(batch.producer_id(), batch.producer_epoch(), metadata);
             }
+            base_offset = base_offset.plus(i64::from(batch.last_offset_delta()) + 1);
         }
         self.epochs_dirty |= self.epochs.assign(self.leader_epoch, info.first_offset);
         self.maybe_advance_high_watermark();
@@ -335,44 +342,64 @@ impl Partition {
                 return Err(AppendError::UnsupportedMagic(rest[16]));
             }
             let batch = RecordBatch::parse(rest).map_err(|e| AppendError::Corrupt(e.to_string()))?;
-            batch.validate().map_err(|e| AppendError::Corrupt(e.to_string()))?;
-            if batch.size() > self.config.log.max_message_bytes {
-                return Err(AppendError::TooLarge { size: batch.size(), limit: self.config.log.max_message_bytes });
-            }
-            if batch.is_transactional() || batch.is_control() {
-                return Err(AppendError::Transactional);
-            }
-            self.check_records(&batch, scratch, now)?;
-            if !batch.producer_id().is_none() {
-                if batch.base_sequence() < 0 {
-                    return Err(AppendError::InvalidRecord("idempotent batch without a base sequence".into()));
+            let checked = self.check_batch(&batch, &mut pending, scratch, now);
+            // The log checks every CRC as it writes. Here the CRCs are checked only when the
+            // append goes no further (refused, or a retry answered from memory), so that a
+            // damaged batch is reported as damaged, not as whatever its damage looks like.
+            if !matches!(checked, Ok(None)) {
+                for batch in Batches::new(&records[..position + batch.size()]) {
+                    let batch = batch.map_err(|e| AppendError::Corrupt(e.to_string()))?;
+                    batch.validate().map_err(|e| AppendError::Corrupt(e.to_string()))?;
                 }
-                // Batches earlier in this append count as appended for the later ones' checks.
-                let mut state = (!pending.is_empty()).then(|| self.producers.clone());
-                let state = match state.as_mut() {
-                    Some(state) => {
-                        for (producer, epoch, meta) in &pending {
-                            state.update(*producer, *epoch, *meta);
-                        }
-                        &*state
-                    }
-                    None => &self.producers,
-                };
-                match state.check(
-                    batch.producer_id(),
-                    batch.producer_epoch(),
-                    batch.base_sequence(),
-                    batch.last_sequence(),
-                )? {
-                    SequenceCheck::Duplicate(original) => return Ok(Some(original)),
-                    SequenceCheck::Append => {
-                        pending.push((batch.producer_id(), batch.producer_epoch(), metadata_of(&batch)));
-                    }
-                }
+            }
+            if let Some(duplicate) = checked? {
+                return Ok(Some(duplicate));
             }
             position += batch.size();
         }
         Ok(None)
+    }
+
+    /// The leader's checks of one batch (all but its CRC); returns the original's metadata if
+    /// the batch is a retry of one already appended.
+    fn check_batch(
+        &self,
+        batch: &RecordBatch<'_>,
+        pending: &mut Vec<(ProducerId, ProducerEpoch, BatchMetadata)>,
+        scratch: &mut Vec<u8>,
+        now: Timestamp,
+    ) -> Result<Option<BatchMetadata>, AppendError> {
+        if batch.size() > self.config.log.max_message_bytes {
+            return Err(AppendError::TooLarge { size: batch.size(), limit: self.config.log.max_message_bytes });
+        }
+        if batch.is_transactional() || batch.is_control() {
+            return Err(AppendError::Transactional);
+        }
+        self.check_records(batch, scratch, now)?;
+        if batch.producer_id().is_none() {
+            return Ok(None);
+        }
+        if batch.base_sequence() < 0 {
+            return Err(AppendError::InvalidRecord("idempotent batch without a base sequence".into()));
+        }
+        // Batches earlier in this append count as appended for the later ones' checks.
+        let mut state = (!pending.is_empty()).then(|| self.producers.clone());
+        let state = match state.as_mut() {
+            Some(state) => {
+                for (producer, epoch, meta) in pending.iter() {
+                    state.update(*producer, *epoch, *meta);
+                }
+                &*state
+            }
+            None => &self.producers,
+        };
+        match state.check(batch.producer_id(), batch.producer_epoch(), batch.base_sequence(), batch.last_sequence())? {
+            SequenceCheck::Duplicate(original) => Ok(Some(original)),
+            SequenceCheck::Append => {
+                pending.push((batch.producer_id(), batch.producer_epoch(), metadata_of(batch)));
+                Ok(None)
+            }
+        }
     }
 
     /// Walks every record: structure, offset deltas, and CreateTime timestamps.

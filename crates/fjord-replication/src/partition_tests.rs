@@ -37,7 +37,7 @@ fn batch(count: usize, producer: Option<(i64, i16, i32)>) -> Vec<u8> {
 fn appends_move_the_high_watermark_and_reads_stop_there() {
     let dir = tempfile::tempdir().unwrap();
     let mut partition = open(dir.path());
-    let result = partition.append_as_leader(&mut batch(3, None), 1, NOW).unwrap();
+    let result = partition.append_as_leader(&batch(3, None), 1, NOW).unwrap();
     assert_eq!(result.base_offset, Offset(0));
     assert_eq!(partition.high_watermark(), Offset(3));
     let read = partition.read(Offset(0), 1 << 20, true, None).unwrap();
@@ -60,21 +60,21 @@ fn idempotent_retries_get_their_original_offsets_even_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut partition = open(dir.path());
     let first = batch(5, Some((9, 0, 0)));
-    partition.append_as_leader(&mut first.clone(), -1, NOW).unwrap();
-    partition.append_as_leader(&mut batch(2, None), 1, NOW).unwrap();
-    let retry = partition.append_as_leader(&mut first.clone(), -1, NOW).unwrap();
+    partition.append_as_leader(&first.clone(), -1, NOW).unwrap();
+    partition.append_as_leader(&batch(2, None), 1, NOW).unwrap();
+    let retry = partition.append_as_leader(&first.clone(), -1, NOW).unwrap();
     assert!(retry.duplicate);
     assert_eq!(retry.base_offset, Offset(0));
     assert_eq!(partition.log_end_offset(), Offset(7));
     assert!(matches!(
-        partition.append_as_leader(&mut batch(1, Some((9, 0, 7))), -1, NOW),
+        partition.append_as_leader(&batch(1, Some((9, 0, 7))), -1, NOW),
         Err(AppendError::OutOfOrderSequence { expected: 5, .. })
     ));
     drop(partition); // crash
     let mut partition = open(dir.path());
-    let retry = partition.append_as_leader(&mut first.clone(), -1, NOW).unwrap();
+    let retry = partition.append_as_leader(&first.clone(), -1, NOW).unwrap();
     assert!(retry.duplicate, "producer state is rebuilt from the log");
-    let next = partition.append_as_leader(&mut batch(1, Some((9, 0, 5))), -1, NOW).unwrap();
+    let next = partition.append_as_leader(&batch(1, Some((9, 0, 5))), -1, NOW).unwrap();
     assert_eq!(next.base_offset, Offset(7));
 }
 
@@ -91,9 +91,9 @@ fn producer_state_survives_the_deletion_of_its_segments() {
         };
         let mut partition = open_with(dir.path(), config.clone());
         let first = batch(5, Some((9, 0, 0)));
-        partition.append_as_leader(&mut first.clone(), -1, NOW).unwrap();
+        partition.append_as_leader(&first.clone(), -1, NOW).unwrap();
         for _ in 0..4 {
-            partition.append_as_leader(&mut batch(5, None), 1, NOW).unwrap(); // rolls
+            partition.append_as_leader(&batch(5, None), 1, NOW).unwrap(); // rolls
         }
         assert!(partition.log().segment_count() > 2);
         let active = partition.log().active_segment_base();
@@ -108,11 +108,11 @@ fn producer_state_survives_the_deletion_of_its_segments() {
             std::mem::forget(partition); // kill -9: only the snapshot taken at the roll remains
         }
         let mut partition = open_with(dir.path(), config);
-        let retry = partition.append_as_leader(&mut first.clone(), -1, NOW).unwrap();
+        let retry = partition.append_as_leader(&first.clone(), -1, NOW).unwrap();
         assert!(retry.duplicate, "clean close {clean_close}: the retry was appended again");
         assert_eq!(retry.base_offset, Offset(0));
         assert!(matches!(
-            partition.append_as_leader(&mut batch(1, Some((9, 0, 7))), -1, NOW),
+            partition.append_as_leader(&batch(1, Some((9, 0, 7))), -1, NOW),
             Err(AppendError::OutOfOrderSequence { expected: 5, .. })
         ));
     }
@@ -125,40 +125,37 @@ fn bad_batches_get_the_right_errors_and_write_nothing() {
     let mut corrupt = batch(2, None);
     let at = corrupt.len() - 2;
     corrupt[at] ^= 0xff;
-    assert!(matches!(partition.append_as_leader(&mut corrupt, 1, NOW), Err(AppendError::Corrupt(_))));
+    assert!(matches!(partition.append_as_leader(&corrupt, 1, NOW), Err(AppendError::Corrupt(_))));
     let mut old = batch(1, None);
     old[16] = 1;
-    assert!(matches!(partition.append_as_leader(&mut old, 1, NOW), Err(AppendError::UnsupportedMagic(1))));
+    assert!(matches!(partition.append_as_leader(&old, 1, NOW), Err(AppendError::UnsupportedMagic(1))));
     let mut future = BatchBuilder::new();
     future.push(Timestamp(NOW.0 + 7_200_000), None, Some(b"v"), &[]);
     assert!(matches!(
-        partition.append_as_leader(&mut future.build().unwrap(), 1, NOW),
+        partition.append_as_leader(&future.build().unwrap(), 1, NOW),
         Err(AppendError::InvalidTimestamp { .. })
     ));
     let mut txn = BatchBuilder::new().transactional(true).producer(ProducerId(1), ProducerEpoch(0), 0);
     txn.push(NOW, None, Some(b"v"), &[]);
-    assert!(matches!(partition.append_as_leader(&mut txn.build().unwrap(), 1, NOW), Err(AppendError::Transactional)));
+    assert!(matches!(partition.append_as_leader(&txn.build().unwrap(), 1, NOW), Err(AppendError::Transactional)));
     let mut config = PartitionConfig { min_insync_replicas: 2, ..PartitionConfig::default() };
     partition.set_config(config.clone());
-    assert!(matches!(
-        partition.append_as_leader(&mut batch(1, None), -1, NOW),
-        Err(AppendError::NotEnoughReplicas { .. })
-    ));
+    assert!(matches!(partition.append_as_leader(&batch(1, None), -1, NOW), Err(AppendError::NotEnoughReplicas { .. })));
     config.min_insync_replicas = 1;
     config.log.max_message_bytes = 100;
     partition.set_config(config);
-    assert!(matches!(partition.append_as_leader(&mut batch(50, None), 1, NOW), Err(AppendError::TooLarge { .. })));
+    assert!(matches!(partition.append_as_leader(&batch(50, None), 1, NOW), Err(AppendError::TooLarge { .. })));
     assert_eq!(partition.log_end_offset(), Offset(0));
 
     // A compacted topic refuses records without a key (one keyless record spoils the batch).
     partition.set_config(PartitionConfig { compacted: true, ..PartitionConfig::default() });
     let mut mixed = BatchBuilder::new();
     mixed.push(NOW, Some(b"k"), Some(b"v"), &[]).push(NOW, None, Some(b"v"), &[]);
-    let refused = partition.append_as_leader(&mut mixed.build().unwrap(), 1, NOW);
+    let refused = partition.append_as_leader(&mixed.build().unwrap(), 1, NOW);
     assert!(matches!(&refused, Err(AppendError::InvalidRecord(m)) if m.contains("without key")), "{refused:?}");
     let mut keyed = BatchBuilder::new();
     keyed.push(NOW, Some(b"k"), None, &[]);
-    partition.append_as_leader(&mut keyed.build().unwrap(), 1, NOW).unwrap();
+    partition.append_as_leader(&keyed.build().unwrap(), 1, NOW).unwrap();
     assert_eq!(partition.log_end_offset(), Offset(1), "tombstones have keys and are welcome");
 }
 
@@ -171,7 +168,7 @@ fn compressed_batches_are_validated_record_by_record() {
         for i in 0..100 {
             builder.push(NOW, Some(format!("k{i}").as_bytes()), Some(b"value"), &[]);
         }
-        partition.append_as_leader(&mut builder.build().unwrap(), 1, NOW).unwrap();
+        partition.append_as_leader(&builder.build().unwrap(), 1, NOW).unwrap();
     }
     assert_eq!(partition.log_end_offset(), Offset(500));
 }
@@ -183,7 +180,7 @@ fn list_offsets_delete_records_and_epochs() {
     for i in 0..10 {
         let mut builder = BatchBuilder::new();
         builder.push(Timestamp(NOW.0 - 1000 + i * 10), None, Some(b"v"), &[]);
-        partition.append_as_leader(&mut builder.build().unwrap(), 1, NOW).unwrap();
+        partition.append_as_leader(&builder.build().unwrap(), 1, NOW).unwrap();
     }
     fn at(partition: &Partition, ts: i64) -> Option<(i64, i64)> {
         partition.list_offset(Timestamp(ts), None).unwrap().map(|(t, o, _)| (t.0, o.0))

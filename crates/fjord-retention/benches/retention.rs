@@ -53,8 +53,8 @@ fn keyed_log(dir: &std::path::Path, records: usize, keys: usize) -> Log {
             let key = format!("key-{:012}", (i * 7919) % keys);
             builder.push(Timestamp(1_000), Some(key.as_bytes()), Some(&value), &[]);
         }
-        let mut bytes = builder.build().unwrap();
-        log.append(&mut bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, Timestamp(1_000)).unwrap();
+        let bytes = builder.build().unwrap();
+        log.append(&bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, Timestamp(1_000)).unwrap();
     }
     log.roll(Timestamp(1_000)).unwrap();
     log

@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let now = Timestamp(minute * 60_000);
         let mut batch = BatchBuilder::new();
         batch.push(now, Some(b"entry"), Some(format!("minute {minute}").as_bytes()), &[]);
-        log.append(&mut batch.build()?, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, now)?;
+        log.append(&batch.build()?, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, now)?;
     }
     // Keep the last 15 minutes.
     let retention = RetentionConfig { retention_ms: 15 * 60_000, retention_bytes: -1 };

@@ -88,9 +88,9 @@ impl Harness {
             builder.push(Timestamp(self.now), Some(&key), value.as_deref(), &[]);
             self.written.insert(start + i as i64, (key, value));
         }
-        let mut bytes = builder.build().unwrap();
+        let bytes = builder.build().unwrap();
         let now = Timestamp(self.now);
-        self.log().append(&mut bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, now).unwrap();
+        self.log().append(&bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, now).unwrap();
     }
 
     fn clean(&mut self) {

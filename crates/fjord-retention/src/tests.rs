@@ -106,8 +106,8 @@ fn append(log: &mut Log, count: usize, timestamp: i64) {
     for i in 0..count {
         batch.push(Timestamp(timestamp), Some(format!("k{i}").as_bytes()), Some(&[b'v'; 100]), &[]);
     }
-    let mut bytes = batch.build().unwrap();
-    log.append(&mut bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, Timestamp(timestamp)).unwrap();
+    let bytes = batch.build().unwrap();
+    log.append(&bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, Timestamp(timestamp)).unwrap();
 }
 
 #[test]

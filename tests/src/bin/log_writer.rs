@@ -30,8 +30,8 @@ fn main() -> Result<()> {
             builder.push(SystemClock.now(), None, Some(&record_value(next)), &[]);
             next += 1;
         }
-        let mut bytes = builder.build()?;
-        log.append(&mut bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, SystemClock.now())?;
+        let bytes = builder.build()?;
+        log.append(&bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, SystemClock.now())?;
         if batch_number % 8 == 0 {
             log.flush(SystemClock.now())?;
             writeln!(stdout, "flushed {}", log.recovery_point())?;

@@ -44,10 +44,9 @@ pub(super) fn handle(broker: &Arc<Broker>, version: i16, request: ProduceRequest
                             return Err((code, None));
                         };
                         let Some(records) = data.records else { return Err((ErrorCode::CorruptMessage, None)) };
-                        // The leader patches offsets and epochs in place, so the batches need a
-                        // buffer of their own.
-                        let mut records = records.to_vec();
-                        let result = handle.state.lock().append_as_leader(&mut records, acks, now);
+                        // Written straight from the request's buffer: the log writes the
+                        // leader's batch headers (offsets, epoch) in place of the producer's.
+                        let result = handle.state.lock().append_as_leader(&records, acks, now);
                         result.map_err(|e| (errors::append_error(&e), Some(e.to_string())))
                     })();
                     match result {

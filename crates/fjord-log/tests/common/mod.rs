@@ -63,3 +63,18 @@ pub fn file_names(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// `bytes` (batches end to end) as a [`LEADER`] append stores them from `first_offset`: the
+/// log writes its own headers and leaves the caller's buffer as it was.
+pub fn as_written(bytes: &[u8], first_offset: Offset) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let (mut position, mut next) = (0, first_offset);
+    while position < out.len() {
+        let mut batch = fjord_log::RecordBatchMut::parse(&mut out[position..]).unwrap();
+        batch.set_base_offset(next);
+        batch.set_partition_leader_epoch(LeaderEpoch(3));
+        next = batch.as_ref().next_offset();
+        position += batch.as_ref().size();
+    }
+    out
+}
