@@ -2,7 +2,7 @@
 //! (Kafka's `LogSegment`).
 
 use std::fs::{File, OpenOptions};
-use std::io::{IoSlice, Seek, SeekFrom, Write};
+use std::io::IoSlice;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -47,24 +47,25 @@ pub(crate) struct OutgoingBatch {
     pub(crate) max_timestamp: Timestamp,
 }
 
-/// Writes every slice at `position`, on as few `writev` calls as the kernel allows.
-fn write_all_vectored_at(file: &File, mut slices: &mut [IoSlice<'_>], position: u64) -> std::io::Result<()> {
-    // `pwritev` has no safe wrapper in std; the segment is the file's only writer (readers use
-    // positioned reads), so moving the shared cursor first is equivalent.
-    let mut file = file;
-    file.seek(SeekFrom::Start(position))?;
+/// Writes every slice at `position` with `pwritev`, retrying after short writes. Positioned,
+/// so readers sharing the file (fetches holding a `FileRange`) never see the writer move a
+/// cursor.
+fn write_all_vectored_at(file: &File, mut slices: &mut [IoSlice<'_>], mut position: u64) -> std::io::Result<()> {
     while !slices.is_empty() {
-        match file.write_vectored(slices) {
+        match rustix::io::pwritev(file, slices, position) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(written) => IoSlice::advance_slices(&mut slices, written),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Ok(written) => {
+                IoSlice::advance_slices(&mut slices, written);
+                position += written as u64;
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
 }
 
-/// Slices per `writev` (Linux allows up to 1024).
+/// Slices per `pwritev` (Linux allows up to 1024).
 const SLICES_PER_WRITE: usize = 64;
 
 /// A segment file's name: the base offset as 20 zero-padded digits, then the suffix.
@@ -376,7 +377,7 @@ impl Segment {
     }
 
     /// Appends validated batches taken from `records` at the end of the segment, each with
-    /// its replacement header if it has one, in one vectored write.
+    /// its replacement header if it has one, in one positioned vectored write.
     pub(crate) fn append_batches(&mut self, records: &[u8], batches: &[OutgoingBatch]) -> Result<()> {
         // The slices live on the stack, a few batches at a time: an append allocates nothing.
         let mut position = self.size;
