@@ -28,8 +28,18 @@ impl FileRange {
 
     /// Reads the range into a new buffer: a copy, for callers that want bytes in hand.
     pub fn read_to_vec(&self) -> io::Result<Vec<u8>> {
-        let mut buf = vec![0; self.len as usize];
-        self.read_into(&mut buf)?;
+        let len = self.len as usize;
+        let mut buf = Vec::with_capacity(len);
+        // Straight into the spare capacity: zeroing bytes that are about to be overwritten cost
+        // a third as much as the read itself (perf, 1 KiB records consumed).
+        while buf.len() < len {
+            let position = self.position + buf.len() as u64;
+            let read = rustix::io::pread(&*self.file, rustix::buffer::spare_capacity(&mut buf), position)?;
+            if read == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        buf.truncate(len);
         Ok(buf)
     }
 
