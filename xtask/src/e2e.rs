@@ -396,15 +396,27 @@ fn median_figures(runs: &[Figures]) -> Figures {
     }
 }
 
-/// Bytes per second through a loopback TCP connection (256 KiB writes), median of 3.
-fn loopback_bandwidth(bytes: u64) -> Result<f64> {
+/// Where a loopback transfer's sender takes its bytes from.
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    /// A buffer in memory: the network's own bound.
+    Memory,
+    /// A file in the page cache, read into a buffer and written (what Fjord's fetch does).
+    FileReadWrite(&'a Path),
+    /// A file in the page cache, sent with sendfile(2).
+    FileSendfile(&'a Path),
+}
+
+/// Bytes per second through a loopback TCP connection (256 KiB at a time), median of 3.
+fn loopback_bandwidth(bytes: u64, source: Source<'_>) -> Result<f64> {
+    const CHUNK: usize = 256 * 1024;
     let mut rates = Vec::new();
     for _ in 0..3 {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let address = listener.local_addr()?;
         let reader = std::thread::spawn(move || -> Result<u64> {
             let (mut stream, _) = listener.accept()?;
-            let mut buf = vec![0u8; 256 * 1024];
+            let mut buf = vec![0u8; CHUNK];
             let mut total = 0u64;
             loop {
                 let n = stream.read(&mut buf)?;
@@ -415,18 +427,59 @@ fn loopback_bandwidth(bytes: u64) -> Result<f64> {
             }
         });
         let mut stream = TcpStream::connect(address)?;
-        let chunk = vec![7u8; 256 * 1024];
+        let mut buf = vec![7u8; CHUNK];
         let start = Instant::now();
         let mut sent = 0u64;
-        while sent < bytes {
-            stream.write_all(&chunk)?;
-            sent += chunk.len() as u64;
+        match source {
+            Source::Memory => {
+                while sent < bytes {
+                    stream.write_all(&buf)?;
+                    sent += buf.len() as u64;
+                }
+            }
+            Source::FileReadWrite(path) => {
+                let file = std::fs::File::open(path)?;
+                while sent < bytes {
+                    let n = std::os::unix::fs::FileExt::read_at(&file, &mut buf, sent)?;
+                    if n == 0 {
+                        break;
+                    }
+                    stream.write_all(&buf[..n])?;
+                    sent += n as u64;
+                }
+            }
+            Source::FileSendfile(path) => {
+                let file = std::fs::File::open(path)?;
+                while sent < bytes {
+                    if rustix::fs::sendfile(&stream, &file, Some(&mut sent), CHUNK)? == 0 {
+                        break;
+                    }
+                }
+            }
         }
         drop(stream);
         let received = reader.join().map_err(|_| anyhow::anyhow!("reader panicked"))??;
         rates.push(received as f64 / start.elapsed().as_secs_f64());
     }
     Ok(median(rates))
+}
+
+/// Cached file to loopback socket, by read + write and by sendfile: which one a fetch should
+/// use on this machine.
+fn file_to_socket_bandwidth(scratch: &Path, bytes: u64) -> Result<(f64, f64)> {
+    let path = scratch.join("cached.bin");
+    {
+        let mut file = std::fs::File::create(&path)?;
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..bytes.div_ceil(1 << 20) {
+            file.write_all(&chunk)?;
+        }
+    }
+    std::fs::read(&path)?; // in the page cache before either is timed
+    let read_write = loopback_bandwidth(bytes, Source::FileReadWrite(&path))?;
+    let sendfile = loopback_bandwidth(bytes, Source::FileSendfile(&path))?;
+    let _ = std::fs::remove_file(&path);
+    Ok((read_write, sendfile))
 }
 
 /// Builds (once) and returns librdkafka's `rdkafka_performance`.
@@ -603,7 +656,8 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
     }
     let biggest = scenarios.iter().map(Scenario::bytes).max().unwrap_or(0).min(4 << 30);
     let dd_megabyte_blocks = dd_bound(&scratch, 1 << 20, biggest)?;
-    let loopback = loopback_bandwidth(if quick { 64 << 20 } else { 2 << 30 })?;
+    let loopback = loopback_bandwidth(if quick { 64 << 20 } else { 2 << 30 }, Source::Memory)?;
+    let (file_read_write, file_sendfile) = file_to_socket_bandwidth(&scratch, if quick { 64 << 20 } else { 1 << 30 })?;
 
     // Idle RSS and startup.
     let mut startups = Vec::new();
@@ -624,11 +678,14 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
     writeln!(
         report,
         "machine, same run: dd buffered write {} ({:.2} GB/s in 1 MiB blocks, not used as a bound: it swings \
-         too much here), loopback TCP {:.2} GB/s; fjord idle RSS {idle_rss_mib:.1} MiB, startup {startup_ms:.1} ms \
-         (spawn to accepting connections). Every run starts after `sync`, with no dirty pages.\n",
+         too much here), loopback TCP {:.2} GB/s; cached file to loopback socket: read + write {:.2} GB/s, \
+         sendfile {:.2} GB/s; fjord idle RSS {idle_rss_mib:.1} MiB, startup {startup_ms:.1} ms (spawn to \
+         accepting connections). Every run starts after `sync`, with no dirty pages.\n",
         dd_line.join(", "),
         dd_megabyte_blocks / 1e9,
-        loopback / 1e9
+        loopback / 1e9,
+        file_read_write / 1e9,
+        file_sendfile / 1e9,
     )?;
     writeln!(
         report,
