@@ -126,17 +126,21 @@ impl DeletedSegment {
 /// [`FileRange`]s that stay valid after the lock is released.
 ///
 /// ```
-/// use fjord_log::{AppendMode, BatchBuilder, Log, LogConfig, OpenOptions};
+/// use fjord_log::{AppendMode, BatchBuilder, Log, LogConfig, OpenOptions, RecordBatch};
 /// use fjord_types::{LeaderEpoch, Offset, Timestamp};
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let mut log = Log::open(dir.path(), LogConfig::default(), OpenOptions::default(), Timestamp(0)).unwrap();
 /// let mut batch = BatchBuilder::new();
 /// batch.push(Timestamp(1_000), Some(b"k"), Some(b"v"), &[]);
-/// let mut bytes = batch.build().unwrap();
-/// let info = log.append(&bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(0) }, Timestamp(1_000)).unwrap();
+/// let bytes = batch.build().unwrap();
+/// let info = log.append(&bytes, AppendMode::Leader { leader_epoch: LeaderEpoch(7) }, Timestamp(1_000)).unwrap();
 /// assert_eq!(info.first_offset, Offset(0));
-/// assert_eq!(log.read_bytes(Offset(0), 1 << 20, None).unwrap(), bytes);
+/// let stored = log.read_bytes(Offset(0), 1 << 20, None).unwrap();
+/// let batch = RecordBatch::parse_valid(&stored).unwrap();
+/// assert_eq!((batch.base_offset(), batch.partition_leader_epoch()), (Offset(0), LeaderEpoch(7)));
+/// // The leader set the offset and its epoch; everything the CRC covers is the producer's.
+/// assert_eq!(stored[17..], bytes[17..]);
 /// log.close().unwrap();
 /// ```
 #[derive(Debug)]
