@@ -280,6 +280,16 @@ fn settle() {
     let _ = Command::new("sync").status();
 }
 
+/// Runs `rdkafka_performance` and returns its elapsed seconds, after checking that its `count`
+/// column (`dr` delivered, `msgs` consumed) reached `records`.
+fn rdkafka_seconds(program: &Path, args: &[String], count: &str, records: u64) -> Result<f64> {
+    let row = rdkafka_last_row(&run_tool(program, args)?)?;
+    if row.get(count).copied().unwrap_or(0.0) < records as f64 {
+        bail!("rdkafka_performance {count} {:?} of {records}", row.get(count));
+    }
+    Ok(row.get("elapsed").copied().context("no elapsed column")? / 1000.0)
+}
+
 /// Produce then consume once with `tool`; returns the figures.
 fn one_run(
     kind: Kind,
@@ -303,11 +313,7 @@ fn one_run(
         Tool::Rdkafka => {
             let program = programs.rdkafka.as_ref().context("no rdkafka_performance")?;
             let args = words(&format!("-P -t {topic} -b {address} -s {size} -c {records} -a {acks} -u -X linger.ms=5"));
-            let row = rdkafka_last_row(&run_tool(program, &args)?)?;
-            if row.get("dr").copied().unwrap_or(0.0) < n as f64 {
-                bail!("rdkafka_performance delivered {:?} of {records}", row.get("dr"));
-            }
-            row.get("elapsed").copied().context("no elapsed column")? / 1000.0
+            rdkafka_seconds(program, &args, "dr", n)?
         }
         Tool::FjordPerf => {
             let args = words(&format!(
@@ -332,11 +338,7 @@ fn one_run(
             }
             // tansu's Fetch sleeps half of the client's wait before answering; keep it short.
             args.extend(words("-X fetch.wait.max.ms=10"));
-            let row = rdkafka_last_row(&run_tool(program, &args)?)?;
-            if row.get("msgs").copied().unwrap_or(0.0) < n as f64 {
-                bail!("rdkafka_performance consumed {:?} of {records}", row.get("msgs"));
-            }
-            row.get("elapsed").copied().context("no elapsed column")? / 1000.0
+            rdkafka_seconds(program, &args, "msgs", n)?
         }
         Tool::FjordPerf => {
             let args = words(&format!(
