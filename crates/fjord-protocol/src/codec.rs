@@ -2,6 +2,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::guard;
@@ -88,6 +89,22 @@ fn response_header_version(api_key: ApiKey, version: i16) -> i16 {
     if api_key == ApiKey::ApiVersions { 0 } else { api_key.response_header_version(version) }
 }
 
+/// Encodes a response header.
+pub(crate) fn encode_header<B: ByteBufMut>(
+    out: &mut B,
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+) -> Result<(), String> {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header.encode(out, response_header_version(api_key, version)).map_err(|e| format!("response header: {e}"))
+}
+
+/// What a response that failed to encode says about it.
+pub(crate) fn body_error(api_key: ApiKey, version: i16, e: impl std::fmt::Display) -> String {
+    format!("{api_key:?} v{version} response: {e:#}")
+}
+
 /// Encodes a response frame (length prefix, header, body) into `out`.
 pub fn encode_response_into(
     out: &mut BytesMut,
@@ -98,9 +115,8 @@ pub fn encode_response_into(
 ) -> Result<(), String> {
     let start = out.len();
     out.put_i32(0);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    header.encode(out, response_header_version(api_key, version)).map_err(|e| format!("response header: {e}"))?;
-    response.encode(out, version).map_err(|e| format!("{api_key:?} v{version} response: {e:#}"))?;
+    encode_header(out, api_key, version, correlation_id)?;
+    response.encode(out, version).map_err(|e| body_error(api_key, version, e))?;
     let size = (out.len() - start - 4) as i32;
     out[start..start + 4].copy_from_slice(&size.to_be_bytes());
     Ok(())

@@ -6,7 +6,8 @@
 //! ([`frame`]), knows which API versions Fjord supports ([`versions`], Kafka 4.1's floor with
 //! Kafka's own exceptions), guards the decoder against hostile length prefixes ([`guard`]), and
 //! decodes requests and encodes responses with the `kafka-protocol` crate ([`codec`]). Record
-//! batches pass through as bytes, untouched.
+//! batches pass through as bytes, untouched: an [`Outbox`] ([`outbox`]) queues response frames
+//! for vectored writes and keeps fetched batches by reference instead of copying them.
 //!
 //! It mirrors Kafka's `NetworkReceive`/`RequestHeader`/`ApiVersionsResponse` logic and does no
 //! I/O. It depends only on `fjord-types` among Fjord's crates.
@@ -16,9 +17,11 @@
 pub mod codec;
 pub mod frame;
 pub mod guard;
+pub mod outbox;
 pub mod versions;
 
 pub use codec::{DecodeError, Request, decode_request, encode_response, encode_response_into};
 pub use frame::{DEFAULT_MAX_REQUEST_BYTES, FrameError, take_frame};
 pub use kafka_protocol;
+pub use outbox::{Outbox, SPLICE_MIN_BYTES};
 pub use versions::{ApiRange, VersionTable};
