@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
-use fjord_protocol::{DecodeError, decode_request, encode_response_into, take_frame};
+use bytes::{Buf, BytesMut};
+use fjord_protocol::{DecodeError, Outbox, decode_request, take_frame};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,7 +20,9 @@ pub(crate) async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: 
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let mut input = BytesMut::with_capacity(64 * 1024);
-    let mut output = BytesMut::with_capacity(64 * 1024);
+    // Responses go out with vectored writes; fetched batches are written from the buffers
+    // they were read into, not copied into the response.
+    let mut output = Outbox::with_capacity(64 * 1024);
     let max = broker.config.socket_request_max_bytes;
     loop {
         let mut close = false;
@@ -40,11 +42,8 @@ pub(crate) async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: 
                 }
             }
         }
-        if !output.is_empty() {
-            if writer.write_all(&output).await.is_err() {
-                return;
-            }
-            output.clear();
+        if output.has_remaining() && writer.write_all_buf(&mut output).await.is_err() {
+            return;
         }
         if close || *shutdown.borrow() {
             return;
@@ -60,7 +59,7 @@ pub(crate) async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: 
 }
 
 /// Handles one frame, appending any response to `output`. Returns false to close.
-async fn process(broker: &Arc<Broker>, frame: bytes::Bytes, output: &mut BytesMut, peer: &str) -> bool {
+async fn process(broker: &Arc<Broker>, frame: bytes::Bytes, output: &mut Outbox, peer: &str) -> bool {
     let request = match decode_request(frame, &broker.versions) {
         Ok(request) => request,
         Err(DecodeError::UnsupportedVersion { api_key: ApiKey::ApiVersions, version, correlation_id }) => {
@@ -82,8 +81,8 @@ async fn process(broker: &Arc<Broker>, frame: bytes::Bytes, output: &mut BytesMu
     }
 }
 
-fn encode(output: &mut BytesMut, api_key: ApiKey, version: i16, correlation_id: i32, response: &ResponseKind) -> bool {
-    match encode_response_into(output, api_key, version, correlation_id, response) {
+fn encode(output: &mut Outbox, api_key: ApiKey, version: i16, correlation_id: i32, response: &ResponseKind) -> bool {
+    match output.push_response(api_key, version, correlation_id, response) {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(?api_key, version, error = %e, "cannot encode response; closing connection");
