@@ -1,0 +1,70 @@
+//! The targets, checked against a run's figures.
+
+use std::fmt::Write as _;
+
+use super::{Figures, Kind, Scenario, Tool};
+
+/// The targets, checked against this run's figures.
+pub(super) fn verdicts(
+    results: &[(Scenario, Kind, Tool, Figures)],
+    dd_write: &std::collections::BTreeMap<usize, f64>,
+    idle_rss_mib: f64,
+    startup_ms: f64,
+) -> String {
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let find = |kind: Kind, size: usize, acks: i32, partitions: u32, records: u64| {
+        results
+            .iter()
+            .find(|(s, k, t, _)| {
+                *k == kind
+                    && *t == Tool::Rdkafka
+                    && s.size == size
+                    && s.acks == acks
+                    && s.partitions == partitions
+                    && s.records == records
+            })
+            .map(|(s, _, _, f)| (*s, *f))
+    };
+    let mut out = String::from("| target | figure | verdict |\n|---|---|---|\n");
+    if let Some((s, f)) = find(Kind::Fjord, 1024, 1, 1, 1_000_000) {
+        let ratio = s.bytes() as f64 / f.produce_seconds / dd_write[&s.size];
+        let _ =
+            writeln!(out, "| 1 KiB, acks=1: produce >= 0.70 x dd write | {ratio:.2} x | {} |", verdict(ratio >= 0.7));
+    }
+    if let (Some((s, fj)), Some((_, ta))) =
+        (find(Kind::Fjord, 100, 1, 1, 1_000_000), find(Kind::TansuMemory, 100, 1, 1, 1_000_000))
+    {
+        let (p, c) = (ta.produce_seconds / fj.produce_seconds, ta.consume_seconds / fj.consume_seconds);
+        let _ = writeln!(
+            out,
+            "| 100 B: produce and consume rates >= tansu-memory's | produce {p:.2} x, consume {c:.2} x tansu ({} records) | {} |",
+            s.records,
+            verdict(p >= 1.0 && c >= 1.0)
+        );
+    }
+    if let Some((s, f)) = find(Kind::Fjord, 100, 1, 1, 1_000_000) {
+        let (p, c) = (f.produce_cpu / (s.records as f64 / 1e6), f.consume_cpu / (s.records as f64 / 1e6));
+        let _ = writeln!(out, "| broker CPU <= 0.1 s per 1M 100 B produced | {p:.3} s | {} |", verdict(p <= 0.1));
+        let _ = writeln!(out, "| broker CPU <= 0.05 s per 1M consumed | {c:.3} s | {} |", verdict(c <= 0.05));
+    }
+    if let Some((_, f)) = find(Kind::Fjord, 100, 1, 1, 10_000_000) {
+        let rss = f.peak_rss_kib as f64 / 1024.0;
+        let tansu = find(Kind::TansuMemory, 100, 1, 1, 10_000_000)
+            .map_or_else(String::new, |(_, t)| format!(" (tansu: {:.0} MiB)", t.peak_rss_kib as f64 / 1024.0));
+        let _ = writeln!(
+            out,
+            "| 10M x 100 B: RSS stays flat, < 200 MiB | peak {rss:.0} MiB{tansu} | {} |",
+            verdict(rss < 200.0)
+        );
+    }
+    let peak = results.iter().filter(|(_, k, ..)| *k == Kind::Fjord).map(|(.., f)| f.peak_rss_kib).max().unwrap_or(0);
+    let peak = peak as f64 / 1024.0;
+    let _ = writeln!(
+        out,
+        "| RSS under load < 200 MiB (page cache excluded) | peak {peak:.0} MiB | {} |",
+        verdict(peak < 200.0)
+    );
+    let _ = writeln!(out, "| idle RSS < 30 MB | {idle_rss_mib:.1} MiB | {} |", verdict(idle_rss_mib < 30.0));
+    let _ = writeln!(out, "| startup < 100 ms | {startup_ms:.1} ms | {} |", verdict(startup_ms < 100.0));
+    out
+}
