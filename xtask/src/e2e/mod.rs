@@ -6,7 +6,9 @@
 //! `rdkafka_performance`, then does the same with `fjord perf`, reading the broker's CPU time
 //! and RSS from /proc around each phase. Every scenario runs three times and the medians are
 //! reported, next to the machine's bounds measured in the same run: a buffered `dd` write of
-//! the same bytes and a loopback TCP transfer.
+//! the same bytes and a loopback TCP transfer. Before each run and each `dd`, the harness
+//! syncs and warms free memory (see [`bounds::settle`]), so no run pays a first-touch cost the
+//! VM's host charges for some pages and not others.
 //!
 //! `rdkafka_performance` is built from the librdkafka sources shipped in the `rdkafka-sys`
 //! crate against the librdkafka bundled in the confluent-kafka wheel, and cached in
@@ -108,7 +110,7 @@ fn one_run(
     scratch: &Path,
     ticks: f64,
 ) -> Result<Figures> {
-    settle();
+    settle(scenario.bytes());
     let (broker, _) = start(kind, programs, scratch)?;
     let topic = "bench";
     create_topic(&broker, programs, topic, scenario.partitions)?;
@@ -291,7 +293,7 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
         "machine, same run: dd buffered write {} ({:.2} GB/s in 1 MiB blocks, not used as a bound: it swings \
          too much here), loopback TCP {:.2} GB/s; cached file to loopback socket: read + write {:.2} GB/s, \
          sendfile {:.2} GB/s; fjord idle RSS {idle_rss_mib:.1} MiB, startup {startup_ms:.1} ms (spawn to \
-         accepting connections). Every run starts after `sync`, with no dirty pages.\n",
+         accepting connections). Every run starts after `sync` (no dirty pages) and with warm free memory.\n",
         dd_line.join(", "),
         dd_megabyte_blocks / 1e9,
         loopback / 1e9,
