@@ -339,14 +339,28 @@ impl Broker {
         self.write_cleaner_checkpoint();
     }
 
-    /// Applies `flush.ms`, and flushes logs that rolled since their last flush so the recovery
-    /// point keeps up (Kafka flushes a rolled segment in the background).
+    /// Flushes the segments of logs that rolled since their last flush, so the recovery point
+    /// keeps up, and applies `flush.ms`. A rolled segment is synced with the partition unlocked
+    /// (Kafka flushes it in the background), so appends and fetches do not wait for the disk.
     pub fn flush_due(&self) {
-        let now = Broker::now();
         for (tp, handle) in self.all_partitions() {
-            let mut partition = handle.state.lock();
-            let rolled = partition.log().segments().last().is_some_and(|s| s.base_offset > partition.recovery_point());
-            let result = if rolled { partition.flush(now).map(|()| true) } else { partition.maybe_flush(now) };
+            let plan = {
+                let mut partition = handle.state.lock();
+                let active = partition.log().active_segment_base();
+                if active > partition.recovery_point() {
+                    partition.log_mut().plan_flush(active)
+                } else {
+                    partition.maybe_flush(Broker::now()).map(|_| None)
+                }
+            };
+            let result = match plan {
+                Ok(Some(plan)) => {
+                    let synced = plan.sync();
+                    handle.state.lock().log_mut().complete_flush(plan, synced, Broker::now())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
             if let Err(e) = result {
                 tracing::error!(partition = %tp, error = %e, "flush failed");
             }

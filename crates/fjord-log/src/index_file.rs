@@ -197,6 +197,13 @@ impl IndexFile {
         Ok(())
     }
 
+    /// A second handle on the file, to sync it without borrowing the index. On Linux `fsync`
+    /// writes back pages dirtied through the shared mapping too (`msync` is the same call).
+    pub(crate) fn sync_handle(&self) -> Result<(PathBuf, File)> {
+        let file = self.file.try_clone().map_err(Error::io(&self.path))?;
+        Ok((self.path.clone(), file))
+    }
+
     pub(crate) fn rename(&mut self, to: PathBuf) -> Result<()> {
         std::fs::rename(&self.path, &to).map_err(Error::io(&self.path))?;
         self.path = to;

@@ -154,6 +154,9 @@ pub struct Log {
     pub(crate) unflushed_messages: i64,
     pub(crate) last_flush: Timestamp,
     pub(crate) dir_needs_sync: bool,
+    /// Bumped by every truncation, so a flush planned before one does not move the recovery
+    /// point over data written after it.
+    pub(crate) truncations: u64,
     pub(crate) poisoned: Option<String>,
     pub(crate) open_report: OpenReport,
     /// The batches of the append in progress (kept to reuse its allocation).
@@ -500,6 +503,7 @@ impl Log {
             log.log_end_offset = log.active().next_offset()?;
             log.recovery_point = log.recovery_point.min(log.log_end_offset);
             log.dir_needs_sync = true;
+            log.truncations += 1;
             Ok(true)
         })
     }
@@ -521,6 +525,7 @@ impl Log {
             log.recovery_point = offset;
             log.unflushed_messages = 0;
             log.dir_needs_sync = true;
+            log.truncations += 1;
             Ok(())
         })
     }

@@ -93,6 +93,7 @@ impl Log {
             unflushed_messages: 0,
             last_flush: now,
             dir_needs_sync: false,
+            truncations: 0,
             poisoned: None,
             open_report: report,
             outgoing: Vec::new(),

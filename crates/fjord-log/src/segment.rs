@@ -648,6 +648,16 @@ impl Segment {
     }
 
     /// Writes the log and both indexes to stable storage.
+    /// The segment's files (log, offset index, time index), for syncing without borrowing it.
+    pub(crate) fn sync_handles(&self) -> Result<[(PathBuf, Arc<File>); 3]> {
+        let index = |(path, file): (PathBuf, File)| (path, Arc::new(file));
+        Ok([
+            (self.log_path.clone(), Arc::clone(&self.log)),
+            index(self.offset_index.file().sync_handle()?),
+            index(self.time_index.file().sync_handle()?),
+        ])
+    }
+
     pub(crate) fn flush(&self) -> Result<()> {
         self.log.sync_data().map_err(Error::io(&self.log_path))?;
         self.offset_index.file().flush()?;
