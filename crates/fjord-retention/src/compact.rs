@@ -444,6 +444,17 @@ fn keep_from_batch(
         out.extend_from_slice(batch.as_bytes());
         return Ok(());
     }
+    // The key map filled up before this batch (`first_dirty` is where mapping stopped), so its
+    // keys were not deduplicated this round: it is kept whole, tombstones included, and gets no
+    // delete horizon yet. Dropping an expired tombstone here would bring back an older value
+    // of its key lying below (Kafka keeps records past the map's latest offset too).
+    if batch.base_offset() >= stats.first_dirty {
+        let records = batch.record_count().max(0) as u64;
+        stats.records_read += records;
+        stats.records_kept += records;
+        out.extend_from_slice(batch.as_bytes());
+        return Ok(());
+    }
     let tombstones_expired = batch.delete_horizon().is_some_and(|h| task.now >= h);
     let keep = |key: Option<&[u8]>, value: Option<&[u8]>, offset: Offset| match key {
         None => false, // compacted logs refuse keyless records; any older ones go
