@@ -598,24 +598,16 @@ impl Log {
         Ok(true)
     }
 
-    /// Writes everything appended so far to stable storage and advances the recovery point.
+    /// Writes everything appended so far to stable storage and advances the recovery point:
+    /// a [`FlushPlan`](crate::FlushPlan) up to the log end, synced while the log is held.
     pub fn flush(&mut self, now: Timestamp) -> Result<()> {
-        self.guard(|log| {
-            if log.recovery_point < log.log_end_offset {
-                let from = log.segments.range(..=log.recovery_point).next_back().map_or(Offset(0), |(b, _)| *b);
-                for segment in log.segments.range(from..).map(|(_, s)| s) {
-                    segment.flush()?;
-                }
-            }
-            if log.dir_needs_sync {
-                sync_dir(&log.dir)?;
-                log.dir_needs_sync = false;
-            }
-            log.recovery_point = log.log_end_offset;
-            log.unflushed_messages = 0;
-            log.last_flush = now;
-            Ok(())
-        })
+        if let Some(plan) = self.plan_flush(self.log_end_offset)? {
+            let synced = plan.sync();
+            self.complete_flush(plan, synced, now)?;
+        }
+        self.unflushed_messages = 0;
+        self.last_flush = now;
+        Ok(())
     }
 
     /// Flushes if `flush.ms` has passed since the last flush and there is something to flush.
