@@ -108,17 +108,23 @@ impl Outbox {
             other => other.encode(&mut self.buf, version).map_err(|e| body_error(api_key, version, e)),
         });
         self.candidates.clear();
-        if let Err(e) = encoded {
-            // Drop the partial frame so the outbox still holds whole frames only.
-            self.buf.truncate(start);
-            self.spliced.truncate(fields_before);
-            self.spliced_len = spliced_before;
-            return Err(e);
+        let size = encoded.and_then(|()| {
+            let size = self.buf.len() - start - 4 + (self.spliced_len - spliced_before);
+            i32::try_from(size).map_err(|_| format!("{api_key:?} response of {size} bytes is too large"))
+        });
+        match size {
+            Ok(size) => {
+                self.buf[start..start + 4].copy_from_slice(&size.to_be_bytes());
+                Ok(())
+            }
+            Err(e) => {
+                // Drop the partial frame so the outbox still holds whole frames only.
+                self.buf.truncate(start);
+                self.spliced.truncate(fields_before);
+                self.spliced_len = spliced_before;
+                Err(e)
+            }
         }
-        let size = self.buf.len() - start - 4 + (self.spliced_len - spliced_before);
-        let size = i32::try_from(size).map_err(|_| format!("{api_key:?} response of {size} bytes is too large"))?;
-        self.buf[start..start + 4].copy_from_slice(&size.to_be_bytes());
-        Ok(())
     }
 
     fn pieces(&self) -> usize {
