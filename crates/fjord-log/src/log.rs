@@ -352,7 +352,14 @@ impl Log {
         let last_offset = next.plus(-1);
         self.guard(|log| {
             if log.active().should_roll(&log.config, bytes, max_timestamp, last_offset, now) {
-                log.roll_at(first_offset.max(log.log_end_offset), now)?;
+                // The new segment starts at the log end offset even when a replica's batch
+                // jumps ahead (a gap compaction left on the leader), so every segment ends
+                // exactly where the next begins: that is how recovery tells a lost tail from
+                // a gap (see `Log::open`). Only a jump too far for relative offsets starts
+                // the segment at the batch itself.
+                let end = log.log_end_offset;
+                let base = if last_offset.since(end) > i64::from(i32::MAX) { first_offset } else { end };
+                log.roll_at(base, now)?;
             }
             log.active_mut().append_batches(records, batches)
         })?;

@@ -13,8 +13,9 @@ use crate::segment::{DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_IND
 impl Log {
     /// Opens the log in `dir` (creating it if needed), recovering after an unclean shutdown:
     /// every batch from the segment holding the recovery point on is checked (length, CRC,
-    /// offsets increasing), the log is cut at the first bad batch, later segments are removed
-    /// and indexes rebuilt.
+    /// offsets increasing), the log is cut at the first bad batch, or at the end of a segment
+    /// that stops short of the next one's base offset (its unflushed tail was lost), later
+    /// segments are removed and indexes rebuilt.
     pub fn open(dir: impl AsRef<Path>, config: LogConfig, options: OpenOptions, now: Timestamp) -> Result<Log> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
@@ -58,9 +59,20 @@ impl Log {
             if damaged || (!report.clean_shutdown && in_recovery_range) {
                 let recovery = segment.recover(expected_next)?;
                 report.recovered_segments.push(base);
-                if recovery.reason.is_some() {
+                let end = recovery.next_offset.unwrap_or(base);
+                let reason = recovery.reason.or_else(|| match bases.get(index + 1) {
+                    // Segments meet exactly (a roll starts the next one at the log end, and
+                    // compaction keeps each segment's last batch), so a shortfall here means
+                    // the tail of this segment never reached the disk while a later segment
+                    // did. Keeping the later one would leave a hole in the log.
+                    Some(&next_base) if end < next_base => Some(format!(
+                        "segment {base} ends at offset {end} but the next one starts at {next_base}: its tail was lost"
+                    )),
+                    _ => None,
+                });
+                if reason.is_some() {
                     report.truncated_bytes += recovery.truncated_bytes;
-                    report.reason = recovery.reason;
+                    report.reason = reason;
                     for &later in &bases[index + 1..] {
                         for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
                             let path = dir.join(segment_file_name(later, suffix));

@@ -314,6 +314,67 @@ fn a_clean_shutdown_skips_recovery_and_an_unclean_one_does_not() {
 }
 
 #[test]
+fn a_rolled_segment_that_lost_its_tail_cuts_the_log_there() {
+    // The page cache wrote a later segment but not the end of an earlier one, then the machine
+    // went down: keeping the later segment would leave a hole in the offsets.
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config();
+    let mut log = open(dir.path(), config.clone());
+    let mut firsts = Vec::new();
+    for i in 0..60 {
+        firsts.push(log.append(&batch(4, 40, i), LEADER, Timestamp(0)).unwrap().first_offset);
+    }
+    let segments: Vec<Offset> = log.segments().iter().map(|s| s.base_offset).collect();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let written = read_all(&log, Offset(0));
+    drop(log); // a crash, nothing flushed
+
+    // Segment 1 keeps only its first batch; segment 2 and later survived whole.
+    let second = segments[1];
+    let lost_from = *firsts.iter().find(|&&f| f > second).unwrap();
+    let file = dir.path().join(fjord_log::segment_file_name(second, ".log"));
+    let first_batch = fjord_log::Batches::new(&std::fs::read(&file).unwrap()).next().unwrap().unwrap().size();
+    std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(first_batch as u64).unwrap();
+
+    let log = reopen(dir.path(), config, Offset(0));
+    let report = log.open_report();
+    assert_eq!(log.log_end_offset(), lost_from, "{report:?}");
+    assert!(report.reason.as_deref().is_some_and(|r| r.contains("tail was lost")), "{report:?}");
+    assert_eq!(report.deleted_segments, segments[2..].to_vec());
+    let kept = read_all(&log, Offset(0));
+    assert_eq!(kept[..], written[..kept.len()], "what is left is a prefix");
+    log.validate().unwrap();
+}
+
+#[test]
+fn a_replica_rolls_at_its_log_end_across_a_leaders_gap() {
+    // A compacted leader sends batches with gaps between them. The replica's segments still
+    // meet exactly, so recovering them after a crash keeps every batch.
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config();
+    let mut log = open(dir.path(), config.clone());
+    let mut base = 0;
+    for i in 0..60 {
+        let mut b = batch(4, 40, i);
+        fjord_log::RecordBatchMut::parse(&mut b).unwrap().set_base_offset(Offset(base));
+        log.append(&b, AppendMode::Replica, Timestamp(0)).unwrap();
+        base += 10; // six offsets compacted away after every batch
+    }
+    let segments = log.segments();
+    assert!(segments.len() >= 3);
+    for pair in segments.windows(2) {
+        // The batch after the roll starts at 10k, but the segment at the end of the one before.
+        assert_eq!(pair[1].base_offset.0 % 10, 4, "{segments:?}");
+    }
+    let (end, written) = (log.log_end_offset(), read_all(&log, Offset(0)));
+    drop(log); // a crash
+
+    let log = reopen(dir.path(), config, Offset(0));
+    assert_eq!(log.open_report().reason, None);
+    assert_eq!((log.log_end_offset(), read_all(&log, Offset(0))), (end, written));
+}
+
+#[test]
 fn dump_prints_what_kafka_dump_log_prints() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig::default());

@@ -14,7 +14,9 @@
 //! are copied as they are, the others rewritten with the same codec and header. Tombstones
 //! (null values) stay for `delete.retention.ms` after the cleaning that first sees them, which
 //! stamps their batch with a delete horizon (KIP-534); a later cleaning drops them. An
-//! idempotent producer's last batch keeps at least its header, so its sequence state survives.
+//! idempotent producer's last batch keeps at least its header, so its sequence state survives,
+//! and so does each segment's last batch, so a cleaned segment still ends where the next one
+//! begins: recovery after a crash reads a segment that stops short as a lost tail.
 //! Each group is swapped in crash-safely by [`Log::replace_segments`].
 //!
 //! The work splits into three steps so a broker need not hold the log while cleaning:
@@ -183,6 +185,8 @@ pub struct CleanTask {
     end: Offset,
     config: CompactionConfig,
     keep_batches_ending_at: HashSet<Offset>,
+    /// The last offset of each source segment, whose batch keeps at least its header.
+    segment_ends: HashSet<Offset>,
     now: Timestamp,
 }
 
@@ -201,6 +205,7 @@ impl CleanTask {
                 Some(Source { base_offset: s.base_offset, next_offset: s.next_offset, file })
             })
             .collect::<Option<_>>()?;
+        let segment_ends = sources.iter().map(|s| s.next_offset.plus(-1)).collect();
         Some(CleanTask {
             dir: log.dir().to_path_buf(),
             log_config: log.config().clone(),
@@ -209,6 +214,7 @@ impl CleanTask {
             end: cleanable.end,
             config,
             keep_batches_ending_at: HashSet::new(),
+            segment_ends,
             now,
         })
     }
@@ -483,7 +489,9 @@ fn keep_from_batch(
     if kept == total && !needs_horizon {
         out.extend_from_slice(batch.as_bytes());
     } else if kept == 0 {
-        if !batch.producer_id().is_none() && task.keep_batches_ending_at.contains(&batch.last_offset()) {
+        let last = batch.last_offset();
+        let producer_state = !batch.producer_id().is_none() && task.keep_batches_ending_at.contains(&last);
+        if producer_state || task.segment_ends.contains(&last) {
             batch.write_empty_copy(out);
         }
     } else {
