@@ -97,6 +97,8 @@ struct Figures {
     consume_seconds: f64,
     produce_cpu: f64,
     consume_cpu: f64,
+    /// The load generator's busiest thread's CPU share while producing (1.0: it set the pace).
+    produce_client_busy: f64,
     rss_after_kib: u64,
     peak_rss_kib: u64,
 }
@@ -120,7 +122,7 @@ fn one_run(
     let (address, n) = (&broker.address, scenario.records);
     let cpu0 = broker.cpu_seconds(ticks)?;
     // Each tool's own timing: from its first record to its last acknowledgement or record.
-    let produce_seconds = match tool {
+    let (produce_seconds, produce_client_busy) = match tool {
         Tool::Rdkafka => {
             let program = programs.rdkafka.as_ref().context("no rdkafka_performance")?;
             let args = words(&format!("-P -t {topic} -b {address} -s {size} -c {records} -a {acks} -u -X linger.ms=5"));
@@ -131,12 +133,12 @@ fn one_run(
                 "perf produce --topic {topic} --num-records {records} --record-size {size} --throughput -1 \
                  --acks {acks} --bootstrap-server {address}"
             ));
-            let out = run_tool(&programs.fjord, &args)?;
-            let last = out.lines().last().unwrap_or("");
+            let run = run_tool(&programs.fjord, &args)?;
+            let last = run.stdout.lines().last().unwrap_or("");
             if !last.starts_with(&format!("{records} records sent, ")) {
                 bail!("fjord perf produce did not send {records} records: {last}");
             }
-            n as f64 / number_before(last, " records/sec").context("no records/sec")?
+            (n as f64 / number_before(last, " records/sec").context("no records/sec")?, run.busiest_thread)
         }
     };
     let cpu1 = broker.cpu_seconds(ticks)?;
@@ -149,13 +151,13 @@ fn one_run(
             }
             // tansu's Fetch sleeps half of the client's wait before answering; keep it short.
             args.extend(words("-X fetch.wait.max.ms=10"));
-            rdkafka_seconds(program, &args, "msgs", n)?
+            rdkafka_seconds(program, &args, "msgs", n)?.0
         }
         Tool::FjordPerf => {
             let args = words(&format!(
                 "perf consume --topic {topic} --messages {records} --fetch-max-wait-ms 10 --bootstrap-server {address}"
             ));
-            let out = run_tool(&programs.fjord, &args)?;
+            let out = run_tool(&programs.fjord, &args)?.stdout;
             let values: Vec<&str> = out.lines().last().unwrap_or("").split(", ").collect();
             if values.get(4) != Some(&records.as_str()) {
                 bail!("fjord perf consume did not read {records} records: {out}");
@@ -171,6 +173,7 @@ fn one_run(
         consume_seconds,
         produce_cpu: cpu1 - cpu0,
         consume_cpu: cpu2 - cpu1,
+        produce_client_busy,
         rss_after_kib,
         peak_rss_kib,
     })
@@ -185,7 +188,7 @@ fn latency_run(programs: &Programs, scratch: &Path, records: u64, rate: f64) -> 
          --linger-ms 0 --bootstrap-server {}",
         broker.address
     ));
-    let out = run_tool(&programs.fjord, &args)?;
+    let out = run_tool(&programs.fjord, &args)?.stdout;
     let last = out.lines().last().context("no output")?;
     let p99 = number_before(last, " ms 99th").with_context(|| format!("no p99 in {last}"))?;
     let rate = number_before(last, " records/sec").with_context(|| format!("no rate in {last}"))?;
@@ -204,6 +207,7 @@ fn median_figures(runs: &[Figures]) -> Figures {
         consume_seconds: pick(|f| f.consume_seconds),
         produce_cpu: pick(|f| f.produce_cpu),
         consume_cpu: pick(|f| f.consume_cpu),
+        produce_client_busy: pick(|f| f.produce_client_busy),
         rss_after_kib: pick(|f| f.rss_after_kib as f64) as u64,
         peak_rss_kib: pick(|f| f.peak_rss_kib as f64) as u64,
     }
@@ -303,9 +307,10 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
     writeln!(
         report,
         "| scenario | broker | client | produce rec/s | produce MB/s | x dd write | consume rec/s | consume MB/s | \
-         CPU s per 1M produced | CPU s per 1M consumed | RSS after (MiB) | peak RSS (MiB) |"
+         CPU s per 1M produced | CPU s per 1M consumed | RSS after (MiB) | peak RSS (MiB) | client's busiest \
+         thread, producing |"
     )?;
-    writeln!(report, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(report, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")?;
     let mut results: Vec<(Scenario, Kind, Tool, Figures)> = Vec::new();
     // tansu 0.6 puts a tagged field Fetch v12 does not define (tag 0) in its Fetch responses;
     // kafka-protocol, and so fjord perf consume, refuses them.
@@ -329,7 +334,7 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
             let millions = scenario.records as f64 / 1e6;
             writeln!(
                 report,
-                "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} | {:.3} | {:.3} | {:.0} | {:.0} |",
+                "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.0} | {:.3} | {:.3} | {:.0} | {:.0} | {:.0}% |",
                 scenario.label(),
                 kind.name(),
                 tool.name(),
@@ -342,6 +347,7 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
                 m.consume_cpu / millions,
                 m.rss_after_kib as f64 / 1024.0,
                 m.peak_rss_kib as f64 / 1024.0,
+                m.produce_client_busy * 100.0,
             )?;
             results.push((*scenario, kind, tool, m));
         }

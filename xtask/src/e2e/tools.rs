@@ -1,8 +1,11 @@
 //! The load generators and peers: building or finding `rdkafka_performance` and tansu, running
 //! them and parsing what they print.
 
+use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -17,23 +20,75 @@ pub(super) fn number_before(line: &str, suffix: &str) -> Option<f64> {
     head.rsplit([' ', '(']).next()?.parse().ok()
 }
 
-/// Runs a load generator to completion and returns its stdout.
-pub(super) fn run_tool(program: &Path, args: &[String]) -> Result<String> {
-    let output =
-        Command::new(program).args(args).output().with_context(|| format!("cannot run {}", program.display()))?;
-    if !output.status.success() {
-        bail!(
-            "{} {} failed: {}",
-            program.display(),
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("")
-        );
+/// A load generator's run: what it printed, and how busy its busiest thread was.
+pub(super) struct ToolRun {
+    pub(super) stdout: String,
+    /// CPU time of the generator's busiest thread over the wall time of the run's middle part
+    /// (from a fifth of the way in to the end), from `/proc/PID/task/*/schedstat`. Near 1.0 the
+    /// generator itself set the pace, whatever broker was on the other side.
+    pub(super) busiest_thread: f64,
+}
+
+/// Runs a load generator to completion, sampling its threads' CPU time every 20 ms.
+pub(super) fn run_tool(program: &Path, args: &[String]) -> Result<ToolRun> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", program.display()))?;
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().context("no stdout")?));
+    let stderr = drain(Box::new(child.stderr.take().context("no stderr")?));
+    let started = Instant::now();
+    let mut samples: Vec<(f64, HashMap<u32, u64>)> = Vec::new();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        samples.push((started.elapsed().as_secs_f64(), thread_cpu_ns(child.id())));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+    if !status.success() {
+        bail!("{} {} failed: {}", program.display(), args.join(" "), stderr.lines().last().unwrap_or(""));
     }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    Ok(ToolRun { stdout, busiest_thread: busiest_share(&samples) })
+}
+
+/// CPU nanoseconds so far of each thread of `pid` (empty once it is gone).
+fn thread_cpu_ns(pid: u32) -> HashMap<u32, u64> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return HashMap::new() };
+    tasks
+        .filter_map(|task| {
+            let task = task.ok()?;
+            let tid = task.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            Some((tid, stat.split_whitespace().next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The busiest thread's CPU share between the sample a fifth of the way in and the last one
+/// (start-up and connection set-up are left out).
+fn busiest_share(samples: &[(f64, HashMap<u32, u64>)]) -> f64 {
+    let Some((end, last)) = samples.last() else { return 0.0 };
+    let Some((start, first)) = samples.iter().find(|(t, _)| *t >= end / 5.0) else { return 0.0 };
+    if end <= start {
+        return 0.0;
+    }
+    let busiest = last.iter().map(|(tid, ns)| ns.saturating_sub(first.get(tid).copied().unwrap_or(0))).max();
+    busiest.unwrap_or(0) as f64 / 1e9 / (end - start)
 }
 
 /// The last row of `rdkafka_performance -u`'s table, as column name -> value.
-fn rdkafka_last_row(text: &str) -> Result<std::collections::HashMap<String, f64>> {
+fn rdkafka_last_row(text: &str) -> Result<HashMap<String, f64>> {
     let rows: Vec<Vec<&str>> = text
         .lines()
         .filter(|l| l.starts_with('|'))
@@ -45,13 +100,14 @@ fn rdkafka_last_row(text: &str) -> Result<std::collections::HashMap<String, f64>
 }
 
 /// Runs `rdkafka_performance` and returns its elapsed seconds, after checking that its `count`
-/// column (`dr` delivered, `msgs` consumed) reached `records`.
-pub(super) fn rdkafka_seconds(program: &Path, args: &[String], count: &str, records: u64) -> Result<f64> {
-    let row = rdkafka_last_row(&run_tool(program, args)?)?;
+/// column (`dr` delivered, `msgs` consumed) reached `records`, and its busiest thread's share.
+pub(super) fn rdkafka_seconds(program: &Path, args: &[String], count: &str, records: u64) -> Result<(f64, f64)> {
+    let run = run_tool(program, args)?;
+    let row = rdkafka_last_row(&run.stdout)?;
     if row.get(count).copied().unwrap_or(0.0) < records as f64 {
         bail!("rdkafka_performance {count} {:?} of {records}", row.get(count));
     }
-    Ok(row.get("elapsed").copied().context("no elapsed column")? / 1000.0)
+    Ok((row.get("elapsed").copied().context("no elapsed column")? / 1000.0, run.busiest_thread))
 }
 
 /// Builds (once) and returns librdkafka's `rdkafka_performance`.
