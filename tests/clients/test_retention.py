@@ -200,3 +200,24 @@ def test_a_tombstone_removes_its_key_after_delete_retention(broker):
     wait_for("the tombstone to expire", lambda: len(read_compacted(broker.bootstrap, topic)) == 2, 20)
     assert time.monotonic() - tombstoned_at >= 1.0, "the tombstone stayed for delete.retention.ms"
     assert [(k, v) for _, k, v in read_compacted(broker.bootstrap, topic)] == [(b"kept", b"v1"), (b"marker", b"roll")]
+
+
+def recovery_points(data_dir) -> dict[str, int]:
+    """Partition 0's recovery point per topic, from `recovery-point-offset-checkpoint`."""
+    path = data_dir / "recovery-point-offset-checkpoint"
+    if not path.exists():
+        return {}
+    lines = path.read_text().split("\n")[2:]  # version, count
+    return {t: int(o) for t, p, o in (line.split() for line in lines if line) if p == "0"}
+
+
+def test_flush_ms_moves_the_recovery_point(broker):
+    # Kafka's defaults never flush on a timer; flush.ms does, and the recovery point (written
+    # to its checkpoint every few seconds) shows it. A topic without it stays at 0 meanwhile.
+    create_topic(broker.bootstrap, "flush-timer", 1, {"flush.ms": "200"})
+    create_topic(broker.bootstrap, "flush-default", 1)
+    for topic in ("flush-timer", "flush-default"):
+        produce(broker.bootstrap, topic, 0, 10)
+    wait_for("the flush.ms topic's recovery point to reach the log end",
+             lambda: recovery_points(broker.data_dir).get("flush-timer") == 10, 15)
+    assert recovery_points(broker.data_dir).get("flush-default") == 0

@@ -340,17 +340,18 @@ impl Broker {
     }
 
     /// Flushes the segments of logs that rolled since their last flush, so the recovery point
-    /// keeps up, and applies `flush.ms`. A rolled segment is synced with the partition unlocked
-    /// (Kafka flushes it in the background), so appends and fetches do not wait for the disk.
+    /// keeps up, and applies `flush.ms`. The files are synced with the partition unlocked
+    /// (Kafka flushes in the background too), so appends and fetches do not wait for the disk.
     pub fn flush_due(&self) {
         for (tp, handle) in self.all_partitions() {
             let plan = {
                 let mut partition = handle.state.lock();
-                let active = partition.log().active_segment_base();
-                if active > partition.recovery_point() {
-                    partition.log_mut().plan_flush(active)
+                let log = partition.log_mut();
+                let active = log.active_segment_base();
+                if active > log.recovery_point() {
+                    log.plan_flush(active)
                 } else {
-                    partition.maybe_flush(Broker::now()).map(|_| None)
+                    log.plan_flush_if_due(Broker::now())
                 }
             };
             let result = match plan {

@@ -617,15 +617,20 @@ impl Log {
         Ok(())
     }
 
-    /// Flushes if `flush.ms` has passed since the last flush and there is something to flush.
-    /// The broker calls this periodically. Returns whether it flushed.
+    /// Flushes if `flush.ms` has passed since the last flush and there is something to flush,
+    /// holding the log while it syncs. Returns whether it flushed.
     pub fn maybe_flush(&mut self, now: Timestamp) -> Result<bool> {
+        let Some(plan) = self.plan_flush_if_due(now)? else { return Ok(false) };
+        let synced = plan.sync();
+        self.complete_flush(plan, synced, now)?;
+        Ok(true)
+    }
+
+    /// [`Log::maybe_flush`] for a caller that syncs with the log released: a plan up to the
+    /// log end if `flush.ms` has passed since the last flush and there is something to flush.
+    pub fn plan_flush_if_due(&mut self, now: Timestamp) -> Result<Option<crate::FlushPlan>> {
         let due = now.0.saturating_sub(self.last_flush.0) >= self.config.flush_ms;
-        if due && self.recovery_point < self.log_end_offset {
-            self.flush(now)?;
-            return Ok(true);
-        }
-        Ok(false)
+        if due && self.recovery_point < self.log_end_offset { self.plan_flush(self.log_end_offset) } else { Ok(None) }
     }
 
     /// Flushes, trims the active segment's indexes and leaves the clean-shutdown marker, so the
