@@ -15,12 +15,12 @@ pub(super) fn verdicts(
     startup_ms: f64,
 ) -> String {
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-    let find = |kind: Kind, size: usize, acks: i32, partitions: u32, records: u64| {
+    let find_with = |tool: Tool, kind: Kind, size: usize, acks: i32, partitions: u32, records: u64| {
         results
             .iter()
             .find(|(s, k, t, _)| {
                 *k == kind
-                    && *t == Tool::Rdkafka
+                    && *t == tool
                     && s.size == size
                     && s.acks == acks
                     && s.partitions == partitions
@@ -28,6 +28,7 @@ pub(super) fn verdicts(
             })
             .map(|(s, _, _, f)| (*s, *f))
     };
+    let find = |kind, size, acks, partitions, records| find_with(Tool::Rdkafka, kind, size, acks, partitions, records);
     let mut out = String::from("| target | figure | verdict |\n|---|---|---|\n");
     if let Some((s, f)) = find(Kind::Fjord, 1024, 1, 1, 1_000_000) {
         let ratio = s.bytes() as f64 / f.produce_seconds / dd_write[&s.size];
@@ -58,6 +59,18 @@ pub(super) fn verdicts(
             fj.produce_client_busy * 100.0,
             ta.produce_client_busy * 100.0,
             verdict(c >= 1.0)
+        );
+    }
+    let fjord_perf = |kind| find_with(Tool::FjordPerf, kind, 100, 1, 1, 1_000_000);
+    if let (Some((_, fj)), Some((_, ta))) = (fjord_perf(Kind::Fjord), fjord_perf(Kind::TansuMemory)) {
+        let p = ta.produce_seconds / fj.produce_seconds;
+        let _ = writeln!(
+            out,
+            "| the same, produced with fjord perf | produce {p:.2} x tansu; fjord perf's busiest thread {:.0}% busy \
+             against fjord, {:.0}% against tansu | {} |",
+            fj.produce_client_busy * 100.0,
+            ta.produce_client_busy * 100.0,
+            verdict(p >= 1.0)
         );
     }
     if let Some((s, f)) = find(Kind::Fjord, 100, 1, 1, 1_000_000) {
