@@ -79,7 +79,7 @@ impl CleanState {
     }
 }
 
-/// Works out a log's cleanable part from its segments (as [`Log::segments`] lists them), its
+/// Works out a log's cleanable part from its segments (as [`Log::segments`](fjord_log::Log::segments) lists them), its
 /// log start offset, the cleaner's checkpoint (`first_dirty`, reset to the log start when it
 /// lies outside the log) and the high watermark. O(segments), no I/O.
 pub fn cleanable(
