@@ -56,16 +56,18 @@ impl Log {
             let active = index + 1 == bases.len();
             let (mut segment, damaged) = Segment::open(&dir, base, &config, active, now)?;
             let in_recovery_range = recover_from.is_none_or(|from| base >= from);
-            if damaged || (!report.clean_shutdown && in_recovery_range) {
+            let unflushed = !report.clean_shutdown && in_recovery_range;
+            if damaged || unflushed {
                 let recovery = segment.recover(expected_next)?;
                 report.recovered_segments.push(base);
                 let end = recovery.next_offset.unwrap_or(base);
                 let reason = recovery.reason.or_else(|| match bases.get(index + 1) {
                     // Segments meet exactly (a roll starts the next one at the log end, and
-                    // compaction keeps each segment's last batch), so a shortfall here means
-                    // the tail of this segment never reached the disk while a later segment
-                    // did. Keeping the later one would leave a hole in the log.
-                    Some(&next_base) if end < next_base => Some(format!(
+                    // compaction keeps each segment's last batch), so an unflushed segment
+                    // that stops short lost its tail while a later segment reached the disk;
+                    // keeping the later one would leave a hole. A flushed segment is whole
+                    // whatever its end (one rolled past a 2^31 offset jump ends short).
+                    Some(&next_base) if unflushed && end < next_base => Some(format!(
                         "segment {base} ends at offset {end} but the next one starts at {next_base}: its tail was lost"
                     )),
                     _ => None,

@@ -347,6 +347,31 @@ fn a_rolled_segment_that_lost_its_tail_cuts_the_log_there() {
 }
 
 #[test]
+fn a_flushed_segment_ending_short_is_kept_when_its_index_is_rebuilt() {
+    // A jump past 2^31 offsets starts the next segment at the batch, so the first segment ends
+    // short of it. Flushed, that is no lost tail: rebuilding a damaged index must keep it all.
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config();
+    let mut log = open(dir.path(), config.clone());
+    for base in [0, 3 << 31] {
+        let mut b = batch(4, 40, 0);
+        fjord_log::RecordBatchMut::parse(&mut b).unwrap().set_base_offset(Offset(base));
+        log.append(&b, AppendMode::Replica, Timestamp(0)).unwrap();
+    }
+    assert_eq!(log.segments().len(), 2);
+    log.flush(Timestamp(0)).unwrap();
+    let (end, written) = (log.log_end_offset(), read_all(&log, Offset(0)));
+    drop(log); // a crash after the flush
+    let index = dir.path().join(fjord_log::segment_file_name(Offset(0), ".index"));
+    std::fs::write(&index, [1u8; 16]).unwrap(); // damaged: forces a recovery scan below the recovery point
+
+    let log = reopen(dir.path(), config, end);
+    assert!(log.open_report().recovered_segments.contains(&Offset(0)), "{:?}", log.open_report());
+    assert_eq!(log.open_report().reason, None);
+    assert_eq!((log.log_end_offset(), read_all(&log, Offset(0))), (end, written));
+}
+
+#[test]
 fn a_replica_rolls_at_its_log_end_across_a_leaders_gap() {
     // A compacted leader sends batches with gaps between them. The replica's segments still
     // meet exactly, so recovering them after a crash keeps every batch.
