@@ -497,6 +497,16 @@ impl<'a> RecordBatchMut<'a> {
         self.update_crc();
     }
 
+    /// Sets the idempotent producer fields (inside the CRC) and recomputes the CRC: a producer
+    /// that builds a batch before it knows the batch's sequence stamps it this way when it
+    /// sends the batch.
+    pub fn set_producer(&mut self, id: ProducerId, epoch: ProducerEpoch, base_sequence: i32) {
+        self.bytes[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&id.0.to_be_bytes());
+        self.bytes[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&epoch.0.to_be_bytes());
+        self.bytes[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&base_sequence.to_be_bytes());
+        self.update_crc();
+    }
+
     /// Recomputes and stores the CRC.
     pub fn update_crc(&mut self) {
         let crc = crc32c::crc32c(&self.bytes[ATTRIBUTES..]);

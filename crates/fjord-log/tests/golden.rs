@@ -170,6 +170,25 @@ fn log_append_time_rewrites_attributes_and_max_timestamp_under_a_new_crc() {
 }
 
 #[test]
+fn stamping_producer_fields_after_the_build_keeps_the_batch_valid() {
+    let mut bytes = hand_built_batch();
+    RecordBatchMut::parse(&mut bytes).unwrap().set_producer(ProducerId(4_242), ProducerEpoch(3), 1_000);
+    let batch = RecordBatch::parse_valid(&bytes).unwrap();
+    assert_eq!(
+        (batch.producer_id(), batch.producer_epoch(), batch.base_sequence()),
+        (ProducerId(4_242), ProducerEpoch(3), 1_000)
+    );
+    let decoded = RecordBatchDecoder::decode(&mut Bytes::from(bytes.clone())).unwrap();
+    let first = &decoded.records[0];
+    assert_eq!((first.producer_id, first.producer_epoch, first.sequence), (4_242, 3, 1_000));
+    // Only the three fields and the CRC changed.
+    let original = hand_built_batch();
+    assert_eq!(bytes[..17], original[..17]);
+    assert_eq!(bytes[21..43], original[21..43]);
+    assert_eq!(bytes[57..], original[57..]);
+}
+
+#[test]
 fn malformed_bytes_are_errors_not_panics() {
     let bytes = hand_built_batch();
     for len in 0..bytes.len() {
