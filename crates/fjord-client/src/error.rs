@@ -17,6 +17,9 @@ pub enum Error {
     /// The broker sent something that does not decode, or does not support a needed API.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The settings contradict each other (Kafka's `ConfigException`).
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The broker answered with a Kafka error code.
     #[error("{context}: {name} (error code {code})")]
     Kafka {
@@ -41,7 +44,7 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Io { .. } | Error::Timeout(_) => true,
-            Error::Protocol(_) => false,
+            Error::Protocol(_) | Error::Config(_) => false,
             Error::Kafka { code, .. } => fjord_types::ErrorCode::from_code(*code).is_retriable(),
         }
     }
@@ -62,6 +65,7 @@ impl Error {
             }
             Error::Timeout(what) => Error::Timeout(what.clone()),
             Error::Protocol(what) => Error::Protocol(what.clone()),
+            Error::Config(what) => Error::Config(what.clone()),
             Error::Kafka { code, name, context } => {
                 Error::Kafka { code: *code, name: name.clone(), context: context.clone() }
             }

@@ -2,79 +2,46 @@
 //! leader with several requests in flight per broker, and failures that Kafka calls retriable
 //! are retried after a metadata refresh.
 //!
+//! With `enable.idempotence` (the default, as in Kafka since 3.0) the producer takes a
+//! producer id from the cluster and numbers each partition's records, so a retried batch that
+//! the broker already wrote is answered from the broker's memory instead of written twice,
+//! and a partition's batches land in the order they were sent, retries included.
+//!
 //! The producer does no work in the background: [`Producer::send`], [`Producer::poll`] and
 //! [`Producer::flush`] move batches along. A caller that may sit idle (waiting on stdin, say)
 //! calls `poll` by [`Producer::next_wakeup`] so lingering batches leave on time.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use fjord_log::{BatchBuilder, Compression, Header};
+use fjord_log::{BatchBuilder, Header};
 use fjord_types::Timestamp;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::pipeline::Pipeline;
 use crate::{Client, Error};
 
+mod config;
+mod idempotence;
+mod partitioner;
+mod settle;
+
+pub use config::ProducerConfig;
+
+use idempotence::Idempotence;
+pub use partitioner::murmur2;
+
 /// Produce v13 names topics by id; Fjord's client names them.
 const PRODUCE_VERSION_CAP: i16 = 12;
 /// A batch header plus the length prefix, the most a record can add besides its fields.
 const RECORD_OVERHEAD: usize = 61 + 21;
-
-/// Producer settings, with Kafka's names and defaults.
-#[derive(Debug, Clone)]
-pub struct ProducerConfig {
-    /// `client.id`.
-    pub client_id: String,
-    /// `acks`: 0 (no answer), 1 (the leader wrote it) or -1 (all in-sync replicas have it).
-    pub acks: i16,
-    /// `batch.size`: a partition's batch is sent once it holds this many bytes.
-    pub batch_size: usize,
-    /// `linger.ms`: how long a batch that is not full waits for more records.
-    pub linger: Duration,
-    /// `compression.type`.
-    pub compression: Compression,
-    /// `max.in.flight.requests.per.connection`.
-    pub max_in_flight: usize,
-    /// `max.request.size`: the largest Produce request, and so the largest record.
-    pub max_request_size: usize,
-    /// `buffer.memory`: bytes of batches waiting to be sent before `send` waits.
-    pub buffer_memory: usize,
-    /// `request.timeout.ms`.
-    pub request_timeout: Duration,
-    /// `delivery.timeout.ms`: how long a batch may take, retries included.
-    pub delivery_timeout: Duration,
-    /// `retry.backoff.ms`.
-    pub retry_backoff: Duration,
-    /// `max.block.ms`: how long `send` waits for a topic to appear in metadata.
-    pub max_block: Duration,
-    /// Keep each record's send time in its [`Delivery`], to measure latency per record.
-    pub record_send_times: bool,
-}
-
-impl Default for ProducerConfig {
-    fn default() -> Self {
-        ProducerConfig {
-            client_id: "fjord-producer".into(),
-            acks: -1,
-            batch_size: 16 * 1024,
-            linger: Duration::from_millis(5),
-            compression: Compression::None,
-            max_in_flight: 5,
-            max_request_size: 1024 * 1024,
-            buffer_memory: 32 * 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
-            delivery_timeout: Duration::from_secs(120),
-            retry_backoff: Duration::from_millis(100),
-            max_block: Duration::from_secs(60),
-            record_send_times: false,
-        }
-    }
-}
+/// The most requests in flight per connection for which a broker can still recognise every
+/// retried batch: it remembers the last five batches of each producer.
+const IDEMPOTENT_MAX_IN_FLIGHT: usize = 5;
 
 /// A record to send.
 #[derive(Debug, Clone, Copy, Default)]
@@ -122,8 +89,12 @@ pub struct Delivery {
 struct Batch {
     topic: Arc<str>,
     partition: i32,
+    /// Creation order: a partition's batches are sent, and retried, in this order.
+    serial: u64,
     builder: BatchBuilder,
     encoded: Option<Bytes>,
+    /// The producer id and epoch the batch was numbered under, once it was first sent.
+    stamp: Option<(i64, i16)>,
     records: usize,
     created: Instant,
     send_times: Vec<Instant>,
@@ -168,12 +139,33 @@ pub struct Producer {
     in_flight: HashMap<i32, VecDeque<Vec<Batch>>>,
     deliveries: Vec<Delivery>,
     stale_metadata: bool,
+    idempotence: Option<Idempotence>,
+    next_serial: u64,
 }
 
 impl Producer {
-    /// Connects to the cluster at `bootstrap` (comma-separated `host:port`s).
+    /// Connects to the cluster at `bootstrap` (comma-separated `host:port`s) and, with
+    /// `enable.idempotence`, takes a producer id.
+    ///
+    /// Fails with [`Error::Config`] for idempotence without `acks` -1 or with more than 5
+    /// requests in flight.
     pub async fn connect(bootstrap: &str, config: ProducerConfig) -> Result<Producer, Error> {
-        let client = Client::with_options(bootstrap, &config.client_id, config.request_timeout).await?;
+        if config.enable_idempotence && config.acks != -1 {
+            return Err(Error::Config(format!(
+                "enable.idempotence needs acks=all (-1), not {}; set enable.idempotence=false to use it",
+                config.acks
+            )));
+        }
+        if config.enable_idempotence && !(1..=IDEMPOTENT_MAX_IN_FLIGHT).contains(&config.max_in_flight) {
+            return Err(Error::Config(format!(
+                "enable.idempotence needs max.in.flight.requests.per.connection between 1 and \
+                 {IDEMPOTENT_MAX_IN_FLIGHT}, not {}",
+                config.max_in_flight
+            )));
+        }
+        let mut client = Client::with_options(bootstrap, &config.client_id, config.request_timeout).await?;
+        let idempotence =
+            if config.enable_idempotence { Some(Idempotence::init(&mut client, &config).await?) } else { None };
         Ok(Producer {
             client,
             config,
@@ -185,6 +177,8 @@ impl Producer {
             in_flight: HashMap::new(),
             deliveries: Vec::new(),
             stale_metadata: false,
+            idempotence,
+            next_serial: 0,
         })
     }
 
@@ -220,15 +214,21 @@ impl Producer {
             self.seal(batch)?;
         }
         let config = &self.config;
-        let batch = self.open.entry(key.clone()).or_insert_with(|| Batch {
-            topic,
-            partition,
-            builder: BatchBuilder::new().compression(config.compression),
-            encoded: None,
-            records: 0,
-            created: now,
-            send_times: Vec::new(),
-            not_before: None,
+        let serial = &mut self.next_serial;
+        let batch = self.open.entry(key.clone()).or_insert_with(|| {
+            *serial += 1;
+            Batch {
+                topic,
+                partition,
+                serial: *serial,
+                builder: BatchBuilder::new().compression(config.compression),
+                encoded: None,
+                stamp: None,
+                records: 0,
+                created: now,
+                send_times: Vec::new(),
+                not_before: None,
+            }
         });
         let timestamp = message.timestamp.unwrap_or_else(wall_clock_ms);
         batch.builder.push(Timestamp(timestamp), message.key, message.value, message.headers);
@@ -416,6 +416,9 @@ impl Producer {
         if self.stale_metadata {
             self.refresh_metadata().await?;
         }
+        if self.idempotence.as_ref().is_some_and(|i| i.renew) {
+            self.idempotence = Some(Idempotence::init(&mut self.client, &self.config).await?);
+        }
         let now = Instant::now();
         let mut requests: HashMap<i32, Vec<Batch>> = HashMap::new();
         let mut request_bytes: HashMap<i32, usize> = HashMap::new();
@@ -440,6 +443,12 @@ impl Producer {
             if sendable {
                 *bytes += batch.size();
                 self.ready_bytes -= batch.size();
+                let mut batch = batch;
+                if let Some(idempotence) = &mut self.idempotence
+                    && batch.stamp.is_none()
+                {
+                    idempotence.stamp(&mut batch)?;
+                }
                 request.push(batch);
             } else if leader < 0 && batch.created + self.config.delivery_timeout <= now {
                 self.ready_bytes -= batch.size();
@@ -564,117 +573,9 @@ impl Producer {
             }
         }
     }
-
-    /// Retries (or fails) every batch in flight to `node`, whose connection broke.
-    fn fail_in_flight(&mut self, node: i32, error: &Error) {
-        let queued: Vec<Vec<Batch>> = self.in_flight.remove(&node).map(Vec::from).unwrap_or_default();
-        for batches in queued {
-            self.retry_or_fail(batches, error.clone_lossy());
-        }
-    }
-
-    fn settle(&mut self, batches: Vec<Batch>, response: ProduceResponse, arrived: Instant) {
-        let mut answers: HashMap<(&str, i32), (i16, i64, Option<String>)> = HashMap::new();
-        for topic in &response.responses {
-            for p in &topic.partition_responses {
-                let message = p.error_message.as_ref().map(|m| m.to_string());
-                answers.insert((topic.name.0.as_str(), p.index), (p.error_code, p.base_offset, message));
-            }
-        }
-        for batch in batches {
-            let error = match answers.get(&(&*batch.topic, batch.partition)) {
-                Some(&(0, base, _)) => {
-                    self.deliver(batch, Ok(base), arrived);
-                    continue;
-                }
-                Some((code, _, message)) => {
-                    let context = match message {
-                        Some(m) => format!("producing to {}-{}: {m}", batch.topic, batch.partition),
-                        None => format!("producing to {}-{}", batch.topic, batch.partition),
-                    };
-                    Error::kafka(*code, context)
-                }
-                None => Error::Protocol(format!("no answer for {}-{}", batch.topic, batch.partition)),
-            };
-            self.retry_or_fail(vec![batch], error);
-        }
-    }
-
-    /// Queues retriable failures again (within `delivery.timeout.ms`), fails the rest.
-    fn retry_or_fail(&mut self, batches: Vec<Batch>, error: Error) {
-        let now = Instant::now();
-        for mut batch in batches.into_iter().rev() {
-            if error.is_retriable() && batch.created + self.config.delivery_timeout > now {
-                batch.not_before = Some(now + self.config.retry_backoff);
-                self.stale_metadata = true;
-                self.ready_bytes += batch.size();
-                self.ready.push_front(batch);
-            } else {
-                self.deliver(batch, Err(error.clone_lossy()), now);
-            }
-        }
-    }
-
-    fn deliver(&mut self, batch: Batch, result: Result<i64, Error>, completed: Instant) {
-        self.deliveries.push(Delivery {
-            topic: batch.topic,
-            partition: batch.partition,
-            result,
-            records: batch.records,
-            send_times: batch.send_times,
-            completed,
-        });
-    }
 }
 
 /// Milliseconds since the epoch.
 fn wall_clock_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// The 32-bit MurmurHash2 variant Kafka's default partitioner hashes keys with, so a key lands
-/// on the same partition from this producer as from Java's or librdkafka's `murmur2_random`.
-pub fn murmur2(data: &[u8]) -> u32 {
-    const M: u32 = 0x5bd1_e995;
-    const SEED: u32 = 0x9747_b28c;
-    let mut h = SEED ^ data.len() as u32;
-    let mut chunks = data.chunks_exact(4);
-    for chunk in chunks.by_ref() {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> 24;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M) ^ k;
-    }
-    let tail = chunks.remainder();
-    if !tail.is_empty() {
-        for (i, &byte) in tail.iter().enumerate() {
-            h ^= u32::from(byte) << (8 * i);
-        }
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^ (h >> 15)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn murmur2_matches_kafka() {
-        // Values from Kafka's own partitioner tests (as signed 32-bit integers).
-        let cases: [(&[u8], i32); 6] = [
-            (b"21", -973_932_308),
-            (b"foobar", -790_332_482),
-            (b"a-little-bit-long-string", -985_981_536),
-            (b"a-little-bit-longer-string", -1_486_304_829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
-            (b"abc", 479_470_107),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(murmur2(input) as i32, expected, "{}", String::from_utf8_lossy(input));
-        }
-    }
 }
