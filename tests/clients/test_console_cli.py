@@ -84,6 +84,35 @@ def test_produce_acks_and_partition_choice(broker):
     assert [r.value.decode() for r in got[2]] == [f"{a}-{i}" for a in ["0", "1", "all"] for i in range(5)]
 
 
+def producer_ids(broker, topic: str) -> list[tuple[int, int]]:
+    """(producerId, baseSequence) of every batch in the topic's partition 0, from dump-log."""
+    segment = broker.data_dir / f"{topic}-0" / "00000000000000000000.log"
+    out = fjord("dump-log", str(segment))
+    assert out.returncode == 0, out.stderr
+    return [(int(m[1]), int(m[0])) for m in re.findall(r"baseSequence: (-?\d+) .*?producerId: (-?\d+)", out.stdout)]
+
+
+def test_produce_is_idempotent_when_acks_is_all(broker):
+    """As Kafka's producer since 3.0: acks=all turns idempotence on (batches carry a producer id
+    and sequences), other acks leave it off, and --producer-property overrides it."""
+    b = ["--bootstrap-server", broker.bootstrap]
+    runs = [("idem-all", ["--acks", "all", "--batch-size", "64"]),
+            ("idem-one", ["--acks", "1"]),
+            ("idem-off", ["--acks", "all", "--producer-property", "enable.idempotence=false"])]
+    for topic, flags in runs:
+        create_topic(broker.bootstrap, topic, 1)
+        out = fjord("produce", "--topic", topic, *flags, *b, stdin="".join(f"record-{i}\n" for i in range(20)))
+        assert out.returncode == 0, out.stderr
+        got = consume_all(broker.bootstrap, topic, 1, expected=20)
+        assert [r.value.decode() for r in got[0]] == [f"record-{i}" for i in range(20)]
+    batches = producer_ids(broker, "idem-all")
+    assert len(batches) > 1 and len({pid for pid, _ in batches}) == 1 and batches[0][0] >= 0, batches
+    sequences = [seq for _, seq in batches]
+    assert sequences[0] == 0 and sequences == sorted(sequences), sequences
+    assert {pid for pid, _ in producer_ids(broker, "idem-one")} == {-1}
+    assert {pid for pid, _ in producer_ids(broker, "idem-off")} == {-1}
+
+
 def test_consume_prints_in_kafkas_console_format(broker):
     b = ["--bootstrap-server", broker.bootstrap]
     create_topic(broker.bootstrap, "console-out", 2)
@@ -220,6 +249,13 @@ def test_user_errors_exit_non_zero_with_one_line(broker):
         (fjord("produce", "--topic", "console-err", "--key-separator", ":", *b, stdin="no separator\n"),
          "line 1: no key separator"),
         (fjord("produce", "--topic", "console-err", "--acks", "2", *b, stdin=""), "--acks"),
+        (fjord("produce", "--topic", "console-err", "--acks", "1", "--producer-property", "enable.idempotence=true",
+               *b, stdin="x\n"), "enable.idempotence needs acks=all"),
+        (fjord("perf", "produce", "--topic", "console-err", "--num-records", "1", "--record-size", "1",
+               "--throughput", "-1", "--producer-props", "max.in.flight.requests.per.connection=9", *b),
+         "max.in.flight.requests.per.connection"),
+        (fjord("produce", "--topic", "console-err", "--producer-property", "socket.nagle=1", *b, stdin=""),
+         "unknown or unsupported producer property socket.nagle"),
         (fjord("consume", "--topic", "missing-topic", "--timeout-ms", "100", *b), "UNKNOWN_TOPIC_OR_PARTITION"),
         (fjord("consume", "--topic", "console-err", "--offset", "3", *b), "--offset needs --partition"),
         (fjord("consume", "--topic", "console-err", "--partition", "0", "--offset", "x", *b), "--offset x"),

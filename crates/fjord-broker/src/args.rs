@@ -99,6 +99,13 @@ pub(crate) struct ProducerArgs {
     /// linger.ms: how long a batch that is not full waits for more records.
     #[arg(long, default_value_t = 5)]
     pub(crate) linger_ms: u64,
+    /// A producer property, key=value, as Kafka's tools take them (repeatable): acks,
+    /// batch.size, buffer.memory, client.id, compression.type, delivery.timeout.ms,
+    /// enable.idempotence, linger.ms, max.in.flight.requests.per.connection,
+    /// max.request.size, request.timeout.ms, retry.backoff.ms. Idempotence is on when
+    /// acks is all, unless set here.
+    #[arg(long = "producer-property", visible_alias = "producer-props", num_args = 1.., value_name = "KEY=VALUE")]
+    pub(crate) properties: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -109,6 +116,7 @@ pub(crate) enum PerfCommand {
     /// Examples:
     ///   fjord perf produce --topic perf --num-records 1000000 --record-size 100 --throughput -1
     ///   fjord perf produce --topic perf --num-records 100000 --record-size 1024 --throughput 20000 --acks 1
+    ///   fjord perf produce --topic perf --num-records 100000 --record-size 100 --producer-props enable.idempotence=false
     #[command(verbatim_doc_comment)]
     Produce(PerfProduceArgs),
     /// Read records from the start of every partition and print kafka-consumer-perf-test's

@@ -11,7 +11,50 @@ use fjord_client::{
 };
 use tokio::io::AsyncBufReadExt;
 
-use crate::args::{ConsumeArgs, ProduceArgs};
+use crate::args::{ConsumeArgs, ProduceArgs, ProducerArgs};
+
+/// The producer settings of `produce` and `perf produce`: the flags, then any
+/// `--producer-property`. As in Kafka, idempotence follows acks=all unless it is set.
+pub(crate) fn producer_config(args: &ProducerArgs, client_id: &str) -> Result<ProducerConfig> {
+    let mut config = ProducerConfig {
+        client_id: client_id.to_owned(),
+        acks: parse_acks(&args.acks)?,
+        compression: parse_compression(&args.compression)?,
+        batch_size: args.batch_size,
+        linger: Duration::from_millis(args.linger_ms),
+        ..ProducerConfig::default()
+    };
+    let mut idempotence = None;
+    for property in &args.properties {
+        let (key, value) =
+            property.split_once('=').with_context(|| format!("--producer-property {property}: expected key=value"))?;
+        let number =
+            || value.parse::<u64>().with_context(|| format!("--producer-property {key}: not a number: {value}"));
+        let millis = || number().map(Duration::from_millis);
+        let size = || number().and_then(|n| usize::try_from(n).context("too large"));
+        match key {
+            "acks" => config.acks = parse_acks(value)?,
+            "batch.size" => config.batch_size = size()?,
+            "buffer.memory" => config.buffer_memory = size()?,
+            "client.id" => config.client_id = value.to_owned(),
+            "compression.type" => config.compression = parse_compression(value)?,
+            "delivery.timeout.ms" => config.delivery_timeout = millis()?,
+            "enable.idempotence" => {
+                idempotence = Some(value.parse::<bool>().with_context(|| {
+                    format!("--producer-property enable.idempotence: expected true or false, not {value}")
+                })?);
+            }
+            "linger.ms" => config.linger = millis()?,
+            "max.in.flight.requests.per.connection" => config.max_in_flight = size()?,
+            "max.request.size" => config.max_request_size = size()?,
+            "request.timeout.ms" => config.request_timeout = millis()?,
+            "retry.backoff.ms" => config.retry_backoff = millis()?,
+            other => bail!("--producer-property: unknown or unsupported producer property {other}"),
+        }
+    }
+    config.enable_idempotence = idempotence.unwrap_or(config.acks == -1);
+    Ok(config)
+}
 
 /// Parses `--acks`: all, -1, 0 or 1.
 pub(crate) fn parse_acks(acks: &str) -> Result<i16> {
@@ -97,14 +140,8 @@ pub(crate) async fn produce(options: ProduceArgs) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let config = ProducerConfig {
-        client_id: "fjord-console-producer".into(),
-        acks: parse_acks(&options.producer.acks)?,
-        compression: parse_compression(&options.producer.compression)?,
-        batch_size: options.producer.batch_size,
-        linger: Duration::from_millis(options.producer.linger_ms),
         max_block: Duration::from_millis(options.max_block_ms),
-        request_timeout: Duration::from_secs(30),
-        ..ProducerConfig::default()
+        ..producer_config(&options.producer, "fjord-console-producer")?
     };
     let mut producer = Producer::connect(&options.bootstrap_server, config).await?;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();

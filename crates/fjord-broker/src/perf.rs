@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use fjord_client::{Consumer, ConsumerConfig, Delivery, Message, Producer, ProducerConfig, StartOffset};
 
 use crate::args::{PerfConsumeArgs, PerfProduceArgs};
-use crate::console::{parse_acks, parse_compression};
+use crate::console::producer_config;
 
 /// The shortest sleep the rate limiter takes.
 const MIN_SLEEP: Duration = Duration::from_millis(2);
@@ -133,15 +133,8 @@ pub(crate) async fn produce(options: PerfProduceArgs) -> Result<()> {
     if options.num_records == 0 {
         bail!("--num-records must be positive");
     }
-    let config = ProducerConfig {
-        client_id: "fjord-producer-perf".into(),
-        acks: parse_acks(&options.producer.acks)?,
-        batch_size: options.producer.batch_size,
-        linger: Duration::from_millis(options.producer.linger_ms),
-        compression: parse_compression(&options.producer.compression)?,
-        record_send_times: true,
-        ..ProducerConfig::default()
-    };
+    let config =
+        ProducerConfig { record_send_times: true, ..producer_config(&options.producer, "fjord-producer-perf")? };
     let mut producer = Producer::connect(&options.bootstrap_server, config).await?;
     let value = payload(options.record_size);
     let message = Message::new(&options.topic, &value);
