@@ -10,7 +10,9 @@
 //! - [`Producer`] batches records per partition (`batch.size`, `linger.ms`, any codec), picks
 //!   partitions as Kafka's default partitioner does (murmur2 of the key), keeps up to
 //!   `max.in.flight.requests.per.connection` Produce requests in flight per broker, and retries
-//!   retriable errors after refreshing metadata.
+//!   retriable errors after refreshing metadata. It is idempotent by default
+//!   (`enable.idempotence`, as Kafka's producer since 3.0): a retry is never written twice and
+//!   a partition's records land in the order they were sent.
 //! - [`Consumer`] fetches from chosen partitions or as a consumer-group member (range
 //!   assignor, heartbeats, commits), handing out records without copying them.
 //!
