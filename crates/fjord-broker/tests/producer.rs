@@ -158,3 +158,51 @@ async fn idempotence_refuses_settings_that_would_break_it() {
     let error = Producer::connect("127.0.0.1:1", too_many).await.unwrap_err();
     assert!(error.to_string().contains("max.in.flight.requests.per.connection"), "{error}");
 }
+
+/// A batch the broker refuses for good (MESSAGE_TOO_LARGE) leaves a gap in the partition's
+/// sequences; the batches numbered after it, some already in flight, move to a new producer
+/// id and are written, in order, instead of failing with OUT_OF_ORDER_SEQUENCE_NUMBER.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_does_not_take_the_following_ones_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, stop, task) = common::start_with(dir.path(), &[("message.max.bytes", "2000")]).await;
+    let config = ProducerConfig {
+        batch_size: 256,
+        linger: Duration::from_millis(1),
+        retry_backoff: Duration::from_millis(20),
+        delivery_timeout: Duration::from_secs(10),
+        ..ProducerConfig::default()
+    };
+    let bootstrap = broker.to_string();
+    let mut producer = Producer::connect(&bootstrap, config).await.unwrap();
+    let big = vec![b'x'; 3000];
+    for i in 0..RECORDS {
+        let value = i.to_string();
+        producer.send(&Message { partition: Some(0), ..Message::new("gaps", value.as_bytes()) }).await.unwrap();
+        if i == RECORDS / 2 {
+            producer.send(&Message { partition: Some(0), ..Message::new("gaps", &big) }).await.unwrap();
+        }
+    }
+    let deliveries = producer.flush().await.unwrap();
+    let failed: Vec<_> = deliveries.iter().filter(|d| d.result.is_err()).collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].records, 1);
+    assert_eq!(failed[0].result.as_ref().unwrap_err().code(), Some(10), "MESSAGE_TOO_LARGE");
+
+    let mut consumer = Consumer::connect(&bootstrap, ConsumerConfig::default()).await.unwrap();
+    consumer.assign(&[("gaps".to_owned(), 0)], StartOffset::Earliest).await.unwrap();
+    let mut values = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while (values.is_empty() || !consumer.caught_up()) && std::time::Instant::now() < deadline {
+        consumer
+            .poll(|r| {
+                values.push(String::from_utf8(r.record.value().unwrap().to_vec()).unwrap());
+                true
+            })
+            .await
+            .unwrap();
+    }
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    assert_eq!(values, (0..RECORDS).map(|i| i.to_string()).collect::<Vec<_>>());
+}

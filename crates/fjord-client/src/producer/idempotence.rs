@@ -1,5 +1,6 @@
 //! The idempotent producer's side of `enable.idempotence`: a producer id from the cluster,
-//! and each partition's next sequence number, stamped into a batch when it is first sent.
+//! and each partition's next sequence number, given to a batch when it is sealed (a
+//! partition's batches are sealed, sent and retried in one order) and kept on every retry.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub(super) struct Idempotence {
     /// A sequence error the producer cannot resolve happened: a new producer id is taken
     /// before the next batch is numbered.
     pub(super) renew: bool,
+    /// Batches numbered under an older producer id may still be in flight.
+    pub(super) draining: bool,
 }
 
 impl Idempotence {
@@ -47,6 +50,7 @@ impl Idempotence {
                         epoch: response.producer_epoch,
                         next_sequence: HashMap::new(),
                         renew: false,
+                        draining: false,
                     });
                 }
                 Err(e) if e.is_retriable() && Instant::now() < deadline => {
@@ -57,18 +61,35 @@ impl Idempotence {
         }
     }
 
-    /// Numbers `batch` as the partition's next records and stamps the numbers into its bytes.
-    pub(super) fn stamp(&mut self, batch: &mut Batch) -> Result<(), Error> {
-        let next = self.next_sequence.entry((batch.topic.clone(), batch.partition)).or_insert(0);
+    /// Numbers an unbuilt batch as its partition's next records: its builder gets the producer
+    /// fields, so the CRC is computed once, when it is built.
+    pub(super) fn number(&mut self, batch: &mut Batch) {
+        let base = self.take_sequences(batch);
+        let builder = std::mem::take(&mut batch.builder);
+        batch.builder = builder.producer(ProducerId(self.producer_id), ProducerEpoch(self.epoch), base);
+        batch.stamp = Some((self.producer_id, self.epoch));
+    }
+
+    /// Numbers a built batch as its partition's next records, patching its bytes (after a new
+    /// producer id, for batches built under the old one and never sent).
+    pub(super) fn renumber(&mut self, batch: &mut Batch) -> Result<(), Error> {
+        let base = self.take_sequences(batch);
         let mut bytes = Vec::from(batch.encoded.take().expect("sealed batches are encoded"));
         RecordBatchMut::parse(&mut bytes)
             .map_err(|e| Error::Protocol(format!("cannot number a batch: {e}")))?
-            .set_producer(ProducerId(self.producer_id), ProducerEpoch(self.epoch), *next);
-        // Sequences wrap from i32::MAX to 0, as Kafka's do.
-        let records = i32::try_from(batch.records).unwrap_or(i32::MAX);
-        *next = if *next > i32::MAX - records { records - (i32::MAX - *next) - 1 } else { *next + records };
+            .set_producer(ProducerId(self.producer_id), ProducerEpoch(self.epoch), base);
         batch.encoded = Some(Bytes::from(bytes));
         batch.stamp = Some((self.producer_id, self.epoch));
         Ok(())
+    }
+
+    /// The partition's next sequence for `batch`'s records, which it moves past them.
+    fn take_sequences(&mut self, batch: &Batch) -> i32 {
+        let next = self.next_sequence.entry((batch.topic.clone(), batch.partition)).or_insert(0);
+        let base = *next;
+        // Sequences wrap from i32::MAX to 0, as Kafka's do.
+        let records = i32::try_from(batch.records).unwrap_or(i32::MAX);
+        *next = if base > i32::MAX - records { records - (i32::MAX - base) - 1 } else { base + records };
+        base
     }
 }

@@ -93,8 +93,11 @@ struct Batch {
     serial: u64,
     builder: BatchBuilder,
     encoded: Option<Bytes>,
-    /// The producer id and epoch the batch was numbered under, once it was first sent.
+    /// The producer id and epoch the batch was numbered under, if idempotent.
     stamp: Option<(i64, i16)>,
+    /// Whether the broker may have written the batch: it went out, and no answer since said
+    /// the broker refused its numbers.
+    sent: bool,
     records: usize,
     created: Instant,
     send_times: Vec<Instant>,
@@ -224,6 +227,7 @@ impl Producer {
                 builder: BatchBuilder::new().compression(config.compression),
                 encoded: None,
                 stamp: None,
+                sent: false,
                 records: 0,
                 created: now,
                 send_times: Vec::new(),
@@ -396,6 +400,13 @@ impl Producer {
     /// Encodes a batch and queues it for sending.
     fn seal(&mut self, mut batch: Batch) -> Result<(), Error> {
         if batch.encoded.is_none() {
+            // While a new producer id is pending the batch stays unnumbered; send_ready numbers
+            // it once the id has come.
+            if let Some(idempotence) = &mut self.idempotence
+                && !idempotence.renew
+            {
+                idempotence.number(&mut batch);
+            }
             let bytes = batch.builder.build().map_err(|e| Error::Protocol(format!("cannot build a batch: {e}")))?;
             batch.encoded = Some(Bytes::from(bytes));
             batch.builder = BatchBuilder::new();
@@ -417,7 +428,32 @@ impl Producer {
             self.refresh_metadata().await?;
         }
         if self.idempotence.as_ref().is_some_and(|i| i.renew) {
-            self.idempotence = Some(Idempotence::init(&mut self.client, &self.config).await?);
+            // Batches never sent are numbered afresh, in queue order, under the new id; those
+            // sent keep their numbers, which the broker may already have.
+            let mut renewed = Idempotence::init(&mut self.client, &self.config).await?;
+            for batch in self.ready.iter_mut().filter(|b| !b.sent) {
+                renewed.renumber(batch)?;
+            }
+            renewed.draining = self.in_flight.values().any(|q| !q.is_empty());
+            self.idempotence = Some(renewed);
+        }
+        // Until the batches in flight under an older producer id have settled, a partition's
+        // later batches wait: one of those may come back refused and be renumbered, and must
+        // not land behind batches made after it.
+        let mut held: Vec<(Arc<str>, i32, u64)> = Vec::new();
+        if let Some(idempotence) = &mut self.idempotence
+            && idempotence.draining
+        {
+            let current = Some((idempotence.producer_id, idempotence.epoch));
+            held = self
+                .in_flight
+                .values()
+                .flatten()
+                .flatten()
+                .filter(|b| b.stamp != current)
+                .map(|b| (b.topic.clone(), b.partition, b.serial))
+                .collect();
+            idempotence.draining = !held.is_empty();
         }
         let now = Instant::now();
         let mut requests: HashMap<i32, Vec<Batch>> = HashMap::new();
@@ -439,16 +475,15 @@ impl Producer {
                 && in_flight < self.config.max_in_flight
                 && fits
                 && !request.iter().any(|b| b.topic == batch.topic && b.partition == batch.partition)
-                && !kept.iter().any(|b: &Batch| b.topic == batch.topic && b.partition == batch.partition);
+                && !kept.iter().any(|b: &Batch| b.topic == batch.topic && b.partition == batch.partition)
+                && !held
+                    .iter()
+                    .any(|(t, p, serial)| *p == batch.partition && *serial < batch.serial && *t == batch.topic);
             if sendable {
                 *bytes += batch.size();
                 self.ready_bytes -= batch.size();
                 let mut batch = batch;
-                if let Some(idempotence) = &mut self.idempotence
-                    && batch.stamp.is_none()
-                {
-                    idempotence.stamp(&mut batch)?;
-                }
+                batch.sent = true;
                 request.push(batch);
             } else if leader < 0 && batch.created + self.config.delivery_timeout <= now {
                 self.ready_bytes -= batch.size();

@@ -52,23 +52,16 @@ impl Producer {
         }
     }
 
-    /// Settles an idempotent batch the broker refused. Out of order is expected while an
-    /// earlier batch of the partition is being retried (the broker has not seen it yet), and
-    /// then this one is retried after it. Otherwise a sequence or producer-id error means the
-    /// broker lost this producer's state: the batch fails, and later batches are numbered
-    /// under a new producer id, as Kafka's producer resets its sequences.
-    fn sequence_failure(&mut self, batch: Batch, error: Error) {
+    /// Settles an idempotent batch the broker refused. An out-of-order answer is expected
+    /// while an earlier batch of the partition is being retried (the broker has not seen it
+    /// yet): this one is retried after it with the same numbers. Any other sequence or
+    /// producer-id error means the numbers cannot continue (an earlier batch failed for good,
+    /// or the broker lost the producer's state); the broker wrote nothing, so the batch goes
+    /// back unsent, and the next send takes a new producer id and renumbers it.
+    fn sequence_failure(&mut self, mut batch: Batch, error: Error) {
+        let now = Instant::now();
         let code = error.code().map(ErrorCode::from_code);
-        if code == Some(ErrorCode::OutOfOrderSequenceNumber) && self.has_earlier_pending(&batch) {
-            let now = Instant::now();
-            if batch.created + self.config.delivery_timeout > now {
-                self.requeue(batch, now);
-            } else {
-                self.deliver(batch, Err(error), now);
-            }
-            return;
-        }
-        let broken = matches!(
+        let unusable_numbers = matches!(
             code,
             Some(
                 ErrorCode::OutOfOrderSequenceNumber
@@ -77,18 +70,35 @@ impl Producer {
                     | ErrorCode::ProducerFenced
             )
         );
-        if let Some(idempotence) = &mut self.idempotence
-            && broken
-            && batch.stamp == Some((idempotence.producer_id, idempotence.epoch))
-        {
-            idempotence.renew = true;
+        if !unusable_numbers {
+            self.retry_or_fail(vec![batch], error);
+            return;
         }
-        self.retry_or_fail(vec![batch], error);
+        if batch.created + self.config.delivery_timeout <= now {
+            self.deliver(batch, Err(error), now);
+            return;
+        }
+        let behind_a_retry = code == Some(ErrorCode::OutOfOrderSequenceNumber) && self.has_earlier_pending(&batch);
+        if !behind_a_retry {
+            batch.sent = false;
+            if let Some(idempotence) = &mut self.idempotence {
+                idempotence.renew = true;
+            }
+        }
+        self.requeue(batch, now);
     }
 
-    /// Whether a batch of the same partition made before `batch` is still unsettled.
+    /// Whether a batch of the same partition made before `batch`, numbered in the same run
+    /// and keeping its numbers, is still unsettled: then the broker refused `batch` only
+    /// because that one has not arrived yet.
     fn has_earlier_pending(&self, batch: &Batch) -> bool {
-        let earlier = |b: &Batch| b.partition == batch.partition && b.serial < batch.serial && b.topic == batch.topic;
+        let earlier = |b: &Batch| {
+            b.partition == batch.partition
+                && b.serial < batch.serial
+                && b.sent
+                && b.stamp == batch.stamp
+                && b.topic == batch.topic
+        };
         self.ready.iter().any(earlier) || self.in_flight.values().flatten().flatten().any(earlier)
     }
 
@@ -119,6 +129,14 @@ impl Producer {
     }
 
     pub(super) fn deliver(&mut self, batch: Batch, result: Result<i64, Error>, completed: Instant) {
+        // A numbered batch that fails leaves a gap in its partition's sequences that the
+        // broker would refuse: later batches move to a new producer id.
+        if let Some(idempotence) = &mut self.idempotence
+            && result.is_err()
+            && batch.stamp == Some((idempotence.producer_id, idempotence.epoch))
+        {
+            idempotence.renew = true;
+        }
         self.deliveries.push(Delivery {
             topic: batch.topic,
             partition: batch.partition,
