@@ -79,6 +79,24 @@ async fn relay(client: TcpStream, upstream: TcpStream, counter: Arc<AtomicUsize>
     answers.abort();
 }
 
+/// The values in partition 0 of `topic`, from the start to the end.
+async fn read_partition_0(bootstrap: &str, topic: &str) -> Vec<String> {
+    let mut consumer = Consumer::connect(bootstrap, ConsumerConfig::default()).await.unwrap();
+    consumer.assign(&[(topic.to_owned(), 0)], StartOffset::Earliest).await.unwrap();
+    let mut values = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while (values.is_empty() || !consumer.caught_up()) && std::time::Instant::now() < deadline {
+        consumer
+            .poll(|r| {
+                values.push(String::from_utf8(r.record.value().unwrap().to_vec()).unwrap());
+                true
+            })
+            .await
+            .unwrap();
+    }
+    values
+}
+
 /// Produces `RECORDS` records "0", "1", ... to partition 0 of `topic` through a proxy that
 /// loses the answer to the second Produce request; returns the values read back.
 async fn produce_through_a_lost_answer(topic: &str, enable_idempotence: bool) -> Vec<String> {
@@ -111,19 +129,7 @@ async fn produce_through_a_lost_answer(topic: &str, enable_idempotence: bool) ->
     assert_eq!(deliveries.iter().map(|d| d.records).sum::<usize>(), RECORDS);
     assert!(proxy.produce_requests() > 2, "the cut happened, and the producer went on");
 
-    let mut consumer = Consumer::connect(&bootstrap, ConsumerConfig::default()).await.unwrap();
-    consumer.assign(&[(topic.to_owned(), 0)], StartOffset::Earliest).await.unwrap();
-    let mut values = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while (values.is_empty() || !consumer.caught_up()) && std::time::Instant::now() < deadline {
-        consumer
-            .poll(|r| {
-                values.push(String::from_utf8(r.record.value().unwrap().to_vec()).unwrap());
-                true
-            })
-            .await
-            .unwrap();
-    }
+    let values = read_partition_0(&bootstrap, topic).await;
     stop.send(()).unwrap();
     task.await.unwrap();
     values
@@ -189,19 +195,7 @@ async fn a_refused_batch_does_not_take_the_following_ones_with_it() {
     assert_eq!(failed[0].records, 1);
     assert_eq!(failed[0].result.as_ref().unwrap_err().code(), Some(10), "MESSAGE_TOO_LARGE");
 
-    let mut consumer = Consumer::connect(&bootstrap, ConsumerConfig::default()).await.unwrap();
-    consumer.assign(&[("gaps".to_owned(), 0)], StartOffset::Earliest).await.unwrap();
-    let mut values = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while (values.is_empty() || !consumer.caught_up()) && std::time::Instant::now() < deadline {
-        consumer
-            .poll(|r| {
-                values.push(String::from_utf8(r.record.value().unwrap().to_vec()).unwrap());
-                true
-            })
-            .await
-            .unwrap();
-    }
+    let values = read_partition_0(&bootstrap, "gaps").await;
     stop.send(()).unwrap();
     task.await.unwrap();
     assert_eq!(values, (0..RECORDS).map(|i| i.to_string()).collect::<Vec<_>>());
