@@ -459,7 +459,7 @@ impl Producer {
         let mut requests: HashMap<i32, Vec<Batch>> = HashMap::new();
         let mut request_bytes: HashMap<i32, usize> = HashMap::new();
         let mut kept = VecDeque::new();
-        while let Some(batch) = self.ready.pop_front() {
+        while let Some(mut batch) = self.ready.pop_front() {
             let leader = self
                 .routes
                 .get(&batch.topic)
@@ -482,7 +482,6 @@ impl Producer {
             if sendable {
                 *bytes += batch.size();
                 self.ready_bytes -= batch.size();
-                let mut batch = batch;
                 batch.sent = true;
                 request.push(batch);
             } else if leader < 0 && batch.created + self.config.delivery_timeout <= now {

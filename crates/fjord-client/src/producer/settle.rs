@@ -44,7 +44,7 @@ impl Producer {
                 }
                 None => Error::Protocol(format!("no answer for {}-{}", batch.topic, batch.partition)),
             };
-            if self.idempotence.is_some() && batch.stamp.is_some() {
+            if batch.stamp.is_some() {
                 self.sequence_failure(batch, error);
             } else {
                 self.retry_or_fail(vec![batch], error);
