@@ -46,7 +46,7 @@ def fjord_bin() -> Path:
     if not path.is_file() or not os.access(path, os.X_OK):
         pytest.fail(
             f"fjord broker binary not found or not executable: {path}\n"
-            "Build it first (`cargo build -p fjord-broker`) or point FJORD_BIN at it. "
+            "Build it first (`cargo build -p fjord`) or point FJORD_BIN at it. "
             "The client compatibility suite fails rather than skips without a broker.",
             pytrace=False,
         )

@@ -98,7 +98,7 @@ fn test() -> Result<()> {
     run("cargo", &["nextest", "run", "--workspace", "--locked", "--profile", profile], &[])?;
     // Real Kafka clients (kafka-python, confluent-kafka, kcat, kafkajs) against the fjord
     // binary; the script installs them (cached under ~/.cache/fjord) and runs pytest.
-    run("cargo", &["build", "--locked", "-p", "fjord-broker", "--bin", "fjord"], &[])?;
+    run("cargo", &["build", "--locked", "-p", "fjord", "--bin", "fjord"], &[])?;
     run("bash", &["tests/clients/run.sh"], &[])
 }
 

@@ -23,7 +23,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "fjord-sim",
         &["fjord-types", "fjord-log", "fjord-quorum", "fjord-replication", "fjord-metadata", "fjord-coordinator"],
     ),
-    ("fjord-broker", &["*"]),
+    (
+        "fjord-broker",
+        &[
+            "fjord-types",
+            "fjord-protocol",
+            "fjord-log",
+            "fjord-retention",
+            "fjord-replication",
+            "fjord-quorum",
+            "fjord-metadata",
+            "fjord-coordinator",
+        ],
+    ),
+    ("fjord-tools", &["fjord-types", "fjord-log", "fjord-client"]),
+    ("fjord", &["fjord-broker", "fjord-tools"]),
     ("fjord-examples", &["*"]),
     ("fjord-tests", &["*"]),
     ("xtask", &[]),
@@ -32,6 +46,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
 /// The state machines: no async runtime, no network, no wall clock, no ambient randomness.
 const CORES: &[&str] =
     &["fjord-log", "fjord-retention", "fjord-replication", "fjord-quorum", "fjord-metadata", "fjord-coordinator"];
+
+/// The broker is a library that embedders link: no command-line parsing, no client, no
+/// `anyhow` (its errors are typed).
+const FORBIDDEN_IN_BROKER: &[&str] = &["clap", "anyhow", "fjord-client"];
 
 /// Crates a core may not depend on, directly.
 const FORBIDDEN_IN_CORES: &[&str] = &["tokio", "tonic", "rand", "mio", "hyper"];
@@ -60,11 +78,14 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         for dependency in package["dependencies"].as_array().into_iter().flatten() {
             let dep = dependency["name"].as_str().unwrap_or_default();
             let normal = dependency["kind"].is_null();
-            if dep == "fjord-broker" && normal {
-                problems.push(format!("{name} depends on fjord-broker: nothing may"));
+            if dep == "fjord-broker" && normal && name != "fjord" {
+                problems.push(format!("{name} depends on fjord-broker: nothing but the fjord binary may"));
             }
             if normal && dep.starts_with("fjord-") && !rules.contains(&"*") && !rules.contains(&dep) {
                 problems.push(format!("{name} may not depend on {dep} (DESIGN.md's dependency direction)"));
+            }
+            if normal && name == "fjord-broker" && FORBIDDEN_IN_BROKER.contains(&dep) {
+                problems.push(format!("fjord-broker may not depend on {dep}: it is a library for embedders"));
             }
             if normal && CORES.contains(&name) && FORBIDDEN_IN_CORES.contains(&dep) {
                 problems.push(format!("{name} is a core and may not depend on {dep}"));

@@ -8,7 +8,6 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
 use fjord_log::{DeletedSegment, OpenOptions};
 use fjord_metadata::controller::{self, CreatedTopic, Creator, NewTopic, TopicDefaults};
 use fjord_metadata::{
@@ -25,6 +24,7 @@ use tokio::sync::Notify;
 
 use crate::cleaner::{CLEANER_OFFSET_CHECKPOINT, CleanerManager};
 use crate::config::BrokerConfig;
+use crate::error::{Error, Result};
 use crate::groups::Groups;
 use crate::storage;
 
@@ -105,8 +105,7 @@ impl Broker {
         let lock = storage::lock(&data_dir)?;
         let cluster_id = storage::meta_properties(&data_dir, config.node_id)?;
         storage::remove_deleted_dirs(&data_dir)?;
-        let metadata = MetadataLog::open(&data_dir.join(METADATA_TOPIC_DIR), Broker::now())
-            .context("cannot open the metadata log")?;
+        let metadata = MetadataLog::open(&data_dir.join(METADATA_TOPIC_DIR), Broker::now())?;
         let cleaner_checkpoint = OffsetCheckpoint::read(&data_dir.join(CLEANER_OFFSET_CHECKPOINT)).unwrap_or_default();
         let broker = Arc::new(Broker {
             node_id: BrokerId(config.node_id),
@@ -134,7 +133,7 @@ impl Broker {
         };
         let image = broker.image();
         if let Some(record) = controller::register_broker(&image, &registration) {
-            broker.apply(vec![record]).context("cannot register the broker")?;
+            broker.apply(vec![record])?;
         }
         Ok(broker)
     }
@@ -173,7 +172,7 @@ impl Broker {
             placement.isr.clone(),
             Broker::now(),
         )
-        .with_context(|| format!("cannot open partition {tp}"))?;
+        .map_err(|source| Error::Partition { partition: tp.clone(), source })?;
         let report = partition.log().open_report();
         if !report.clean_shutdown && !report.recovered_segments.is_empty() {
             tracing::info!(partition = %tp, segments = report.recovered_segments.len(), truncated_bytes = report.truncated_bytes, reason = ?report.reason, "recovered log");
@@ -252,7 +251,7 @@ impl Broker {
                 match self.partition(&tp) {
                     None => {
                         if let Err(e) = self.open_partition(new, &tp, OpenOptions::default()) {
-                            tracing::error!(partition = %tp, error = %format!("{e:#}"), "cannot create partition");
+                            tracing::error!(partition = %tp, error = %e, "cannot create partition");
                         }
                     }
                     Some(handle) if changed_configs => {

@@ -14,6 +14,7 @@ mod broker;
 mod cleaner;
 mod config;
 mod connection;
+mod error;
 mod errors;
 mod groups;
 mod handlers;
@@ -23,5 +24,6 @@ mod storage;
 
 pub use broker::{Broker, ENABLED_APIS, PartitionHandle};
 pub use config::{BrokerConfig, ConfigError, Listener};
+pub use error::{Error, Result};
 pub use groups::{Groups, OFFSETS_TOPIC};
-pub use server::Server;
+pub use server::{RunningServer, Server};

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -15,6 +14,7 @@ use crate::broker::Broker;
 use crate::cleaner::LogCleaner;
 use crate::config::BrokerConfig;
 use crate::connection;
+use crate::error::{Error, Result};
 
 /// How often `flush.ms` and rolled segments are checked.
 const FLUSH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -23,6 +23,30 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 /// How often group timers (rebalance, session and initial-delay timeouts) are checked: the
 /// resolution of those timeouts.
 const GROUP_TICK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A broker serving on the current tokio runtime (see [`Server::spawn`]): for embedding a
+/// broker in an application or a test.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The broker.
+    pub broker: Arc<Broker>,
+    addrs: Vec<SocketAddr>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl RunningServer {
+    /// The bound addresses (the first is the first of `listeners`).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stops the broker as a SIGTERM would and waits until its logs are closed.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}
 
 /// A started broker: its state and the addresses it listens on.
 #[derive(Debug)]
@@ -44,7 +68,9 @@ impl Server {
         let mut listeners = Vec::new();
         for listener in &config.listeners {
             let address = format!("{}:{}", listener.host, listener.port);
-            let socket = TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
+            let socket = TcpListener::bind(&address)
+                .await
+                .map_err(|source| Error::Listen { address: address.clone(), source })?;
             listeners.push((listener.name.clone(), socket));
         }
         // A listener on port 0 gets an ephemeral port; advertise the one it got.
@@ -80,6 +106,17 @@ impl Server {
         self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
     }
 
+    /// Serves on a task of the current runtime until [`RunningServer::shutdown`].
+    pub fn spawn(self) -> RunningServer {
+        let broker = Arc::clone(&self.broker);
+        let addrs = self.local_addrs();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(self.run(async {
+            let _ = stopped.await;
+        }));
+        RunningServer { broker, addrs, stop, task }
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets connections finish their
     /// current request (up to the grace period), flushes every log and writes checkpoints.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -101,7 +138,7 @@ impl Server {
             () = &mut shutdown => tracing::info!("shutting down"),
             Some(result) = accepts.join_next() => {
                 if let Ok(Err(e)) = result {
-                    tracing::error!(error = %format!("{e:#}"), "listener failed");
+                    tracing::error!(error = %e, "listener failed");
                 }
             }
         }
@@ -135,7 +172,7 @@ async fn accept_loop(
         // kernel's backlog, as they do with Kafka.
         let accepted = tokio::select! {
             permit = Arc::clone(&permits).acquire_owned() => {
-                let permit = permit?;
+                let Ok(permit) = permit else { break };
                 tokio::select! {
                     accepted = listener.accept() => Some((permit, accepted)),
                     _ = stop.changed() => None,

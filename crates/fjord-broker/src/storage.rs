@@ -5,8 +5,9 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use fjord_types::TopicPartition;
+
+use crate::error::{Error, Result};
 
 /// The name of a partition's directory: `<topic>-<partition>`.
 pub(crate) fn partition_dir(data_dir: &Path, tp: &TopicPartition) -> PathBuf {
@@ -15,11 +16,14 @@ pub(crate) fn partition_dir(data_dir: &Path, tp: &TopicPartition) -> PathBuf {
 
 /// Takes the data directory's `.lock` so that no second broker opens it.
 pub(crate) fn lock(data_dir: &Path) -> Result<File> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create log dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir).map_err(Error::io(data_dir))?;
     let path = data_dir.join(".lock");
-    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = File::create(&path).map_err(Error::io(&path))?;
     if file.try_lock().is_err() {
-        bail!("{} is locked: another broker is using this log directory", data_dir.display());
+        return Err(Error::DataDir(format!(
+            "{} is locked: another broker is using this log directory",
+            data_dir.display()
+        )));
     }
     Ok(file)
 }
@@ -35,12 +39,15 @@ pub(crate) fn meta_properties(data_dir: &Path, node_id: i32) -> Result<String> {
     let path = data_dir.join("meta.properties");
     if let Ok(text) = std::fs::read_to_string(&path) {
         let props = crate::properties::parse(&text);
-        let stored_node: i32 =
-            props.get("node.id").and_then(|v| v.parse().ok()).context("meta.properties lacks node.id")?;
+        let invalid = |what: &str| Error::DataDir(format!("{} lacks {what}", path.display()));
+        let stored_node: i32 = props.get("node.id").and_then(|v| v.parse().ok()).ok_or_else(|| invalid("node.id"))?;
         if stored_node != node_id {
-            bail!("{} belongs to node.id {stored_node}, but this broker is node.id {node_id}", data_dir.display());
+            return Err(Error::DataDir(format!(
+                "{} belongs to node.id {stored_node}, but this broker is node.id {node_id}",
+                data_dir.display()
+            )));
         }
-        return props.get("cluster.id").cloned().context("meta.properties lacks cluster.id");
+        return props.get("cluster.id").cloned().ok_or_else(|| invalid("cluster.id"));
     }
     let cluster_id = random_base64_id();
     let text = format!(
@@ -48,11 +55,14 @@ pub(crate) fn meta_properties(data_dir: &Path, node_id: i32) -> Result<String> {
         random_base64_id()
     );
     let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    File::open(data_dir)?.sync_all()?;
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        File::open(data_dir)?.sync_all()
+    };
+    write().map_err(Error::io(&path))?;
     Ok(cluster_id)
 }
 
@@ -76,10 +86,11 @@ pub(crate) fn delete_partition_dir(dir: &Path) {
 
 /// Removes directories left `*-delete` by a deletion a crash interrupted.
 pub(crate) fn remove_deleted_dirs(data_dir: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(data_dir)? {
-        let entry = entry?;
+    let entries = std::fs::read_dir(data_dir).map_err(Error::io(data_dir))?;
+    for entry in entries {
+        let entry = entry.map_err(Error::io(data_dir))?;
         if entry.file_name().to_string_lossy().ends_with("-delete") && entry.path().is_dir() {
-            std::fs::remove_dir_all(entry.path())?;
+            std::fs::remove_dir_all(entry.path()).map_err(Error::io(entry.path()))?;
         }
     }
     Ok(())

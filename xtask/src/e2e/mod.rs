@@ -226,7 +226,7 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
     // The smoke run only checks that the harness works, so it uses the debug build the tests
     // need anyway; figures come from the release build.
     let profile = if quick { "debug" } else { "release" };
-    let mut build = vec!["build", "--locked", "-p", "fjord-broker", "--bin", "fjord"];
+    let mut build = vec!["build", "--locked", "-p", "fjord", "--bin", "fjord"];
     if !quick {
         build.push("--release");
     }

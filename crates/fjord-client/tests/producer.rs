@@ -2,15 +2,24 @@
 //! reached it: the answer is lost, the producer retries, and only idempotence keeps the
 //! retried batch from being written twice.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use fjord_broker::{BrokerConfig, RunningServer, Server};
 use fjord_client::{Consumer, ConsumerConfig, Message, Producer, ProducerConfig, StartOffset};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// An in-process broker on an ephemeral port with its data in `dir`, plus `extra` properties.
+async fn start_broker(dir: &std::path::Path, extra: &[(&str, &str)]) -> RunningServer {
+    let mut props: std::collections::BTreeMap<String, String> =
+        extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    props.insert("listeners".to_owned(), "PLAINTEXT://127.0.0.1:0".to_owned());
+    props.insert("log.dirs".to_owned(), dir.display().to_string());
+    props.entry("num.partitions".to_owned()).or_insert_with(|| "2".to_owned());
+    Server::start(BrokerConfig::from_properties(props).unwrap()).await.unwrap().spawn()
+}
 
 /// Records produced in each scenario.
 const RECORDS: usize = 200;
@@ -103,7 +112,8 @@ async fn produce_through_a_lost_answer(topic: &str, enable_idempotence: bool) ->
     let dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let advertised = format!("PLAINTEXT://{}", listener.local_addr().unwrap());
-    let (broker, stop, task) = common::start_with(dir.path(), &[("advertised.listeners", advertised.as_str())]).await;
+    let server = start_broker(dir.path(), &[("advertised.listeners", advertised.as_str())]).await;
+    let broker = server.local_addrs()[0];
     let proxy = Proxy::start(listener, broker, 2);
     let bootstrap = broker.to_string();
 
@@ -130,8 +140,7 @@ async fn produce_through_a_lost_answer(topic: &str, enable_idempotence: bool) ->
     assert!(proxy.produce_requests() > 2, "the cut happened, and the producer went on");
 
     let values = read_partition_0(&bootstrap, topic).await;
-    stop.send(()).unwrap();
-    task.await.unwrap();
+    server.shutdown().await.unwrap();
     values
 }
 
@@ -171,7 +180,8 @@ async fn idempotence_refuses_settings_that_would_break_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_batch_does_not_take_the_following_ones_with_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, stop, task) = common::start_with(dir.path(), &[("message.max.bytes", "2000")]).await;
+    let server = start_broker(dir.path(), &[("message.max.bytes", "2000")]).await;
+    let broker = server.local_addrs()[0];
     let config = ProducerConfig {
         batch_size: 256,
         linger: Duration::from_millis(1),
@@ -196,7 +206,6 @@ async fn a_refused_batch_does_not_take_the_following_ones_with_it() {
     assert_eq!(failed[0].result.as_ref().unwrap_err().code(), Some(10), "MESSAGE_TOO_LARGE");
 
     let values = read_partition_0(&bootstrap, "gaps").await;
-    stop.send(()).unwrap();
-    task.await.unwrap();
+    server.shutdown().await.unwrap();
     assert_eq!(values, (0..RECORDS).map(|i| i.to_string()).collect::<Vec<_>>());
 }

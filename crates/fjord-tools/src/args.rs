@@ -1,36 +1,15 @@
-//! The `fjord` command line: every verb and flag, with the help text `--help` prints.
+//! The tools' command line: every verb and flag, with the help text `fjord --help` prints.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 
 /// Where the tools connect unless told otherwise.
-pub(crate) const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
 
-/// Fjord: a Kafka-compatible commit-log broker.
-#[derive(Parser, Debug)]
-#[command(name = "fjord", version, about)]
-pub(crate) struct Cli {
-    #[command(subcommand)]
-    pub(crate) command: Command,
-}
-
+/// The operator tools: every `fjord` verb but `server`.
 #[derive(Subcommand, Debug)]
-pub(crate) enum Command {
-    /// Run the broker. With no file: a single node on 127.0.0.1:9092 with data in ./fjord-data.
-    ///
-    /// Examples:
-    ///   fjord server
-    ///   fjord server config/server.properties
-    ///   fjord server --override log.dirs=/var/lib/fjord --override num.partitions=4
-    #[command(verbatim_doc_comment)]
-    Server {
-        /// A server.properties file (Kafka's property names).
-        file: Option<PathBuf>,
-        /// Override a property, as kafka-server-start.sh does: --override key=value.
-        #[arg(long = "override", value_name = "KEY=VALUE")]
-        overrides: Vec<String>,
-    },
+pub enum Command {
     /// Print log segments and index files as kafka-dump-log.sh does.
     ///
     /// Example: fjord dump-log --print-data-log fjord-data/orders-0/00000000000000000000.log
@@ -51,11 +30,13 @@ pub(crate) enum Command {
     },
     /// Create, list, describe, alter and delete topics, as kafka-topics.sh does.
     Topics {
+        /// The verb.
         #[command(subcommand)]
         command: TopicsCommand,
     },
     /// Consumer groups: list, describe, reset offsets, delete, as kafka-consumer-groups.sh does.
     Groups {
+        /// The verb.
         #[command(subcommand)]
         command: GroupsCommand,
     },
@@ -79,6 +60,7 @@ pub(crate) enum Command {
     Consume(ConsumeArgs),
     /// Load generators, as kafka-producer-perf-test.sh and kafka-consumer-perf-test.sh.
     Perf {
+        /// The verb.
         #[command(subcommand)]
         command: PerfCommand,
     },
@@ -86,7 +68,7 @@ pub(crate) enum Command {
 
 /// The producer settings `produce` and `perf produce` share.
 #[derive(clap::Args, Debug)]
-pub(crate) struct ProducerArgs {
+pub struct ProducerArgs {
     /// Acknowledgements to wait for: all (-1), 1 or 0.
     #[arg(long, default_value = "all", allow_hyphen_values = true)]
     pub(crate) acks: String,
@@ -108,8 +90,9 @@ pub(crate) struct ProducerArgs {
     pub(crate) properties: Vec<String>,
 }
 
+/// `fjord perf` verbs.
 #[derive(Subcommand, Debug)]
-pub(crate) enum PerfCommand {
+pub enum PerfCommand {
     /// Send records as fast as allowed, printing throughput and latency every few seconds and
     /// a final line with records/s, MB/s and latency avg, max and percentiles.
     ///
@@ -127,8 +110,9 @@ pub(crate) enum PerfCommand {
     Consume(PerfConsumeArgs),
 }
 
+/// `fjord topics` verbs.
 #[derive(Subcommand, Debug)]
-pub(crate) enum TopicsCommand {
+pub enum TopicsCommand {
     /// Create a topic. Partitions and replication factor default to the broker's
     /// num.partitions and default.replication.factor.
     ///
@@ -219,8 +203,9 @@ pub(crate) enum TopicsCommand {
     },
 }
 
+/// `fjord groups` verbs.
 #[derive(Subcommand, Debug)]
-pub(crate) enum GroupsCommand {
+pub enum GroupsCommand {
     /// List the groups.
     ///
     /// Examples:
@@ -316,7 +301,7 @@ pub(crate) enum GroupsCommand {
 
 /// The flags of `fjord produce`.
 #[derive(clap::Args, Debug)]
-pub(crate) struct ProduceArgs {
+pub struct ProduceArgs {
     /// The topic (created on first use if the broker auto-creates topics).
     #[arg(long)]
     pub(crate) topic: String,
@@ -347,7 +332,7 @@ pub(crate) struct ProduceArgs {
 
 /// The flags of `fjord consume`.
 #[derive(clap::Args, Debug)]
-pub(crate) struct ConsumeArgs {
+pub struct ConsumeArgs {
     /// The topic.
     #[arg(long)]
     pub(crate) topic: String,
@@ -394,7 +379,7 @@ pub(crate) struct ConsumeArgs {
 
 /// The flags of `fjord perf produce`.
 #[derive(clap::Args, Debug)]
-pub(crate) struct PerfProduceArgs {
+pub struct PerfProduceArgs {
     /// The topic (created on first use if the broker auto-creates topics).
     #[arg(long)]
     pub(crate) topic: String,
@@ -419,7 +404,7 @@ pub(crate) struct PerfProduceArgs {
 
 /// The flags of `fjord perf consume`.
 #[derive(clap::Args, Debug)]
-pub(crate) struct PerfConsumeArgs {
+pub struct PerfConsumeArgs {
     /// The topic.
     #[arg(long)]
     pub(crate) topic: String,
@@ -438,34 +423,4 @@ pub(crate) struct PerfConsumeArgs {
     /// The brokers to bootstrap from (host:port, comma-separated).
     #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
     pub(crate) bootstrap_server: String,
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    /// Every verb's `--help` shows its examples one per line, as written.
-    #[test]
-    fn help_examples_keep_their_lines() {
-        fn check(command: &mut clap::Command, path: &str, checked: &mut usize) {
-            let help = command.render_long_help().to_string();
-            if help.contains("Example") {
-                let examples =
-                    help.lines().filter(|l| l.starts_with("  fjord ") || l.starts_with("Example: fjord ")).count();
-                assert!(examples > 0, "{path}: examples run together:\n{help}");
-                assert!(
-                    !help.lines().any(|l| l.matches(" fjord ").count() > 1),
-                    "{path}: two examples on one line:\n{help}"
-                );
-                *checked += 1;
-            }
-            for sub in command.get_subcommands_mut() {
-                let name = format!("{path} {}", sub.get_name());
-                check(sub, &name, checked);
-            }
-        }
-        let mut checked = 0;
-        check(&mut super::Cli::command(), "fjord", &mut checked);
-        assert!(checked >= 15, "only {checked} verbs have examples");
-    }
 }

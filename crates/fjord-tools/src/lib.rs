@@ -1,0 +1,118 @@
+//! Fjord's operator tools, one verb each as Kafka's `bin/*.sh` scripts: `topics`
+//! (kafka-topics.sh), `groups` (kafka-consumer-groups.sh), `produce` and `consume` (the console
+//! producer and consumer), `perf` (the producer and consumer perf tests) and `dump-log`
+//! (kafka-dump-log.sh).
+//!
+//! Every verb but `dump-log` talks to a cluster through `fjord-client`, like any other Kafka
+//! client; `dump-log` reads segment files with `fjord-log`. The `fjord` binary parses
+//! [`Command`] next to its `server` verb and hands it to [`run`]. This crate never depends on the
+//! broker: the tools work against any Kafka-compatible cluster.
+
+#![warn(missing_docs)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod args;
+mod console;
+mod groups;
+mod perf;
+mod topics;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use fjord_log::{DumpOptions, dump_file};
+
+pub use args::{
+    Command, ConsumeArgs, DEFAULT_BOOTSTRAP, GroupsCommand, PerfCommand, PerfConsumeArgs, PerfProduceArgs, ProduceArgs,
+    ProducerArgs, TopicsCommand,
+};
+
+/// Runs one tool verb to completion.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::DumpLog { files, print_data_log, deep_iteration, verify_index_only } => {
+            dump_log(&files, DumpOptions { print_data_log, deep_iteration, verify_index_only })
+        }
+        Command::Topics { command } => on_runtime(async move {
+            match command {
+                TopicsCommand::Create { topic, partitions, replication_factor, configs, bootstrap_server } => {
+                    topics::create(&bootstrap_server, &topic, partitions, replication_factor, &configs).await
+                }
+                TopicsCommand::List { exclude_internal, bootstrap_server } => {
+                    topics::list(&bootstrap_server, exclude_internal).await
+                }
+                TopicsCommand::Describe { topic, exclude_internal, bootstrap_server } => {
+                    topics::describe(&bootstrap_server, topic.as_deref(), exclude_internal).await
+                }
+                TopicsCommand::Alter { topic, partitions, configs, delete_configs, bootstrap_server } => {
+                    topics::alter(&bootstrap_server, &topic, partitions, &configs, &delete_configs).await
+                }
+                TopicsCommand::Delete { topic, bootstrap_server } => topics::delete(&bootstrap_server, &topic).await,
+            }
+        }),
+        Command::Groups { command } => on_runtime(async move {
+            match command {
+                GroupsCommand::List { state, bootstrap_server } => groups::list(&bootstrap_server, state).await,
+                GroupsCommand::Describe { group, members, bootstrap_server } => {
+                    groups::describe(&bootstrap_server, &group, members).await
+                }
+                GroupsCommand::ResetOffsets {
+                    group,
+                    topics,
+                    all_topics,
+                    to_earliest,
+                    to_latest,
+                    to_offset,
+                    to_datetime,
+                    shift_by,
+                    dry_run: _,
+                    execute,
+                    bootstrap_server,
+                } => {
+                    use groups::{ResetScope, ResetTo};
+                    let scope = if all_topics { ResetScope::AllTopics } else { ResetScope::Topics(topics) };
+                    let to = match (to_earliest, to_latest, to_offset, to_datetime, shift_by) {
+                        (true, ..) => ResetTo::Earliest,
+                        (_, true, ..) => ResetTo::Latest,
+                        (_, _, Some(o), ..) => ResetTo::Offset(o),
+                        (_, _, _, Some(t), _) => ResetTo::Datetime(groups::parse_datetime(&t)?),
+                        (.., Some(n)) => ResetTo::ShiftBy(n),
+                        _ => anyhow::bail!("choose where to reset to (--to-earliest, --to-latest, ...)"),
+                    };
+                    groups::reset_offsets(&bootstrap_server, &group, scope, to, execute).await
+                }
+                GroupsCommand::Delete { groups: names, bootstrap_server } => {
+                    groups::delete(&bootstrap_server, &names).await
+                }
+            }
+        }),
+        Command::Produce(args) => on_runtime(console::produce(args)),
+        Command::Consume(args) => on_runtime(console::consume(args)),
+        Command::Perf { command } => on_runtime(async move {
+            match command {
+                PerfCommand::Produce(args) => perf::produce(args).await,
+                PerfCommand::Consume(args) => perf::consume(args).await,
+            }
+        }),
+    }
+}
+
+/// Runs a client tool on a small runtime of its own.
+fn on_runtime(run: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    // Two workers: connection readers stamp responses as they arrive while the tool works.
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(run)
+}
+
+fn dump_log(files: &[PathBuf], options: DumpOptions) -> Result<()> {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut clean = true;
+    for file in files {
+        let report = dump_file(file, options, &mut stdout.lock(), &mut stderr.lock())?;
+        clean &= report.is_clean();
+    }
+    if !clean {
+        anyhow::bail!("the files have problems (see above)");
+    }
+    Ok(())
+}
