@@ -326,3 +326,29 @@ def test_delete_and_recreate_topic_starts_empty(broker):
     got = consume_all(broker.bootstrap, topic, 2, 5, timeout=30)
     for part in range(2):
         assert got.get(part, []) == expected.get(part, [])
+
+
+def test_only_the_records_at_fault_fail_with_invalid_record(broker):
+    """KIP-467: a batch refused for some of its records names them (Produce v8+ record_errors),
+    so librdkafka fails exactly those with INVALID_RECORD and the rest of the batch with
+    _INVALID_DIFFERENT_RECORD. Without the names every record would fail with INVALID_RECORD."""
+    topic = "ck-record-errors"
+    create_topic(broker.bootstrap, topic, 1, {"cleanup.policy": "compact"})
+    p = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": False, "acks": "all",
+                  "linger.ms": 200, "retries": 0, "logger": RDKAFKA_LOG})
+    results = {}
+    keys = [b"k0", None, b"k2", None, b"k4"]
+    for i, key in enumerate(keys):
+        p.produce(topic, value=b"v%d" % i, key=key, partition=0,
+                  on_delivery=lambda err, msg, i=i: results.__setitem__(i, err))
+    assert p.flush(30) == 0
+    codes = {i: (err.code() if err else None) for i, err in results.items()}
+    assert codes == {0: KafkaError._INVALID_DIFFERENT_RECORD, 1: KafkaError.INVALID_RECORD,
+                     2: KafkaError._INVALID_DIFFERENT_RECORD, 3: KafkaError.INVALID_RECORD,
+                     4: KafkaError._INVALID_DIFFERENT_RECORD}, codes
+    # The keyed ones may be sent again on their own, and land.
+    for i in (0, 2, 4):
+        p.produce(topic, value=b"v%d" % i, key=keys[i], partition=0)
+    assert p.flush(30) == 0
+    got = consume_all(broker.bootstrap, topic, 1, 3, timeout=30)
+    assert [r.value for r in got[0]] == [b"v0", b"v2", b"v4"]

@@ -55,7 +55,8 @@ const FORBIDDEN_IN_BROKER: &[&str] = &["clap", "anyhow", "fjord-client"];
 const FORBIDDEN_IN_CORES: &[&str] = &["tokio", "tonic", "rand", "mio", "hyper"];
 
 /// Source patterns a core may not contain outside its tests.
-const FORBIDDEN_PATTERNS: &[&str] = &["SystemTime::now", "Instant::now", "thread_rng", "rand::random", "tokio::"];
+const FORBIDDEN_PATTERNS: &[&str] =
+    &["SystemTime::now", "Instant::now", "SystemClock", "thread::sleep", "thread_rng", "rand::random", "tokio::"];
 
 pub(crate) fn run(root: &Path) -> Result<()> {
     let output = Command::new("cargo")

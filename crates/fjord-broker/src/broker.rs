@@ -1,42 +1,34 @@
-//! The broker's state: the metadata image and log, the partitions it hosts, and the glue that
-//! keeps the partitions in step with the metadata (Kafka's `BrokerServer`, `ReplicaManager`,
-//! `LogManager` roles, thinly).
+//! The broker's state and how its parts are put together (Kafka's `BrokerServer` and
+//! `ControllerServer` in one process): the data directory, the metadata quorum, the controller
+//! and observer paths, the replica manager, the group coordinators and the log cleaners; and
+//! the housekeeping of hosted logs (checkpoints, flushing, retention, clean shutdown).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use fjord_log::{DeletedSegment, OpenOptions};
+use fjord_log::DeletedSegment;
 use fjord_metadata::controller::{self, CreatedTopic, Creator, NewTopic, TopicDefaults};
-use fjord_metadata::{
-    BrokerRegistration, ControllerError, METADATA_TOPIC_DIR, MetadataImage, MetadataLog, MetadataRecord,
-};
+use fjord_metadata::{BrokerRegistration, ControllerError, METADATA_TOPIC_DIR, MetadataImage, MetadataRecord};
 use fjord_protocol::VersionTable;
 use fjord_replication::{
-    LOG_START_OFFSET_CHECKPOINT, OffsetCheckpoint, Partition, RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT,
+    LOG_START_OFFSET_CHECKPOINT, OffsetCheckpoint, PartitionHandle, RECOVERY_POINT_CHECKPOINT,
+    REPLICATION_OFFSET_CHECKPOINT, ReplicaManager,
 };
-use fjord_types::{BrokerId, Clock, Offset, SystemClock, Timestamp, TopicId, TopicPartition};
+use fjord_types::{BrokerId, Clock, SystemClock, Timestamp, TopicId, TopicPartition};
 use kafka_protocol::messages::ApiKey;
-use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
+use parking_lot::Mutex;
 
-use crate::cleaner::{CLEANER_OFFSET_CHECKPOINT, CleanerManager};
+use crate::cleaner::{CLEANER_OFFSET_CHECKPOINT, CleanerContext, CleanerManager};
 use crate::config::BrokerConfig;
 use crate::error::{Error, Result};
-use crate::groups::Groups;
+use crate::groups::{GroupPublisher, Groups};
+use crate::metadata::controller::{Controller, ControllerFailure};
+use crate::metadata::loader::{self, MetadataPublisher, Published};
+use crate::metadata::quorum::LocalQuorum;
+use crate::replicas::{ReplicaPublisher, StartupCheckpoints};
 use crate::storage;
-
-/// A hosted partition: its state behind a short lock. Long polls wait on the broker-wide
-/// [`Broker::appended`] notifier.
-#[derive(Debug)]
-pub struct PartitionHandle {
-    /// The replica state. Held only for an append or a read, never across an `.await`.
-    pub state: Mutex<Partition>,
-    /// The topic's id.
-    pub topic_id: TopicId,
-}
 
 /// The APIs this broker answers; nothing else is advertised.
 pub const ENABLED_APIS: &[ApiKey] = &[
@@ -68,7 +60,15 @@ pub const ENABLED_APIS: &[ApiKey] = &[
     ApiKey::OffsetDelete,
 ];
 
-/// One broker: a combined broker and single-voter controller.
+/// The threads and tasks a clean shutdown stops, in order.
+#[derive(Debug)]
+struct Workers {
+    controller: tokio::task::JoinHandle<()>,
+    metadata_log: std::thread::JoinHandle<()>,
+    loader: loader::Loader,
+}
+
+/// One node: a combined broker and single-voter controller.
 #[derive(Debug)]
 pub struct Broker {
     /// The configuration.
@@ -80,15 +80,16 @@ pub struct Broker {
     /// The APIs and versions advertised.
     pub versions: VersionTable,
     pub(crate) data_dir: PathBuf,
-    metadata: Mutex<Option<MetadataLog>>,
-    image: RwLock<Arc<MetadataImage>>,
-    partitions: RwLock<HashMap<TopicPartition, Arc<PartitionHandle>>>,
-    producer_ids: Mutex<Range<i64>>,
-    appended: Notify,
+    metadata: Published,
+    controller: Controller,
+    /// The partitions hosted here.
+    pub replicas: Arc<ReplicaManager>,
     /// The group coordinators hosted here.
-    pub groups: Groups,
+    pub groups: Arc<Groups>,
     /// The log cleaners' bookkeeping.
-    pub(crate) cleaners: CleanerManager,
+    cleaners: Arc<CleanerManager>,
+    producer_ids: Mutex<Range<i64>>,
+    workers: Mutex<Option<Workers>>,
     _lock: File,
 }
 
@@ -98,217 +99,137 @@ impl Broker {
         SystemClock.now()
     }
 
-    /// Opens the data directory: lock, `meta.properties`, the metadata log (replayed), this
-    /// broker's registration, and every hosted partition (recovered if needed).
-    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>> {
+    /// Opens the data directory (lock, `meta.properties`, checkpoints), starts the metadata
+    /// loader and replays the metadata log through it — which opens, and if needed recovers,
+    /// every partition hosted here — then starts the controller and registers this broker.
+    pub async fn start(config: BrokerConfig) -> Result<Arc<Broker>> {
         let data_dir = config.data_dir().clone();
-        let lock = storage::lock(&data_dir)?;
-        let cluster_id = storage::meta_properties(&data_dir, config.node_id)?;
-        storage::remove_deleted_dirs(&data_dir)?;
-        let metadata = MetadataLog::open(&data_dir.join(METADATA_TOPIC_DIR), Broker::now())?;
-        let cleaner_checkpoint = OffsetCheckpoint::read(&data_dir.join(CLEANER_OFFSET_CHECKPOINT)).unwrap_or_default();
+        let node_id = BrokerId(config.node_id);
+        let dir = data_dir.clone();
+        let (lock, cluster_id, checkpoints, cleaner_checkpoint) = tokio::task::spawn_blocking(move || {
+            let lock = storage::lock(&dir)?;
+            let cluster_id = storage::meta_properties(&dir, node_id.0)?;
+            storage::remove_deleted_dirs(&dir)?;
+            let cleaner = OffsetCheckpoint::read(&dir.join(CLEANER_OFFSET_CHECKPOINT)).unwrap_or_default();
+            Ok::<_, Error>((lock, cluster_id, StartupCheckpoints::read(&dir), cleaner))
+        })
+        .await??;
+        let replicas = Arc::new(ReplicaManager::new(node_id));
+        let groups = Arc::new(Groups::new(config.coordinator.clone(), Arc::clone(&replicas)));
+        let publishers: Vec<Box<dyn MetadataPublisher>> = vec![
+            Box::new(ReplicaPublisher {
+                replicas: Arc::clone(&replicas),
+                config: config.clone(),
+                data_dir: data_dir.clone(),
+                checkpoints,
+            }),
+            Box::new(GroupPublisher { groups: Arc::clone(&groups), local: node_id }),
+        ];
+        let loader = loader::start(publishers).map_err(|e| Error::Task(format!("cannot start the loader: {e}")))?;
+        let metadata_dir = data_dir.join(METADATA_TOPIC_DIR);
+        let committed = loader.committed.clone();
+        let opened = tokio::task::spawn_blocking(move || LocalQuorum::open(&metadata_dir, committed)).await??;
+        // Serve nothing until every record already committed is in the image (Kafka's broker
+        // waits to catch up with the metadata log before it unfences).
+        if !loader.published.wait_for(opened.last.offset).await {
+            return Err(Error::Task("the metadata loader stopped during start-up".into()));
+        }
+        let metadata = loader.published.clone();
+        let (controller, controller_task) = Controller::start(Arc::new(opened.quorum), metadata.clone());
         let broker = Arc::new(Broker {
-            node_id: BrokerId(config.node_id),
+            node_id,
             cluster_id,
             versions: VersionTable::new(ENABLED_APIS),
             data_dir,
-            image: RwLock::new(Arc::new(metadata.image().clone())),
-            metadata: Mutex::new(Some(metadata)),
-            partitions: RwLock::new(HashMap::new()),
+            metadata,
+            controller,
+            replicas,
+            groups,
+            cleaners: Arc::new(CleanerManager::load(cleaner_checkpoint)),
             producer_ids: Mutex::new(0..0),
-            appended: Notify::new(),
-            groups: Groups::default(),
-            cleaners: CleanerManager::load(cleaner_checkpoint),
+            workers: Mutex::new(Some(Workers { controller: controller_task, metadata_log: opened.thread, loader })),
             _lock: lock,
             config,
         });
-        broker.open_partitions()?;
-        broker.groups.load_all(&broker);
-        let advertised = &broker.config.advertised_listeners[0];
-        let registration = BrokerRegistration {
-            broker_id: broker.node_id,
-            host: advertised.host.clone(),
-            port: advertised.port,
-            rack: broker.config.rack.clone(),
-        };
-        let image = broker.image();
-        if let Some(record) = controller::register_broker(&image, &registration) {
-            broker.apply(vec![record])?;
-        }
+        broker.register().await?;
         Ok(broker)
     }
 
-    fn open_partitions(&self) -> Result<()> {
-        let image = self.image();
-        let recovery = OffsetCheckpoint::read(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT)).unwrap_or_default();
-        let starts = OffsetCheckpoint::read(&self.data_dir.join(LOG_START_OFFSET_CHECKPOINT)).unwrap_or_default();
-        for topic in image.topics.values() {
-            for (&index, partition) in &topic.partitions {
-                if !partition.replicas.contains(&self.node_id) {
-                    continue;
-                }
-                let tp = TopicPartition::new(topic.name.clone(), index);
-                let options = OpenOptions {
-                    recovery_point: recovery.offsets.get(&tp).copied().unwrap_or(Offset(0)),
-                    log_start_offset: starts.offsets.get(&tp).copied().unwrap_or(Offset(0)),
-                };
-                self.open_partition(&image, &tp, options)?;
-            }
-        }
-        Ok(())
+    /// Registers this broker with the controller (a new record only if its endpoint changed).
+    async fn register(&self) -> Result<()> {
+        let advertised = &self.config.advertised_listeners[0];
+        let registration = BrokerRegistration {
+            broker_id: self.node_id,
+            host: advertised.host.clone(),
+            port: advertised.port,
+            rack: self.config.rack.clone(),
+        };
+        let registered = self
+            .controller
+            .decide(false, move |image| (controller::register_broker(image, &registration).into_iter().collect(), ()))
+            .await;
+        registered.map_err(|e| Error::Controller(format!("cannot register broker {}: {e}", self.node_id)))
     }
 
-    fn open_partition(&self, image: &MetadataImage, tp: &TopicPartition, options: OpenOptions) -> Result<()> {
-        let topic = &image.topics[&tp.topic];
-        let placement = &topic.partitions[&tp.partition];
-        let dir = storage::partition_dir(&self.data_dir, tp);
-        let partition = Partition::open(
-            &dir,
-            tp.clone(),
-            self.config.partition_config(&topic.configs),
-            options,
-            placement.leader_epoch,
-            placement.replicas.clone(),
-            placement.isr.clone(),
-            Broker::now(),
-        )
-        .map_err(|source| Error::Partition { partition: tp.clone(), source })?;
-        let report = partition.log().open_report();
-        if !report.clean_shutdown && !report.recovered_segments.is_empty() {
-            tracing::info!(partition = %tp, segments = report.recovered_segments.len(), truncated_bytes = report.truncated_bytes, reason = ?report.reason, "recovered log");
-        }
-        let handle = PartitionHandle { state: Mutex::new(partition), topic_id: topic.id };
-        self.partitions.write().insert(tp.clone(), Arc::new(handle));
-        Ok(())
-    }
-
-    /// Wakes fetches waiting for data (after appends, and when partitions go away).
-    pub fn notify_appended(&self) {
-        self.appended.notify_waiters();
-    }
-
-    /// What a long poll waits on: notified after every produce that appended something.
-    pub fn appended(&self) -> &Notify {
-        &self.appended
-    }
-
-    /// The current metadata image.
+    /// The current metadata image (what this broker has applied of the metadata log).
     pub fn image(&self) -> Arc<MetadataImage> {
-        Arc::clone(&self.image.read())
+        self.metadata.image()
     }
 
     /// A hosted partition.
     pub fn partition(&self, tp: &TopicPartition) -> Option<Arc<PartitionHandle>> {
-        self.partitions.read().get(tp).cloned()
+        self.replicas.partition(tp)
     }
 
     /// Every hosted partition.
     pub fn all_partitions(&self) -> Vec<(TopicPartition, Arc<PartitionHandle>)> {
-        self.partitions.read().iter().map(|(tp, h)| (tp.clone(), Arc::clone(h))).collect()
+        self.replicas.partitions()
     }
 
-    /// Appends metadata records, applies them, and brings the hosted partitions in line.
-    pub fn apply(&self, records: Vec<MetadataRecord>) -> Result<(), fjord_metadata::Error> {
-        let mut metadata = self.metadata.lock();
-        self.apply_locked(metadata.as_mut().expect("metadata log open"), records)
-    }
-
-    fn apply_locked(
-        &self,
-        metadata: &mut MetadataLog,
-        records: Vec<MetadataRecord>,
-    ) -> Result<(), fjord_metadata::Error> {
-        let old = self.image();
-        metadata.append(&records, Broker::now())?;
-        let new = Arc::new(metadata.image().clone());
-        *self.image.write() = Arc::clone(&new);
-        self.sync_partitions(&old, &new);
-        Ok(())
-    }
-
-    /// Opens partitions new to this broker, applies changed configs, and deletes the logs of
-    /// removed topics.
-    fn sync_partitions(&self, old: &MetadataImage, new: &MetadataImage) {
-        for (name, topic) in &old.topics {
-            if new.topics.get(name).is_none_or(|t| t.id != topic.id) {
-                for &index in topic.partitions.keys() {
-                    let tp = TopicPartition::new(name.clone(), index);
-                    if let Some(handle) = self.partitions.write().remove(&tp) {
-                        // The log's files go with the directory; long polls are woken at the end.
-                        storage::delete_partition_dir(handle.state.lock().dir());
-                    }
-                }
-            }
-        }
-        for topic in new.topics.values() {
-            let changed_configs =
-                old.topics.get(&topic.name).is_some_and(|t| t.id == topic.id && t.configs != topic.configs);
-            for (&index, placement) in &topic.partitions {
-                let tp = TopicPartition::new(topic.name.clone(), index);
-                if !placement.replicas.contains(&self.node_id) {
-                    continue;
-                }
-                match self.partition(&tp) {
-                    None => {
-                        if let Err(e) = self.open_partition(new, &tp, OpenOptions::default()) {
-                            tracing::error!(partition = %tp, error = %e, "cannot create partition");
-                        }
-                    }
-                    Some(handle) if changed_configs => {
-                        handle.state.lock().set_config(self.config.partition_config(&topic.configs));
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-        // Fetches waiting on partitions that went away notice at once.
-        self.notify_appended();
-    }
-
-    /// Runs a controller decision under the metadata lock and applies its records unless
-    /// `validate_only`.
-    pub fn decide<T>(
+    /// Runs a controller decision and, unless `validate_only`, proposes its records; answers
+    /// once they have committed and this broker has applied them.
+    pub(crate) async fn decide<T: Send + 'static>(
         &self,
         validate_only: bool,
-        decide: impl FnOnce(&MetadataImage) -> (Vec<MetadataRecord>, T),
-    ) -> Result<T, fjord_metadata::Error> {
-        let mut metadata = self.metadata.lock();
-        let metadata = metadata.as_mut().expect("metadata log open");
-        let (records, answer) = decide(metadata.image());
-        if !validate_only && !records.is_empty() {
-            self.apply_locked(metadata, records)?;
-        }
-        Ok(answer)
+        decide: impl FnOnce(&MetadataImage) -> (Vec<MetadataRecord>, T) + Send + 'static,
+    ) -> Result<T, ControllerFailure> {
+        self.controller.decide(validate_only, decide).await
     }
 
     /// Creates topics (CreateTopics, or auto-creation by Metadata).
-    pub fn create_topics(
+    pub(crate) async fn create_topics(
         &self,
-        topics: &[NewTopic],
+        topics: Vec<NewTopic>,
         creator: Creator,
         validate_only: bool,
-    ) -> Result<Vec<Result<CreatedTopic, ControllerError>>, fjord_metadata::Error> {
+    ) -> Result<Vec<Result<CreatedTopic, ControllerError>>, ControllerFailure> {
         let defaults = TopicDefaults {
             num_partitions: self.config.num_partitions,
             default_replication_factor: self.config.default_replication_factor,
         };
-        self.decide(validate_only, |image| {
-            controller::create_topics(image, topics, defaults, creator, || TopicId(*uuid::Uuid::new_v4().as_bytes()))
+        self.decide(validate_only, move |image| {
+            controller::create_topics(image, &topics, defaults, creator, || TopicId(*uuid::Uuid::new_v4().as_bytes()))
         })
+        .await
     }
 
     /// A fresh producer id, from this broker's block (a new block is allocated through the
-    /// metadata log when it runs out).
-    pub fn next_producer_id(&self) -> Result<i64, fjord_metadata::Error> {
-        let mut block = self.producer_ids.lock();
-        if block.is_empty() {
-            let node = self.node_id;
-            *block = self.decide(false, |image| {
+    /// controller when it runs out).
+    pub(crate) async fn next_producer_id(&self) -> Result<i64, ControllerFailure> {
+        if let Some(id) = self.producer_ids.lock().next() {
+            return Ok(id);
+        }
+        let node = self.node_id;
+        let block = self
+            .decide(false, move |image| {
                 let (record, range) = controller::allocate_producer_ids(image, node);
                 (vec![record], range)
-            })?;
-        }
-        Ok(block.next().expect("a fresh block is not empty"))
+            })
+            .await?;
+        let mut ids = self.producer_ids.lock();
+        // Another request may have refilled it meanwhile; the newer block is as good.
+        *ids = block;
+        Ok(ids.next().expect("a fresh block is not empty"))
     }
 
     /// Writes the high watermark, recovery point and log start checkpoints and each
@@ -335,7 +256,19 @@ impl Broker {
                 tracing::error!(file = name, error = %e, "cannot write checkpoint");
             }
         }
-        self.write_cleaner_checkpoint();
+        let hosted = self.all_partitions().into_iter().map(|(tp, _)| tp).collect();
+        self.cleaners.write_checkpoint(&self.data_dir, &hosted);
+    }
+
+    /// What the log cleaner threads work on.
+    pub(crate) fn cleaner_context(&self) -> CleanerContext {
+        CleanerContext {
+            replicas: Arc::clone(&self.replicas),
+            metadata: self.metadata.clone(),
+            config: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            manager: Arc::clone(&self.cleaners),
+        }
     }
 
     /// Flushes the segments of logs that rolled since their last flush, so the recovery point
@@ -343,20 +276,18 @@ impl Broker {
     /// (Kafka flushes in the background too), so appends and fetches do not wait for the disk.
     pub fn flush_due(&self) {
         for (tp, handle) in self.all_partitions() {
-            let plan = {
-                let mut partition = handle.state.lock();
-                let log = partition.log_mut();
+            let plan = handle.state.lock().maintain(|log| {
                 let active = log.active_segment_base();
                 if active > log.recovery_point() {
                     log.plan_flush(active)
                 } else {
                     log.plan_flush_if_due(Broker::now())
                 }
-            };
+            });
             let result = match plan {
                 Ok(Some(plan)) => {
                     let synced = plan.sync();
-                    handle.state.lock().log_mut().complete_flush(plan, synced, Broker::now())
+                    handle.state.lock().maintain(|log| log.complete_flush(plan, synced, Broker::now()))
                 }
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
@@ -379,7 +310,7 @@ impl Broker {
             let Some((retention, delay_ms)) = self.config.retention(&topic.configs) else { continue };
             let mut partition = handle.state.lock();
             let high_watermark = partition.high_watermark();
-            match fjord_retention::enforce(partition.log_mut(), high_watermark, &retention, now) {
+            match partition.maintain(|log| fjord_retention::enforce(log, high_watermark, &retention, now)) {
                 Ok((plan, deleted)) => {
                     if let Some(start) = plan.delete_before {
                         tracing::info!(partition = %tp, segments = deleted.len(), log_start_offset = start.0, reasons = ?plan.segments.iter().map(|(_, r)| *r).collect::<Vec<_>>(), "deleted segments by retention");
@@ -392,12 +323,11 @@ impl Broker {
         doomed
     }
 
-    /// Flushes and closes every log cleanly and writes the checkpoints: the next start skips
-    /// recovery.
+    /// Closes every log cleanly and writes the checkpoints, so the next start skips recovery;
+    /// then stops the controller and closes the metadata log. Runs on a blocking thread.
     pub fn shutdown(&self) {
         self.write_checkpoints();
-        let partitions: Vec<_> = self.partitions.write().drain().collect();
-        for (tp, handle) in partitions {
+        for (tp, handle) in self.replicas.drain() {
             match Arc::try_unwrap(handle) {
                 Ok(handle) => {
                     if let Err(e) = handle.state.into_inner().close() {
@@ -412,10 +342,28 @@ impl Broker {
                 }
             }
         }
-        if let Some(metadata) = self.metadata.lock().take()
-            && let Err(e) = metadata.close()
-        {
-            tracing::error!(error = %e, "cannot close the metadata log cleanly");
+        if let Some(Workers { controller, metadata_log, loader }) = self.workers.lock().take() {
+            // The controller holds the quorum; once it is gone the log thread closes the
+            // metadata log and ends, and with it the last sender to the loader.
+            controller.abort();
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let _ = runtime.block_on(controller);
+                }
+                Err(_) => {
+                    while !controller.is_finished() {
+                        std::thread::yield_now();
+                    }
+                }
+            }
+            let loader::Loader { committed, thread, .. } = loader;
+            drop(committed);
+            if metadata_log.join().is_err() {
+                tracing::error!("the metadata log thread panicked");
+            }
+            if thread.join().is_err() {
+                tracing::error!("the metadata loader thread panicked");
+            }
         }
     }
 }

@@ -1,25 +1,28 @@
 //! The log cleaner threads (Kafka's `LogCleaner` and `LogCleanerManager`).
 //!
 //! `log.cleaner.threads` threads each loop: pick the hosted compacted partition that is most
-//! due (overdue by `max.compaction.lag.ms` first, then the highest dirty ratio), clean it with
-//! `fjord_retention::Cleaner`, and sleep `log.cleaner.backoff.ms` when none is due. The
-//! partition lock is held only to snapshot the segments and to swap each cleaned group in;
-//! producers and consumers carry on meanwhile. Where each log's dirty part starts is kept in
-//! `cleaner-offset-checkpoint`, so a restart does not clean everything again.
+//! due (`fjord_retention::most_due`: overdue by `max.compaction.lag.ms` first, then the
+//! highest dirty ratio), clean it with `fjord_retention::Cleaner`, and sleep
+//! `log.cleaner.backoff.ms` when none is due. The partition lock is held only to snapshot the
+//! segments and to swap each cleaned group in; producers and consumers carry on meanwhile.
+//! Where each log's dirty part starts is kept in `cleaner-offset-checkpoint`, so a restart
+//! does not clean everything again.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use fjord_log::DeletedSegment;
-use fjord_replication::OffsetCheckpoint;
-use fjord_retention::{CleanState, CleanTask, Cleanable, Cleaner, CompactionConfig, cleanable};
-use fjord_types::{Offset, Timestamp, TopicPartition};
+use fjord_replication::{OffsetCheckpoint, PartitionHandle, ReplicaManager};
+use fjord_retention::{CleanState, CleanTask, Cleaner, CleanerOptions, CompactionConfig, cleanable, most_due};
+use fjord_types::{Clock, Offset, SystemClock, Timestamp, TopicPartition};
 use parking_lot::Mutex;
 
-use crate::broker::{Broker, PartitionHandle};
+use crate::config::BrokerConfig;
+use crate::metadata::loader::Published;
 
 /// Kafka's name for the file of first dirty offsets, in each log directory.
 pub(crate) const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
@@ -54,37 +57,51 @@ impl CleanerManager {
             .unwrap_or(CleanState { first_dirty: Offset(0), next_delete_horizon: Some(Timestamp(0)) })
     }
 
-    /// The first dirty offsets of `hosted` partitions, for `cleaner-offset-checkpoint`.
-    pub(crate) fn checkpoint(&self, hosted: &HashSet<TopicPartition>) -> OffsetCheckpoint {
+    /// Writes the first dirty offsets of `hosted` partitions to `cleaner-offset-checkpoint`.
+    pub(crate) fn write_checkpoint(&self, data_dir: &std::path::Path, hosted: &HashSet<TopicPartition>) {
         let mut checkpoint = OffsetCheckpoint::default();
         for (tp, state) in self.states.lock().iter() {
             if hosted.contains(tp) && state.first_dirty > Offset(0) {
                 checkpoint.offsets.insert(tp.clone(), state.first_dirty);
             }
         }
-        checkpoint
+        if let Err(e) = checkpoint.write(&data_dir.join(CLEANER_OFFSET_CHECKPOINT)) {
+            tracing::error!(file = CLEANER_OFFSET_CHECKPOINT, error = %e, "cannot write checkpoint");
+        }
     }
 }
 
-/// A partition that is due, ranked: overdue by `max.compaction.lag.ms` first, then dirtiest.
+/// What the cleaner threads work on.
+#[derive(Debug, Clone)]
+pub(crate) struct CleanerContext {
+    pub(crate) replicas: Arc<ReplicaManager>,
+    pub(crate) metadata: Published,
+    pub(crate) config: BrokerConfig,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) manager: Arc<CleanerManager>,
+}
+
+/// A compacted partition that is due.
 struct Candidate {
-    rank: (bool, f64),
     tp: TopicPartition,
     handle: Arc<PartitionHandle>,
     config: CompactionConfig,
     delay_ms: u64,
-    found: Cleanable,
 }
 
-impl Broker {
+impl CleanerContext {
+    fn hosted(&self) -> HashSet<TopicPartition> {
+        self.replicas.partitions().into_iter().map(|(tp, _)| tp).collect()
+    }
+
     /// Cleans the compacted partition most in need, if one is due. Returns whether a cleaning
     /// completed, and the segments taken out, each with its `file.delete.delay.ms`.
-    pub fn clean_most_due(&self, cleaner: &mut Cleaner, stop: &AtomicBool) -> (bool, Vec<(DeletedSegment, u64)>) {
-        let now = Broker::now();
-        let image = self.image();
-        let manager = &self.cleaners;
-        let mut best: Option<Candidate> = None;
-        for (tp, handle) in self.all_partitions() {
+    fn clean_most_due(&self, cleaner: &mut Cleaner, stop: &AtomicBool) -> (bool, Vec<(DeletedSegment, u64)>) {
+        let now = SystemClock.now();
+        let image = self.metadata.image();
+        let manager = &self.manager;
+        let mut due = Vec::new();
+        for (tp, handle) in self.replicas.partitions() {
             let Some(topic) = image.topics.get(&tp.topic) else { continue };
             let Some((config, delay_ms)) = self.config.compaction(&topic.configs) else { continue };
             if manager.in_progress.lock().contains(&tp) || manager.uncleanable.lock().contains(&tp) {
@@ -94,24 +111,16 @@ impl Broker {
             let found = {
                 let partition = handle.state.lock();
                 let log = partition.log();
-                cleanable(
-                    &log.segments(),
-                    log.log_start_offset(),
-                    state.first_dirty,
-                    partition.high_watermark(),
-                    &config,
-                    now,
-                )
+                let hw = partition.high_watermark();
+                cleanable(&log.segments(), log.log_start_offset(), state.first_dirty, hw, &config, now)
             };
-            if !state.is_due(&found, &config, now) {
-                continue;
-            }
-            let rank = (found.overdue, found.dirty_ratio());
-            if best.as_ref().is_none_or(|b| rank > b.rank) {
-                best = Some(Candidate { rank, tp, handle, config, delay_ms, found });
+            if state.is_due(&found, &config, now) {
+                due.push((Candidate { tp, handle, config, delay_ms }, found));
             }
         }
-        let Some(Candidate { tp, handle, config, delay_ms, found, .. }) = best else { return (false, Vec::new()) };
+        let Some((Candidate { tp, handle, config, delay_ms }, found)) = most_due(due) else {
+            return (false, Vec::new());
+        };
         if !manager.in_progress.lock().insert(tp.clone()) {
             return (false, Vec::new()); // another thread took it meanwhile
         }
@@ -127,7 +136,7 @@ impl Broker {
                     return Err(fjord_log::Error::SegmentsChanged { reason: "the broker is shutting down".into() });
                 }
                 let mut partition = handle.state.lock();
-                deleted.extend(partition.log_mut().replace_segments(cleaned, replaced)?);
+                deleted.extend(partition.maintain(|log| log.replace_segments(cleaned, replaced))?);
                 Ok(())
             })
         });
@@ -145,13 +154,13 @@ impl Broker {
                     records_kept = stats.records_kept,
                     records_read = stats.records_read,
                     tombstones_dropped = stats.tombstones_dropped,
-                    elapsed_ms = Broker::now().0 - now.0,
+                    elapsed_ms = SystemClock.now().0 - now.0,
                     "cleaned log"
                 );
                 let state =
                     CleanState { first_dirty: stats.first_dirty, next_delete_horizon: stats.next_delete_horizon };
                 manager.states.lock().insert(tp.clone(), state);
-                self.write_cleaner_checkpoint();
+                manager.write_checkpoint(&self.data_dir, &self.hosted());
             }
             Some(Err(fjord_log::Error::SegmentsChanged { reason })) => {
                 tracing::debug!(partition = %tp, %reason, "cleaning abandoned; will retry");
@@ -162,14 +171,6 @@ impl Broker {
             }
         }
         (cleaned, deleted.into_iter().map(|d| (d, delay_ms)).collect())
-    }
-
-    pub(crate) fn write_cleaner_checkpoint(&self) {
-        let hosted: HashSet<TopicPartition> = self.all_partitions().into_iter().map(|(tp, _)| tp).collect();
-        let path = self.data_dir.join(CLEANER_OFFSET_CHECKPOINT);
-        if let Err(e) = self.cleaners.checkpoint(&hosted).write(&path) {
-            tracing::error!(file = CLEANER_OFFSET_CHECKPOINT, error = %e, "cannot write checkpoint");
-        }
     }
 }
 
@@ -182,16 +183,17 @@ pub(crate) struct LogCleaner {
 
 impl LogCleaner {
     /// Starts `log.cleaner.threads` threads, or none if `log.cleaner.enable` is false.
-    pub(crate) fn start(broker: &Arc<Broker>) -> LogCleaner {
+    pub(crate) fn start(context: &CleanerContext) -> LogCleaner {
         let stop = Arc::new(AtomicBool::new(false));
-        let count = if broker.config.log_cleaner_enable { broker.config.log_cleaner_threads } else { 0 };
+        let config = &context.config;
+        let count = if config.log_cleaner_enable { config.log_cleaner_threads } else { 0 };
         let threads = (0..count)
             .map(|i| {
-                let broker = Arc::clone(broker);
+                let context = context.clone();
                 let stop = Arc::clone(&stop);
                 std::thread::Builder::new()
                     .name(format!("kafka-log-cleaner-thread-{i}"))
-                    .spawn(move || cleaner_loop(&broker, &stop))
+                    .spawn(move || cleaner_loop(&context, &stop))
                     .expect("cannot start a log cleaner thread")
             })
             .collect();
@@ -210,12 +212,13 @@ impl LogCleaner {
     }
 }
 
-fn cleaner_loop(broker: &Broker, stop: &AtomicBool) {
-    let mut cleaner = Cleaner::new(broker.config.cleaner);
+fn cleaner_loop(context: &CleanerContext, stop: &AtomicBool) {
+    let options: CleanerOptions = context.config.cleaner;
+    let mut cleaner = Cleaner::new(options, Arc::new(SystemClock));
     let mut doomed: Vec<(Timestamp, DeletedSegment)> = Vec::new();
-    let backoff = Duration::from_millis(broker.config.log_cleaner_backoff_ms.max(1));
+    let backoff = Duration::from_millis(context.config.log_cleaner_backoff_ms.max(1));
     while !stop.load(Ordering::Relaxed) {
-        let now = Broker::now();
+        let now = SystemClock.now();
         // Replaced segments go after file.delete.delay.ms, so reads in flight finish; a restart
         // removes any left over.
         let (due, later): (Vec<_>, Vec<_>) = doomed.drain(..).partition(|(at, _)| *at <= now);
@@ -225,7 +228,7 @@ fn cleaner_loop(broker: &Broker, stop: &AtomicBool) {
                 tracing::warn!(error = %e, "cannot remove a cleaned-away segment");
             }
         }
-        let (cleaned, deleted) = broker.clean_most_due(&mut cleaner, stop);
+        let (cleaned, deleted) = context.clean_most_due(&mut cleaner, stop);
         doomed.extend(deleted.into_iter().map(|(d, delay)| (Timestamp(now.0.saturating_add(delay as i64)), d)));
         if !cleaned {
             let wait = doomed.iter().map(|(at, _)| Duration::from_millis((at.0 - now.0).max(1) as u64)).min();

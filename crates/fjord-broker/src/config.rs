@@ -43,7 +43,7 @@ pub struct BrokerConfig {
     pub listeners: Vec<Listener>,
     /// `advertised.listeners` (defaults to `listeners`).
     pub advertised_listeners: Vec<Listener>,
-    /// `log.dirs` (or `log.dir`); only the first is used today.
+    /// `log.dirs` (or `log.dir`): exactly one directory (several are refused at start-up).
     pub log_dirs: Vec<PathBuf>,
     /// `num.partitions`.
     pub num_partitions: i32,
@@ -53,6 +53,8 @@ pub struct BrokerConfig {
     pub auto_create_topics_enable: bool,
     /// `socket.request.max.bytes`.
     pub socket_request_max_bytes: usize,
+    /// `fetch.max.bytes`: the most one Fetch response holds, whatever the client asks.
+    pub fetch_max_bytes: u64,
     /// `max.connections`.
     pub max_connections: usize,
     /// `broker.rack`.
@@ -139,6 +141,16 @@ impl BrokerConfig {
             Some(value) => parse_listeners("advertised.listeners", &value)?,
             None => listeners.clone(),
         };
+        let refuse =
+            |name: &str, value: String, reason: &str| ConfigError { name: name.into(), value, reason: reason.into() };
+        if advertised.is_empty() {
+            let reason = "no listener to advertise: give NAME://host:port, or leave it out to advertise listeners";
+            return Err(refuse("advertised.listeners", get("advertised.listeners").unwrap_or_default(), reason));
+        }
+        if let Some(unroutable) = advertised.iter().find(|l| l.host == "0.0.0.0" || l.host == "::") {
+            let reason = format!("clients cannot connect to {}; advertise a reachable host", unroutable.host);
+            return Err(refuse("advertised.listeners", get("advertised.listeners").unwrap_or_default(), &reason));
+        }
         let log_dirs: Vec<PathBuf> = get("log.dirs")
             .or_else(|| get("log.dir"))
             .unwrap_or_else(|| "./fjord-data".into())
@@ -146,6 +158,17 @@ impl BrokerConfig {
             .map(|s| PathBuf::from(s.trim()))
             .filter(|p| !p.as_os_str().is_empty())
             .collect();
+        let dirs_value = || get("log.dirs").or_else(|| get("log.dir")).unwrap_or_default();
+        if log_dirs.is_empty() {
+            return Err(refuse("log.dirs", dirs_value(), "no directory given"));
+        }
+        if log_dirs.len() > 1 {
+            let reason = format!(
+                "{} directories given; this build keeps all data in one directory (JBOD is not supported yet)",
+                log_dirs.len()
+            );
+            return Err(refuse("log.dirs", dirs_value(), &reason));
+        }
         let config = BrokerConfig {
             node_id: number("node.id", get("node.id"), 1)?,
             process_roles: get("process.roles")
@@ -160,6 +183,7 @@ impl BrokerConfig {
             default_replication_factor: number("default.replication.factor", get("default.replication.factor"), 1)?,
             auto_create_topics_enable: number("auto.create.topics.enable", get("auto.create.topics.enable"), true)?,
             socket_request_max_bytes: number("socket.request.max.bytes", get("socket.request.max.bytes"), 104_857_600)?,
+            fetch_max_bytes: number("fetch.max.bytes", get("fetch.max.bytes"), 57_671_680)?,
             max_connections: number("max.connections", get("max.connections"), i32::MAX as usize)?,
             rack: get("broker.rack"),
             shutdown_grace_ms: number("fjord.shutdown.grace.ms", get("fjord.shutdown.grace.ms"), 5_000)?,
@@ -372,6 +396,7 @@ impl BrokerConfig {
             "default.replication.factor",
             "auto.create.topics.enable",
             "socket.request.max.bytes",
+            "fetch.max.bytes",
             "max.connections",
             "broker.rack",
             "fjord.shutdown.grace.ms",
@@ -458,5 +483,16 @@ mod tests {
         assert!(config("num.partitions=0").is_err());
         assert!(config("listeners=nonsense").is_err());
         assert!(config("controller.quorum.voters=1@a:1,2@b:2").is_err());
+    }
+
+    #[test]
+    fn unusable_directories_and_listeners_are_refused_with_a_reason() {
+        let refused = |text: &str| config(text).unwrap_err().to_string();
+        assert!(refused("log.dirs=\n").contains("no directory given"));
+        assert!(refused("log.dirs= , \n").contains("no directory given"));
+        assert!(refused("log.dirs=/a,/b\n").contains("JBOD is not supported"));
+        assert!(refused("advertised.listeners=\n").contains("no listener to advertise"));
+        assert!(refused("advertised.listeners=PLAINTEXT://0.0.0.0:9092\n").contains("cannot connect to 0.0.0.0"));
+        assert_eq!(BrokerConfig::single_node().fetch_max_bytes, 55 * 1024 * 1024);
     }
 }

@@ -13,6 +13,11 @@ use tokio::sync::watch;
 use crate::broker::Broker;
 use crate::handlers::{self, Outcome, unsupported_version_response};
 
+/// Responses a connection may hold before it writes them and reads on: bounds what one
+/// client's pipelined requests keep in memory at once (a Fetch response may be
+/// `fetch.max.bytes` on its own; the limit lets one through).
+const PIPELINED_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
+
 /// Serves one connection until the client leaves, sends something unacceptable, or the broker
 /// shuts down (checked between requests, so a request in progress is answered).
 pub(crate) async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
@@ -26,7 +31,14 @@ pub(crate) async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: 
     let max = broker.config.socket_request_max_bytes;
     loop {
         let mut close = false;
+        let mut held_back = false;
         loop {
+            if output.remaining() >= PIPELINED_OUTPUT_LIMIT {
+                // A client that pipelines many requests gets their answers in turns: the rest
+                // wait in the socket until these are written (Kafka mutes such a channel).
+                held_back = true;
+                break;
+            }
             match take_frame(&mut input, max) {
                 Ok(Some(frame)) => {
                     if !process(&broker, frame, &mut output, &peer).await {
@@ -47,6 +59,9 @@ pub(crate) async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: 
         }
         if close || *shutdown.borrow() {
             return;
+        }
+        if held_back {
+            continue;
         }
         tokio::select! {
             read = reader.read_buf(&mut input) => match read {

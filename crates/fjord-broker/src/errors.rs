@@ -1,14 +1,17 @@
 //! The one place where the layers' errors become Kafka error codes.
 
 use fjord_metadata::ControllerError;
-use fjord_replication::{AppendError, ReadError};
+use fjord_replication::{AcksError, AppendError, ReadError};
 use fjord_types::ErrorCode;
+
+use crate::metadata::controller::ControllerFailure;
+use crate::metadata::quorum::QuorumError;
 
 /// The code for a refused produce.
 pub(crate) fn append_error(error: &AppendError) -> ErrorCode {
     match error {
         AppendError::Corrupt(_) => ErrorCode::CorruptMessage,
-        AppendError::InvalidRecord(_) => ErrorCode::InvalidRecord,
+        AppendError::InvalidRecord { .. } => ErrorCode::InvalidRecord,
         AppendError::UnsupportedMagic(_) => ErrorCode::UnsupportedForMessageFormat,
         AppendError::TooLarge { .. } => ErrorCode::MessageTooLarge,
         AppendError::InvalidTimestamp { .. } => ErrorCode::InvalidTimestamp,
@@ -16,7 +19,17 @@ pub(crate) fn append_error(error: &AppendError) -> ErrorCode {
         AppendError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
         AppendError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
         AppendError::Transactional => ErrorCode::InvalidTxnState,
+        AppendError::NotLeader { .. } => ErrorCode::NotLeaderOrFollower,
         AppendError::Storage(e) => storage_error(e),
+    }
+}
+
+/// The code for an `acks=all` produce that was appended but not acknowledged.
+pub(crate) fn acks_error(error: &AcksError) -> ErrorCode {
+    match error {
+        AcksError::NotLeader { .. } => ErrorCode::NotLeaderOrFollower,
+        AcksError::NotEnoughReplicasAfterAppend { .. } => ErrorCode::NotEnoughReplicasAfterAppend,
+        AcksError::TimedOut => ErrorCode::RequestTimedOut,
     }
 }
 
@@ -26,6 +39,7 @@ pub(crate) fn group_write_error(error: &AppendError) -> ErrorCode {
     match error {
         AppendError::TooLarge { .. } => ErrorCode::InvalidCommitOffsetSize,
         AppendError::NotEnoughReplicas { .. } => ErrorCode::CoordinatorNotAvailable,
+        AppendError::NotLeader { .. } => ErrorCode::NotCoordinator,
         _ => ErrorCode::UnknownServerError,
     }
 }
@@ -36,6 +50,7 @@ pub(crate) fn read_error(error: &ReadError) -> ErrorCode {
         ReadError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         ReadError::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
         ReadError::UnknownLeaderEpoch { .. } => ErrorCode::UnknownLeaderEpoch,
+        ReadError::NotLeader { .. } => ErrorCode::NotLeaderOrFollower,
         ReadError::Storage(e) => storage_error(e),
     }
 }
@@ -50,13 +65,26 @@ pub(crate) fn storage_error(error: &fjord_log::Error) -> ErrorCode {
     }
 }
 
-/// The code for a refused admin request.
+/// The code clients expect for a refused admin request.
 pub(crate) fn controller_error(error: &ControllerError) -> ErrorCode {
-    error.code()
+    match error {
+        ControllerError::InvalidTopic(_) => ErrorCode::InvalidTopicException,
+        ControllerError::TopicExists(_) => ErrorCode::TopicAlreadyExists,
+        ControllerError::UnknownTopic(_) => ErrorCode::UnknownTopicOrPartition,
+        ControllerError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+        ControllerError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
+        ControllerError::InvalidReplicaAssignment(_) => ErrorCode::InvalidReplicaAssignment,
+        ControllerError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+        ControllerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+    }
 }
 
-/// The code for a metadata log failure.
-pub(crate) fn metadata_error(error: &fjord_metadata::Error) -> ErrorCode {
+/// The code for a decision whose records did not take effect.
+pub(crate) fn controller_failure(error: &ControllerFailure) -> ErrorCode {
     tracing::error!(error = %error, "metadata update failed");
-    ErrorCode::UnknownServerError
+    match error {
+        ControllerFailure::Quorum(QuorumError::ShuttingDown) => ErrorCode::RequestTimedOut,
+        ControllerFailure::Quorum(QuorumError::Storage(_)) => ErrorCode::KafkaStorageError,
+        ControllerFailure::Inconsistent(_) => ErrorCode::UnknownServerError,
+    }
 }

@@ -86,7 +86,7 @@ impl Server {
             }
         }
         let listeners: Vec<TcpListener> = listeners.into_iter().map(|(_, socket)| socket).collect();
-        let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+        let broker = Broker::start(config).await?;
         let addresses: Vec<String> =
             listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
         tracing::info!(
@@ -125,7 +125,7 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let grace = Duration::from_millis(broker.config.shutdown_grace_ms);
         let background = tokio::spawn(background_tasks(Arc::clone(&broker), stop_rx.clone()));
-        let cleaners = LogCleaner::start(&broker);
+        let cleaners = LogCleaner::start(&broker.cleaner_context());
         let mut accepts = JoinSet::new();
         for listener in self.listeners {
             let broker = Arc::clone(&broker);
@@ -224,10 +224,10 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
                 let broker = Arc::clone(&broker);
                 let _ = tokio::task::spawn_blocking(move || broker.write_checkpoints()).await;
             }
-            _ = groups.tick() => broker.groups.tick(&broker),
+            _ = groups.tick() => broker.groups.tick(),
             _ = expire_offsets.tick() => {
                 let broker = Arc::clone(&broker);
-                let _ = tokio::task::spawn_blocking(move || broker.groups.expire_offsets(&broker)).await;
+                let _ = tokio::task::spawn_blocking(move || broker.groups.expire_offsets()).await;
             }
             _ = retention.tick() => {
                 let checking = Arc::clone(&broker);

@@ -5,32 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, name, start};
+use common::{Client, fetch_request, name, produce_request, start};
 use fjord_log::{BatchBuilder, Batches};
 use fjord_types::Timestamp;
 use kafka_protocol::messages::*;
-
-fn produce_request(topic: &str, partition: i32, records: Vec<u8>) -> ProduceRequest {
-    let data =
-        produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(records.into()));
-    let topic = produce_request::TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![data]);
-    ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![topic])
-}
-
-fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32, min_bytes: i32) -> FetchRequest {
-    let p = fetch_request::FetchPartition::default()
-        .with_partition(partition)
-        .with_fetch_offset(offset)
-        .with_partition_max_bytes(1 << 20);
-    let t = fetch_request::FetchTopic::default().with_topic(name(topic)).with_partitions(vec![p]);
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(min_bytes)
-        .with_max_bytes(50 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![t])
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_fetch_shutdown_and_restart() {

@@ -92,13 +92,30 @@ impl Connection {
         decode_response::<R>(body, version, self.correlation_id, &address)
     }
 
-    /// Splits the connection for pipelining: requests go out while a task reads responses.
-    pub(crate) fn into_pipeline(self) -> crate::pipeline::Pipeline {
-        crate::pipeline::Pipeline::new(self.address, self.stream, self.client_id, self.timeout, self.versions)
+    /// The connection's parts, for a connection of another shape to take over (the
+    /// pipelined one).
+    pub(crate) fn into_parts(self) -> ConnectionParts {
+        ConnectionParts {
+            address: self.address,
+            stream: self.stream,
+            client_id: self.client_id,
+            timeout: self.timeout,
+            versions: self.versions,
+        }
     }
 }
 
 /// The highest version of `R` both sides support, given the broker's advertised ranges.
+/// What a negotiated connection is made of.
+#[derive(Debug)]
+pub(crate) struct ConnectionParts {
+    pub(crate) address: String,
+    pub(crate) stream: TcpStream,
+    pub(crate) client_id: StrBytes,
+    pub(crate) timeout: Duration,
+    pub(crate) versions: HashMap<i16, (i16, i16)>,
+}
+
 pub(crate) fn negotiate<R: Request>(
     versions: &HashMap<i16, (i16, i16)>,
     address: &str,

@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::protocol::{Request, StrBytes};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::Error;
-use crate::connection::{api_name, decode_response, encode_request, negotiate, read_frame};
+use crate::connection::{ConnectionParts, api_name, decode_response, encode_request, negotiate, read_frame};
+use crate::{Connection, Error};
 
 /// One request awaiting its response.
 #[derive(Debug, Clone, Copy)]
@@ -45,13 +44,10 @@ impl Drop for Pipeline {
 }
 
 impl Pipeline {
-    pub(crate) fn new(
-        address: String,
-        stream: TcpStream,
-        client_id: StrBytes,
-        timeout: Duration,
-        versions: HashMap<i16, (i16, i16)>,
-    ) -> Pipeline {
+    /// Splits a negotiated connection for pipelining: requests go out while a task reads
+    /// responses.
+    pub(crate) fn new(connection: Connection) -> Pipeline {
+        let ConnectionParts { address, stream, client_id, timeout, versions } = connection.into_parts();
         let (mut read, writer) = stream.into_split();
         let (sender, responses) = mpsc::unbounded_channel();
         let reader = tokio::spawn(async move {

@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+mod config;
 mod coordinator;
 mod group;
 mod messages;
@@ -26,7 +27,8 @@ mod partitioner;
 mod rebalance;
 mod record;
 
-pub use coordinator::{CoordinatorConfig, GroupCoordinator};
+pub use config::CoordinatorConfig;
+pub use coordinator::GroupCoordinator;
 pub use group::GroupState;
 pub use messages::{
     CommitRequest, Effect, GroupSummary, HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember, LeaveRequest,

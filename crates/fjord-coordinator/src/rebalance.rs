@@ -3,7 +3,7 @@
 
 use fjord_types::{ErrorCode, Timestamp};
 
-use crate::coordinator::CoordinatorConfig;
+use crate::config::CoordinatorConfig;
 use crate::group::{Group, GroupState, Member};
 use crate::messages::*;
 use crate::record::{CoordinatorRecord, GroupMetadata};

@@ -31,6 +31,7 @@ mod log;
 mod log_loader;
 mod offset_index;
 mod record;
+mod replay;
 mod scan;
 mod segment;
 mod time_index;

@@ -1,7 +1,5 @@
 //! Errors of the metadata layer.
 
-use fjord_types::ErrorCode;
-
 /// A record or metadata log that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -46,20 +44,4 @@ pub enum ControllerError {
     /// A request that makes no sense as a whole (duplicates, conflicting fields).
     #[error("{0}")]
     InvalidRequest(String),
-}
-
-impl ControllerError {
-    /// The Kafka error code clients expect for this refusal.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            ControllerError::InvalidTopic(_) => ErrorCode::InvalidTopicException,
-            ControllerError::TopicExists(_) => ErrorCode::TopicAlreadyExists,
-            ControllerError::UnknownTopic(_) => ErrorCode::UnknownTopicOrPartition,
-            ControllerError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
-            ControllerError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
-            ControllerError::InvalidReplicaAssignment(_) => ErrorCode::InvalidReplicaAssignment,
-            ControllerError::InvalidConfig(_) => ErrorCode::InvalidConfig,
-            ControllerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
-        }
-    }
 }

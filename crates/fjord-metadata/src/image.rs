@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use fjord_types::{BrokerId, LeaderEpoch, TopicId};
+use fjord_types::{BrokerId, OffsetAndEpoch, PartitionRegistration, TopicId};
 
 use crate::error::{Error, Result};
 use crate::record::{ConfigResource, MetadataRecord};
@@ -20,21 +20,6 @@ pub struct BrokerRegistration {
     pub rack: Option<String>,
 }
 
-/// One partition's placement and leadership.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionImage {
-    /// The replicas, preferred leader first.
-    pub replicas: Vec<BrokerId>,
-    /// The in-sync replicas.
-    pub isr: Vec<BrokerId>,
-    /// The leader.
-    pub leader: BrokerId,
-    /// The leader's epoch.
-    pub leader_epoch: LeaderEpoch,
-    /// The partition's epoch.
-    pub partition_epoch: i32,
-}
-
 /// One topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicImage {
@@ -43,13 +28,13 @@ pub struct TopicImage {
     /// Its id.
     pub id: TopicId,
     /// Its partitions by index.
-    pub partitions: BTreeMap<i32, PartitionImage>,
+    pub partitions: BTreeMap<i32, PartitionRegistration>,
     /// Configs set on the topic (not the defaults).
     pub configs: BTreeMap<String, String>,
 }
 
-/// The cluster's metadata as of some offset of the metadata log.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The cluster's metadata as of some offset of the metadata log (Kafka's `MetadataImage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetadataImage {
     /// Topics by name.
     pub topics: BTreeMap<String, TopicImage>,
@@ -59,8 +44,21 @@ pub struct MetadataImage {
     pub broker_configs: BTreeMap<BrokerId, BTreeMap<String, String>>,
     /// The first producer id not yet handed out.
     pub next_producer_id: i64,
-    /// Records applied so far.
-    pub records_applied: u64,
+    /// The last record this image contains: its offset and epoch in the metadata log
+    /// (Kafka's `MetadataProvenance`); `OffsetAndEpoch::NONE` for the empty image.
+    pub provenance: OffsetAndEpoch,
+}
+
+impl Default for MetadataImage {
+    fn default() -> Self {
+        MetadataImage {
+            topics: BTreeMap::new(),
+            brokers: BTreeMap::new(),
+            broker_configs: BTreeMap::new(),
+            next_producer_id: 0,
+            provenance: OffsetAndEpoch::NONE,
+        }
+    }
 }
 
 impl MetadataImage {
@@ -75,7 +73,8 @@ impl MetadataImage {
             .ok_or_else(|| Error::Inconsistent(format!("no topic with id {id}")))
     }
 
-    /// Applies one record: the only way the image changes.
+    /// Applies one record: the only way the image changes. Callers that publish images go
+    /// through [`MetadataImage::apply_batch`], which also says what changed.
     pub fn apply(&mut self, record: &MetadataRecord) -> Result<()> {
         match record {
             MetadataRecord::RegisterBroker { broker_id, host, port, rack } => {
@@ -98,7 +97,7 @@ impl MetadataImage {
             MetadataRecord::Partition { topic_id, partition, replicas, isr, leader, leader_epoch, partition_epoch } => {
                 let name = self.topic_name(*topic_id)?;
                 let topic = self.topics.get_mut(&name).expect("looked up above");
-                let image = PartitionImage {
+                let image = PartitionRegistration {
                     replicas: replicas.clone(),
                     isr: isr.clone(),
                     leader: *leader,
@@ -134,7 +133,6 @@ impl MetadataImage {
                 self.next_producer_id = *next_producer_id;
             }
         }
-        self.records_applied += 1;
         Ok(())
     }
 

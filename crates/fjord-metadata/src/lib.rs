@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod controller;
+mod delta;
 mod error;
 mod image;
 mod metadata_log;
@@ -20,8 +21,9 @@ mod naming;
 mod record;
 pub mod topic_config;
 
+pub use delta::{MetadataDelta, PartitionDelta};
 pub use error::{ControllerError, Error, Result};
-pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage};
-pub use metadata_log::{METADATA_TOPIC_DIR, MetadataLog};
+pub use image::{BrokerRegistration, MetadataImage, TopicImage};
+pub use metadata_log::{METADATA_TOPIC_DIR, MetadataBatch, MetadataLog};
 pub use naming::{INTERNAL_TOPICS, RESERVED_TOPICS, validate_topic_name};
 pub use record::{ConfigResource, MetadataRecord};

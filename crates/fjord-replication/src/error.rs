@@ -1,6 +1,25 @@
 //! Why an append or a read was refused. The broker maps each to a Kafka error code.
 
-use fjord_types::{LeaderEpoch, Offset};
+use fjord_types::{BrokerId, LeaderEpoch, Offset};
+
+/// One record of a refused batch and why (KIP-467: Produce v8+ names them, so a client fails
+/// exactly those and may resend the rest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    /// The record's index in its batch.
+    pub batch_index: i32,
+    /// Why it was refused.
+    pub message: String,
+}
+
+fn summary(reason: &Option<String>, record_errors: &[RecordError]) -> String {
+    match (reason, record_errors.first()) {
+        (Some(reason), _) => reason.clone(),
+        (None, Some(first)) if record_errors.len() == 1 => first.message.clone(),
+        (None, Some(first)) => format!("{} records refused; the first: {}", record_errors.len(), first.message),
+        (None, None) => "invalid record".into(),
+    }
+}
 
 /// A refused produce for one partition.
 #[derive(Debug, thiserror::Error)]
@@ -8,9 +27,15 @@ pub enum AppendError {
     /// Bytes that are not valid record batches (CORRUPT_MESSAGE).
     #[error("corrupt records: {0}")]
     Corrupt(String),
-    /// A record batch that parses but breaks a record-level rule (INVALID_RECORD).
-    #[error("invalid record: {0}")]
-    InvalidRecord(String),
+    /// A record batch that parses but breaks a record-level rule (INVALID_RECORD): the batch
+    /// as a whole (`reason`), or the records named.
+    #[error("{}", summary(reason, record_errors))]
+    InvalidRecord {
+        /// What is wrong with the batch, when it is not one record's fault.
+        reason: Option<String>,
+        /// The records at fault.
+        record_errors: Vec<RecordError>,
+    },
     /// Magic 0 or 1 (UNSUPPORTED_FOR_MESSAGE_FORMAT).
     #[error("record batch magic {0} is not supported; use format v2")]
     UnsupportedMagic(u8),
@@ -22,13 +47,11 @@ pub enum AppendError {
         /// The limit.
         limit: usize,
     },
-    /// A CreateTime timestamp outside the allowed window (INVALID_TIMESTAMP).
-    #[error("timestamp {timestamp} of offset delta {offset_delta} is out of range")]
+    /// CreateTime timestamps outside the allowed window (INVALID_TIMESTAMP).
+    #[error("{}", summary(&None, record_errors))]
     InvalidTimestamp {
-        /// The record's timestamp.
-        timestamp: i64,
-        /// Its offset delta in the batch.
-        offset_delta: i64,
+        /// The records at fault.
+        record_errors: Vec<RecordError>,
     },
     /// Fewer in-sync replicas than `min.insync.replicas` for `acks=all` (NOT_ENOUGH_REPLICAS).
     #[error("{isr} in-sync replica(s), {required} required")]
@@ -62,9 +85,32 @@ pub enum AppendError {
     /// (INVALID_TXN_STATE).
     #[error("transactional produce is not supported yet")]
     Transactional,
+    /// This replica does not lead the partition (NOT_LEADER_OR_FOLLOWER).
+    #[error("this broker is not the leader; the leader is {leader}")]
+    NotLeader {
+        /// The leader, if one is known.
+        leader: BrokerId,
+    },
     /// The log failed (KAFKA_STORAGE_ERROR).
     #[error(transparent)]
     Storage(fjord_log::Error),
+}
+
+impl AppendError {
+    /// A batch refused as a whole for a record-level rule.
+    pub fn invalid_record(reason: impl Into<String>) -> AppendError {
+        AppendError::InvalidRecord { reason: Some(reason.into()), record_errors: Vec::new() }
+    }
+
+    /// The records named in the refusal, if any.
+    pub fn record_errors(&self) -> &[RecordError] {
+        match self {
+            AppendError::InvalidRecord { record_errors, .. } | AppendError::InvalidTimestamp { record_errors } => {
+                record_errors
+            }
+            _ => &[],
+        }
+    }
 }
 
 /// A refused read for one partition.
@@ -95,6 +141,12 @@ pub enum ReadError {
         requested: LeaderEpoch,
         /// Ours.
         current: LeaderEpoch,
+    },
+    /// This replica does not lead the partition (NOT_LEADER_OR_FOLLOWER).
+    #[error("this broker is not the leader; the leader is {leader}")]
+    NotLeader {
+        /// The leader, if one is known.
+        leader: BrokerId,
     },
     /// The log failed (KAFKA_STORAGE_ERROR).
     #[error(transparent)]

@@ -67,7 +67,7 @@ fn cleaner(c: &mut Criterion) {
     let found =
         cleanable(&log.segments(), log.log_start_offset(), Offset(0), log.log_end_offset(), &config, Timestamp(2_000));
     let task = CleanTask::new(&log, &found, config, Timestamp(2_000)).unwrap();
-    let mut cleaner = Cleaner::new(CleanerOptions::default());
+    let mut cleaner = Cleaner::new(CleanerOptions::default(), std::sync::Arc::new(fjord_types::SystemClock));
     let mut group = c.benchmark_group("cleaner");
     group.sample_size(10);
     group.throughput(Throughput::Bytes(log.size_bytes()));

@@ -33,13 +33,13 @@ use std::time::Duration;
 use fjord_log::{
     BatchBuilder, CleanedSegment, DeletedSegment, FileRange, Header, Log, LogConfig, RecordBatch, batch_size,
 };
-use fjord_types::{Clock, Offset, SystemClock, Timestamp};
+use fjord_types::{Clock, Offset, Timestamp};
 
 use crate::offset_map::OffsetMap;
 
 mod policy;
 
-pub use policy::{CleanState, Cleanable, CompactionConfig, cleanable};
+pub use policy::{CleanState, Cleanable, CompactionConfig, cleanable, most_due};
 
 /// A cleaner's resources, under Kafka's broker config names.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -169,13 +169,10 @@ const MAX_DECOMPRESSED: usize = 256 << 20;
 const WRITE_CHUNK: usize = 1 << 20;
 
 impl Cleaner {
-    /// A cleaner with the given bounds; memory is taken as logs need it, up to them.
-    pub fn new(options: CleanerOptions) -> Cleaner {
-        Cleaner::with_clock(options, Arc::new(SystemClock))
-    }
-
-    /// A cleaner whose I/O throttle reads `clock`.
-    pub fn with_clock(options: CleanerOptions, clock: Arc<dyn Clock>) -> Cleaner {
+    /// A cleaner with the given bounds; memory is taken as logs need it, up to them. Its I/O
+    /// throttle (`log.cleaner.io.max.bytes.per.second`) reads and waits on `clock`: the
+    /// caller's, so the cleaner itself never reads the time or sleeps.
+    pub fn new(options: CleanerOptions, clock: Arc<dyn Clock>) -> Cleaner {
         Cleaner {
             map: OffsetMap::new(options.dedupe_buffer_size),
             read: Vec::new(),
@@ -484,7 +481,7 @@ fn for_each_batch(
     }
 }
 
-/// Holds the cleaner's I/O to a rate by sleeping (Kafka's `Throttler`).
+/// Holds the cleaner's I/O to a rate by waiting on its clock (Kafka's `Throttler`).
 struct Throttle {
     bytes_per_second: f64,
     clock: Arc<dyn Clock>,
@@ -509,7 +506,7 @@ impl Throttle {
         !self.bytes_per_second.is_finite() || self.bytes_per_second <= 0.0
     }
 
-    /// Counts `bytes` and, once the window holds more than the rate allows, sleeps off the
+    /// Counts `bytes` and, once the window holds more than the rate allows, waits out the
     /// excess.
     fn pass(&mut self, bytes: u64) {
         if self.unlimited() {
@@ -520,7 +517,7 @@ impl Throttle {
         let allowed_ms = self.window_bytes as f64 * 1_000.0 / self.bytes_per_second;
         if allowed_ms > elapsed_ms + 10.0 {
             let pause = Duration::from_secs_f64((allowed_ms - elapsed_ms) / 1_000.0);
-            std::thread::sleep(pause);
+            self.clock.sleep(pause);
             self.throttled += pause;
         }
         if elapsed_ms >= 1_000.0 {

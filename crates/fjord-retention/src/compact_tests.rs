@@ -2,9 +2,10 @@
 //! log keeps every key's latest record, and once fully cleaned holds nothing else.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use fjord_log::{AppendMode, BatchBuilder, Compression, Log, LogConfig, OpenOptions, RecordBatch};
-use fjord_types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Timestamp};
+use fjord_types::{Clock, LeaderEpoch, ManualClock, Offset, ProducerEpoch, ProducerId, Timestamp};
 use proptest::prelude::*;
 
 use crate::compact::{CleanState, CleanTask, Cleaner, CleanerOptions, CompactionConfig, cleanable};
@@ -59,7 +60,10 @@ impl Harness {
             log: Some(log),
             config,
             state: CleanState::default(),
-            cleaner: Cleaner::new(CleanerOptions { dedupe_buffer_size, ..CleanerOptions::default() }),
+            cleaner: Cleaner::new(
+                CleanerOptions { dedupe_buffer_size, ..CleanerOptions::default() },
+                Arc::new(ManualClock::new(Timestamp(0))),
+            ),
             now: 1_000,
             written: BTreeMap::new(),
         }
@@ -336,4 +340,31 @@ fn a_producers_last_batch_keeps_its_header() {
     assert_eq!(batches[0].producer_id(), ProducerId(1));
     batches[0].validate().unwrap();
     assert_eq!(batches[1].record_count(), 1);
+}
+
+#[test]
+fn the_io_throttle_waits_on_the_callers_clock() {
+    let mut harness = Harness::new(1 << 20);
+    for round in 0..40u16 {
+        harness.write(&[(0, Some(round)), (1, Some(round))], false);
+    }
+    let now = Timestamp(harness.now);
+    harness.log().roll(now).unwrap();
+    let clock = ManualClock::new(Timestamp(0));
+    let rate = 20_000.0;
+    let options = CleanerOptions { io_max_bytes_per_second: rate, ..CleanerOptions::default() };
+    let mut cleaner = Cleaner::new(options, Arc::new(clock.clone()));
+    let hw = harness.log().log_end_offset();
+    let mut state = CleanState::default();
+    let log = harness.log.as_mut().unwrap();
+    let (stats, _) = cleaner.clean(log, &mut state, hw, &Harness::compaction(), now).unwrap().unwrap();
+    assert!(stats.throttled > std::time::Duration::ZERO, "{stats:?}");
+    // The cleaner waited on the given clock, not the wall clock: it moved on by the pauses.
+    // (Each pause moves the manual clock by whole milliseconds.)
+    let waited = clock.now().0 as f64;
+    let throttled = stats.throttled.as_secs_f64() * 1000.0;
+    assert!(waited > 0.0 && (throttled - waited).abs() <= throttled * 0.1, "{waited} ms vs {throttled} ms");
+    // About as long as its reads and writes take at the rate.
+    let paced = (stats.bytes_read + stats.bytes_after) as f64 / rate * 1000.0;
+    assert!(waited <= paced + 1.0 && waited >= paced / 2.0, "{waited} ms waited, {paced} ms paced");
 }

@@ -27,7 +27,9 @@
 pub mod compact;
 mod offset_map;
 
-pub use compact::{CleanState, CleanStats, CleanTask, Cleanable, Cleaner, CleanerOptions, CompactionConfig, cleanable};
+pub use compact::{
+    CleanState, CleanStats, CleanTask, Cleanable, Cleaner, CleanerOptions, CompactionConfig, cleanable, most_due,
+};
 pub use offset_map::OffsetMap;
 
 use fjord_log::{DeletedSegment, Log, SegmentInfo};

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::Timestamp;
 
@@ -13,6 +13,10 @@ use crate::Timestamp;
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.
     fn now(&self) -> Timestamp;
+
+    /// Waits `duration` (Kafka's `Time.sleep`): a thread sleep on the system clock; a
+    /// [`ManualClock`] moves forward instead, so code that paces itself runs at once in tests.
+    fn sleep(&self, duration: Duration);
 }
 
 /// The operating system's clock.
@@ -25,6 +29,10 @@ impl Clock for SystemClock {
         // which Kafka reserves for sentinels.
         let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         Timestamp(i64::try_from(millis).unwrap_or(i64::MAX))
+    }
+
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration);
     }
 }
 
@@ -54,6 +62,10 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.millis.load(Ordering::SeqCst))
+    }
+
+    fn sleep(&self, duration: Duration) {
+        self.advance(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
     }
 }
 

@@ -15,6 +15,7 @@
 mod clock;
 mod error_code;
 mod ids;
+mod partition;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error_code::ErrorCode;
@@ -22,3 +23,4 @@ pub use ids::{
     BrokerId, LeaderEpoch, Offset, ProducerEpoch, ProducerId, Timestamp, TopicId, TopicPartition,
     TopicPartitionParseError,
 };
+pub use partition::{OffsetAndEpoch, PartitionRegistration};

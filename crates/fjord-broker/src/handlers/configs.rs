@@ -77,7 +77,9 @@ pub(super) fn describe(broker: &Arc<Broker>, version: i16, request: DescribeConf
             let name = resource.resource_name.to_string();
             let keys: Option<Vec<String>> =
                 resource.configuration_keys.as_ref().map(|k| k.iter().map(|k| k.to_string()).collect());
+            // kafka-protocol's default message is "", not null: clients read "" as a message.
             let result = DescribeConfigsResult::default()
+                .with_error_message(None)
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
             let entries: Vec<DescribeConfigsResourceResult> = match resource.resource_type {
@@ -151,23 +153,26 @@ pub(super) fn describe(broker: &Arc<Broker>, version: i16, request: DescribeConf
 }
 
 /// Applies a topic config change unless `validate_only`. Returns the error code and message.
-fn alter_topic(
+async fn alter_topic(
     broker: &Broker,
     topic: &str,
-    changes: &[(String, ConfigOp)],
+    changes: Vec<(String, ConfigOp)>,
     replace_all: bool,
     validate_only: bool,
 ) -> (ErrorCode, Option<String>) {
-    let decided = broker.decide(validate_only, |image| {
-        match controller::alter_topic_configs(image, topic, changes, replace_all) {
-            Ok(records) => (records, Ok(())),
-            Err(e) => (Vec::new(), Err(e)),
-        }
-    });
+    let topic = topic.to_owned();
+    let decided = broker
+        .decide(validate_only, move |image| {
+            match controller::alter_topic_configs(image, &topic, &changes, replace_all) {
+                Ok(records) => (records, Ok(())),
+                Err(e) => (Vec::new(), Err(e)),
+            }
+        })
+        .await;
     match decided {
         Ok(Ok(())) => (ErrorCode::None, None),
         Ok(Err(e)) => (errors::controller_error(&e), Some(e.to_string())),
-        Err(e) => (errors::metadata_error(&e), None),
+        Err(e) => (errors::controller_failure(&e), None),
     }
 }
 
@@ -175,74 +180,72 @@ fn broker_configs_refused() -> (ErrorCode, Option<String>) {
     (ErrorCode::InvalidRequest, Some("Dynamic broker configs are not supported yet; edit server.properties".into()))
 }
 
-pub(super) fn alter(broker: &Arc<Broker>, request: AlterConfigsRequest) -> AlterConfigsResponse {
-    let responses = request
-        .resources
-        .iter()
-        .map(|resource| {
-            let (code, message) = match resource.resource_type {
-                TOPIC => {
-                    let changes: Vec<(String, ConfigOp)> = resource
-                        .configs
-                        .iter()
-                        .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), ConfigOp::Set(v.to_string()))))
-                        .collect();
-                    alter_topic(broker, &resource.resource_name, &changes, true, request.validate_only)
-                }
-                BROKER => broker_configs_refused(),
-                other => (ErrorCode::InvalidRequest, Some(format!("Unsupported resource type {other}"))),
-            };
+pub(super) async fn alter(broker: &Arc<Broker>, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in &request.resources {
+        let (code, message) = match resource.resource_type {
+            TOPIC => {
+                let changes: Vec<(String, ConfigOp)> = resource
+                    .configs
+                    .iter()
+                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), ConfigOp::Set(v.to_string()))))
+                    .collect();
+                alter_topic(broker, &resource.resource_name, changes, true, request.validate_only).await
+            }
+            BROKER => broker_configs_refused(),
+            other => (ErrorCode::InvalidRequest, Some(format!("Unsupported resource type {other}"))),
+        };
+        responses.push(
             alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone())
                 .with_error_code(code.code())
-                .with_error_message(message.map(|m| text(&m)))
-        })
-        .collect();
+                .with_error_message(message.map(|m| text(&m))),
+        );
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-pub(super) fn incremental_alter(
+pub(super) async fn incremental_alter(
     broker: &Arc<Broker>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = request
-        .resources
-        .iter()
-        .map(|resource| {
-            let (code, message) = match resource.resource_type {
-                TOPIC => {
-                    let changes: Result<Vec<(String, ConfigOp)>, String> = resource
-                        .configs
-                        .iter()
-                        .map(|c| {
-                            let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
-                            let op = match c.config_operation {
-                                0 => ConfigOp::Set(value),
-                                1 => ConfigOp::Delete,
-                                2 => ConfigOp::Append(value),
-                                3 => ConfigOp::Subtract(value),
-                                other => return Err(format!("Unknown config operation {other}")),
-                            };
-                            Ok((c.name.to_string(), op))
-                        })
-                        .collect();
-                    match changes {
-                        Ok(changes) => {
-                            alter_topic(broker, &resource.resource_name, &changes, false, request.validate_only)
-                        }
-                        Err(message) => (ErrorCode::InvalidRequest, Some(message)),
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in &request.resources {
+        let (code, message) = match resource.resource_type {
+            TOPIC => {
+                let changes: Result<Vec<(String, ConfigOp)>, String> = resource
+                    .configs
+                    .iter()
+                    .map(|c| {
+                        let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                        let op = match c.config_operation {
+                            0 => ConfigOp::Set(value),
+                            1 => ConfigOp::Delete,
+                            2 => ConfigOp::Append(value),
+                            3 => ConfigOp::Subtract(value),
+                            other => return Err(format!("Unknown config operation {other}")),
+                        };
+                        Ok((c.name.to_string(), op))
+                    })
+                    .collect();
+                match changes {
+                    Ok(changes) => {
+                        alter_topic(broker, &resource.resource_name, changes, false, request.validate_only).await
                     }
+                    Err(message) => (ErrorCode::InvalidRequest, Some(message)),
                 }
-                BROKER => broker_configs_refused(),
-                other => (ErrorCode::InvalidRequest, Some(format!("Unsupported resource type {other}"))),
-            };
+            }
+            BROKER => broker_configs_refused(),
+            other => (ErrorCode::InvalidRequest, Some(format!("Unsupported resource type {other}"))),
+        };
+        responses.push(
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone())
                 .with_error_code(code.code())
-                .with_error_message(message.map(|m| text(&m)))
-        })
-        .collect();
+                .with_error_message(message.map(|m| text(&m))),
+        );
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

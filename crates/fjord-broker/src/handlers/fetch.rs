@@ -1,10 +1,13 @@
 //! Fetch: whole batches below the high watermark, with long polling on `fetch.min.bytes` /
-//! `fetch.max.wait.ms` (Kafka's `DelayedFetch`).
+//! `fetch.max.wait.ms` (Kafka's `DelayedFetch`, completed through the fetch purgatory when one
+//! of the fetched partitions changes). A response holds at most the broker's `fetch.max.bytes`,
+//! whatever the client asks for.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use fjord_replication::{DelayedFetch, FetchPartition};
 use fjord_types::{ErrorCode, LeaderEpoch, Offset, TopicPartition};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
@@ -20,39 +23,66 @@ const NO_SESSION: i32 = 0;
 /// `fetch.max.wait.ms` is capped so a hostile client cannot park a task for days.
 const MAX_WAIT_MS: i32 = 60_000;
 
+/// The client's `max_bytes` within the broker's `fetch.max.bytes` (Kafka's rule: the smaller).
+fn response_limit(broker: &Broker, requested: i32) -> u64 {
+    let requested = if requested <= 0 { u64::MAX } else { requested as u64 };
+    requested.min(broker.config.fetch_max_bytes)
+}
+
+fn current_epoch(epoch: i32) -> Option<LeaderEpoch> {
+    (epoch >= 0).then_some(LeaderEpoch(epoch))
+}
+
 pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -> FetchResponse {
     if request.session_id != NO_SESSION {
         return FetchResponse::default().with_error_code(ErrorCode::FetchSessionIdNotFound.code());
     }
     let max_wait = Duration::from_millis(request.max_wait_ms.clamp(0, MAX_WAIT_MS) as u64);
+    let min_bytes = request.min_bytes.max(0) as u64;
+    if min_bytes > 0 && !max_wait.is_zero() {
+        let limit = response_limit(broker, request.max_bytes);
+        let partitions = request
+            .topics
+            .iter()
+            .flat_map(|topic| {
+                topic.partitions.iter().map(|p| FetchPartition {
+                    tp: TopicPartition::new(topic.topic.0.to_string(), p.partition),
+                    fetch_offset: Offset(p.fetch_offset),
+                    max_bytes: (p.partition_max_bytes.max(0) as u64).min(limit),
+                    current_leader_epoch: current_epoch(p.current_leader_epoch),
+                })
+            })
+            .collect();
+        wait_for_data(broker, DelayedFetch::new(partitions, min_bytes), max_wait).await;
+    }
+    read_all(broker, version, &request)
+}
+
+/// Waits until the fetch can be answered (enough bytes, or an error to report) or `max_wait`
+/// has passed. Only changes to the fetched partitions wake it.
+async fn wait_for_data(broker: &Broker, fetch: DelayedFetch, max_wait: Duration) {
     let deadline = tokio::time::Instant::now() + max_wait;
+    let purgatory = broker.replicas.fetch_purgatory();
     loop {
-        // Register for wake-ups before reading, so an append between the read and the wait is
-        // not missed.
-        let notified = broker.appended().notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let (response, bytes, errored) = read_all(broker, version, &request);
-        let satisfied = bytes >= request.min_bytes.max(0) as u64 || errored;
-        if satisfied || tokio::time::Instant::now() >= deadline {
-            return response;
+        // Watch before checking, so an append in between still wakes this request.
+        let watch = purgatory.watch(fetch.keys().collect::<Vec<_>>());
+        if fetch.try_complete(&broker.replicas) {
+            return;
         }
         tokio::select! {
-            () = &mut notified => {}
-            () = tokio::time::sleep_until(deadline) => {}
+            () = watch => {}
+            () = tokio::time::sleep_until(deadline) => return,
         }
     }
 }
 
-/// One pass over the requested partitions. Returns the response, the record bytes in it, and
-/// whether any partition failed (which answers at once, as Kafka does).
-fn read_all(broker: &Arc<Broker>, version: i16, request: &FetchRequest) -> (FetchResponse, u64, bool) {
+/// One pass over the requested partitions.
+fn read_all(broker: &Arc<Broker>, version: i16, request: &FetchRequest) -> FetchResponse {
     // The log start offset is in the response from v5.
     let log_start = |offset: i64| if version >= 5 { offset } else { -1 };
     let read_committed = request.isolation_level == 1;
-    let response_limit = if request.max_bytes <= 0 { i32::MAX as u64 } else { request.max_bytes as u64 };
+    let response_limit = response_limit(broker, request.max_bytes);
     let mut total = 0u64;
-    let mut errored = false;
     let topics = request
         .topics
         .iter()
@@ -72,15 +102,22 @@ fn read_all(broker: &Arc<Broker>, version: i16, request: &FetchRequest) -> (Fetc
                         .with_records(Some(Bytes::new()));
                     let tp = TopicPartition::new(name.clone(), p.partition);
                     let Some(handle) = broker.partition(&tp) else {
-                        errored = true;
-                        data.error_code = ErrorCode::UnknownTopicOrPartition.code();
+                        let known =
+                            broker.image().topics.get(&name).is_some_and(|t| t.partitions.contains_key(&p.partition));
+                        let code =
+                            if known { ErrorCode::NotLeaderOrFollower } else { ErrorCode::UnknownTopicOrPartition };
+                        data.error_code = code.code();
                         return data;
                     };
                     let budget = (p.partition_max_bytes.max(0) as u64).min(response_limit.saturating_sub(total));
-                    let epoch = (p.current_leader_epoch >= 0).then_some(LeaderEpoch(p.current_leader_epoch));
                     let read = {
                         let partition = handle.state.lock();
-                        partition.read(Offset(p.fetch_offset), budget, total == 0, epoch)
+                        partition.read(
+                            Offset(p.fetch_offset),
+                            budget,
+                            total == 0,
+                            current_epoch(p.current_leader_epoch),
+                        )
                     };
                     match read {
                         Ok(read) => {
@@ -95,14 +132,12 @@ fn read_all(broker: &Arc<Broker>, version: i16, request: &FetchRequest) -> (Fetc
                                     }
                                     Err(e) => {
                                         tracing::error!(partition = %tp, error = %e, "cannot read log");
-                                        errored = true;
                                         data.error_code = ErrorCode::KafkaStorageError.code();
                                     }
                                 }
                             }
                         }
                         Err(e) => {
-                            errored = true;
                             data.error_code = errors::read_error(&e).code();
                             let partition = handle.state.lock();
                             data.high_watermark = partition.high_watermark().0;
@@ -116,5 +151,5 @@ fn read_all(broker: &Arc<Broker>, version: i16, request: &FetchRequest) -> (Fetc
             FetchableTopicResponse::default().with_topic(topic_name(&name)).with_partitions(partitions)
         })
         .collect();
-    (FetchResponse::default().with_session_id(NO_SESSION).with_responses(topics), total, errored)
+    FetchResponse::default().with_session_id(NO_SESSION).with_responses(topics)
 }

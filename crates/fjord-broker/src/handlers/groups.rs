@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fjord_coordinator::{CommitRequest, JoinRequest, LeaveRequest, SyncRequest};
-use fjord_types::ErrorCode;
+use fjord_metadata::ControllerError;
+use fjord_metadata::controller::Creator;
+use fjord_types::{BrokerId, ErrorCode};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -24,6 +26,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{text, topic_name, wire_broker};
 use crate::broker::Broker;
+use crate::groups::{OFFSETS_TOPIC, offsets_topic};
 
 /// FindCoordinator key types.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -37,50 +40,85 @@ fn opt_text(s: Option<&str>) -> Option<StrBytes> {
     s.map(text)
 }
 
-/// Where the coordinator for one key is: this broker, once `__consumer_offsets` exists.
-fn find_one(broker: &Arc<Broker>, key: &str, key_type: i8) -> (ErrorCode, Option<String>) {
+/// Where the coordinator of one key is: the leader of the group's `__consumer_offsets`
+/// partition, as this broker's metadata says; the topic is created on first need, as Kafka
+/// does on the first FindCoordinator for a group.
+async fn find_one(
+    broker: &Arc<Broker>,
+    key: &str,
+    key_type: i8,
+) -> Result<(BrokerId, String, i32), (ErrorCode, String)> {
     match key_type {
-        KEY_TYPE_GROUP if key.is_empty() => (ErrorCode::InvalidGroupId, Some("the group id is empty".into())),
-        KEY_TYPE_GROUP => match broker.groups.ensure_topic(broker) {
-            Ok(()) => (ErrorCode::None, None),
-            Err(error) => (error, Some("the __consumer_offsets topic cannot be created".into())),
-        },
-        KEY_TYPE_TRANSACTION => (
-            ErrorCode::InvalidRequest,
-            Some("this broker does not support transactions yet: there is no transaction coordinator".into()),
-        ),
-        other => (ErrorCode::InvalidRequest, Some(format!("unknown coordinator key type {other}"))),
+        KEY_TYPE_GROUP if key.is_empty() => return Err((ErrorCode::InvalidGroupId, "the group id is empty".into())),
+        KEY_TYPE_GROUP => {}
+        KEY_TYPE_TRANSACTION => {
+            return Err((
+                ErrorCode::InvalidRequest,
+                "this broker does not support transactions yet: there is no transaction coordinator".into(),
+            ));
+        }
+        other => return Err((ErrorCode::InvalidRequest, format!("unknown coordinator key type {other}"))),
     }
+    let unavailable = |why: &str| (ErrorCode::CoordinatorNotAvailable, why.to_owned());
+    if !broker.image().topics.contains_key(OFFSETS_TOPIC) {
+        let created = broker.create_topics(vec![offsets_topic(&broker.config)], Creator::Broker, false).await;
+        match created.as_deref() {
+            Ok([Ok(_)]) | Ok([Err(ControllerError::TopicExists(_))]) => {}
+            Ok(results) => {
+                tracing::warn!(?results, "cannot create {OFFSETS_TOPIC}");
+                return Err(unavailable("the __consumer_offsets topic cannot be created"));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");
+                return Err(unavailable("the __consumer_offsets topic cannot be created"));
+            }
+        }
+    }
+    let image = broker.image();
+    let partition =
+        broker.groups.partition_for(key).ok_or_else(|| unavailable("__consumer_offsets is not loaded yet"))?;
+    let leader = image
+        .topics
+        .get(OFFSETS_TOPIC)
+        .and_then(|t| t.partitions.get(&partition))
+        .map(|p| p.leader)
+        .filter(|leader| !leader.is_none())
+        .ok_or_else(|| unavailable("the group's __consumer_offsets partition has no leader"))?;
+    let endpoint =
+        image.brokers.get(&leader).ok_or_else(|| unavailable("the coordinator's broker is not registered"))?;
+    Ok((leader, endpoint.host.clone(), i32::from(endpoint.port)))
 }
 
-pub(super) fn find_coordinator(
+pub(super) async fn find_coordinator(
     broker: &Arc<Broker>,
     version: i16,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    // Where Metadata says this broker is.
-    let image = broker.image();
-    let (host, port) = image
-        .brokers
-        .get(&broker.node_id)
-        .map(|b| (b.host.clone(), i32::from(b.port)))
-        .unwrap_or_else(|| (String::new(), -1));
-    let coordinator = |key: &str| {
-        let (error, message) = find_one(broker, key, request.key_type);
-        let found = error == ErrorCode::None;
-        Coordinator::default()
-            .with_key(text(key))
-            .with_node_id(wire_broker(if found { broker.node_id } else { fjord_types::BrokerId(-1) }))
-            .with_host(text(if found { &host } else { "" }))
-            .with_port(if found { port } else { -1 })
-            .with_error_code(error.code())
-            .with_error_message(message.map(|m| text(&m)))
+    let keys: Vec<String> = if version >= 4 {
+        request.coordinator_keys.iter().map(|k| k.to_string()).collect()
+    } else {
+        vec![request.key.to_string()]
     };
+    let mut coordinators = Vec::with_capacity(keys.len());
+    for key in &keys {
+        // kafka-protocol's default message is "", not null: clients read "" as a message.
+        let coordinator = Coordinator::default().with_key(text(key)).with_error_message(None);
+        coordinators.push(match find_one(broker, key, request.key_type).await {
+            Ok((node, host, port)) => {
+                coordinator.with_node_id(wire_broker(node)).with_host(text(&host)).with_port(port)
+            }
+            Err((error, message)) => coordinator
+                .with_node_id(wire_broker(BrokerId::NONE))
+                .with_host(text(""))
+                .with_port(-1)
+                .with_error_code(error.code())
+                .with_error_message(Some(text(&message))),
+        });
+    }
     if version >= 4 {
-        let coordinators = request.coordinator_keys.iter().map(|key| coordinator(key)).collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    let one = coordinator(&request.key);
+    let one = coordinators.pop().unwrap_or_default();
     FindCoordinatorResponse::default()
         .with_error_code(one.error_code)
         .with_error_message(if version >= 1 { one.error_message } else { None })
@@ -113,7 +151,7 @@ pub(super) async fn join_group(
         require_known_member_id: version >= 4,
         supports_skip_assignment: version >= 9,
     };
-    let response = broker.groups.join(broker, joined, new_member_id).await;
+    let response = broker.groups.join(joined, new_member_id).await;
     let members = response
         .members
         .into_iter()
@@ -157,7 +195,7 @@ pub(super) async fn sync_group(broker: &Arc<Broker>, request: SyncGroupRequest) 
         protocol_name: request.protocol_name.as_ref().map(|s| s.to_string()),
         assignments: request.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.to_vec())).collect(),
     };
-    let response = broker.groups.sync(broker, sync).await;
+    let response = broker.groups.sync(sync).await;
     SyncGroupResponse::default()
         .with_error_code(response.error.code())
         .with_protocol_type(opt_text(response.protocol_type.as_deref()))
@@ -173,10 +211,8 @@ pub(super) fn heartbeat(broker: &Arc<Broker>, request: HeartbeatRequest) -> Hear
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.as_ref().map(|s| s.to_string()),
     };
-    let error = broker
-        .groups
-        .run(broker, &group, |c, now| (c.handle_heartbeat(now, beat), Vec::new()))
-        .unwrap_or_else(|error| error);
+    let error =
+        broker.groups.run(&group, |c, now| (c.handle_heartbeat(now, beat), Vec::new())).unwrap_or_else(|error| error);
     HeartbeatResponse::default().with_error_code(error.code())
 }
 
@@ -192,7 +228,7 @@ pub(super) fn leave_group(broker: &Arc<Broker>, version: i16, request: LeaveGrou
         vec![(request.member_id.to_string(), None)]
     };
     let leave = LeaveRequest { group_id: group.clone(), members: members.clone() };
-    let result = broker.groups.run(broker, &group, |c, now| {
+    let result = broker.groups.run(&group, |c, now| {
         let (error, errors, effects) = c.handle_leave(now, leave);
         ((error, errors), effects)
     });
@@ -252,10 +288,7 @@ pub(super) fn offset_commit(broker: &Arc<Broker>, request: OffsetCommitRequest) 
     let errors = if count == 0 {
         Vec::new()
     } else {
-        broker
-            .groups
-            .write(broker, &group, |c, now| c.handle_commit(now, commit))
-            .unwrap_or_else(|error| vec![error; count])
+        broker.groups.write(&group, |c, now| c.handle_commit(now, commit)).unwrap_or_else(|error| vec![error; count])
     };
     let mut errors = errors.into_iter();
     let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();
@@ -284,7 +317,7 @@ fn fetch_group_offsets(
 ) -> Result<FetchedOffsets, ErrorCode> {
     let wanted: Option<Vec<(String, i32)>> =
         topics.map(|ts| ts.into_iter().flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p))).collect());
-    let entries = broker.groups.read(broker, group, |c| c.fetch_offsets(group, wanted.as_deref()))?;
+    let entries = broker.groups.read(group, |c| c.fetch_offsets(group, wanted.as_deref()))?;
     let mut out: FetchedOffsets = Vec::new();
     for e in entries {
         let row = (e.partition, e.offset, e.leader_epoch, e.metadata.unwrap_or_default(), ErrorCode::None);
@@ -412,7 +445,7 @@ pub(super) fn describe_groups(
         .map(|g| {
             let id = g.0.to_string();
             let described = DescribedGroup::default().with_group_id(group_id(&id));
-            match broker.groups.read(broker, &id, |c| c.describe_group(&id)) {
+            match broker.groups.read(&id, |c| c.describe_group(&id)) {
                 Err(error) => described.with_error_code(error.code()).with_group_state(text("")),
                 // Kafka describes an unknown group as Dead with no members.
                 Ok(None) => described.with_group_state(text("Dead")),
@@ -452,7 +485,7 @@ pub(super) fn delete_groups(broker: &Arc<Broker>, request: DeleteGroupsRequest) 
             let id = g.0.to_string();
             let error = broker
                 .groups
-                .write(broker, &id, |c, _| {
+                .write(&id, |c, _| {
                     let (records, errors) = c.delete_groups(std::slice::from_ref(&id));
                     (records, errors.first().copied().unwrap_or(ErrorCode::UnknownServerError))
                 })
@@ -476,7 +509,7 @@ pub(super) fn offset_delete(broker: &Arc<Broker>, request: OffsetDeleteRequest) 
         image.topics.get(topic).is_some_and(|t| t.partitions.contains_key(partition))
     };
     let partitions: Vec<(String, i32)> = asked.iter().filter(|tp| known(tp)).cloned().collect();
-    let result = broker.groups.write(broker, &group, |c, _| {
+    let result = broker.groups.write(&group, |c, _| {
         let (records, error, errors) = c.delete_offsets(&group, &partitions);
         (records, (error, errors))
     });

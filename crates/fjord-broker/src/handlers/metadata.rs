@@ -40,7 +40,7 @@ fn error_topic(name: Option<&str>, id: TopicId, code: ErrorCode, version: i16) -
         .with_error_code(code.code())
 }
 
-pub(super) fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> MetadataResponse {
+pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> MetadataResponse {
     let mut image = broker.image();
     // v0 asks for every topic with an empty list; v1+ with null.
     let requested = match request.topics {
@@ -66,12 +66,13 @@ pub(super) fn handle(broker: &Arc<Broker>, version: i16, request: MetadataReques
                     .map(|name| NewTopic { name, num_partitions: -1, replication_factor: -1, ..NewTopic::default() })
                     .collect();
                 if !missing.is_empty() {
-                    match broker.create_topics(&missing, Creator::User, false) {
+                    let names: Vec<String> = missing.iter().map(|t| t.name.clone()).collect();
+                    match broker.create_topics(missing, Creator::User, false).await {
                         Ok(results) => {
-                            for (topic, result) in missing.iter().zip(results) {
+                            for (name, result) in names.iter().zip(results) {
                                 match result {
-                                    Ok(_) => tracing::info!(topic = %topic.name, "auto-created topic"),
-                                    Err(e) => tracing::debug!(topic = %topic.name, error = %e, "auto-creation refused"),
+                                    Ok(_) => tracing::info!(topic = %name, "auto-created topic"),
+                                    Err(e) => tracing::debug!(topic = %name, error = %e, "auto-creation refused"),
                                 }
                             }
                         }

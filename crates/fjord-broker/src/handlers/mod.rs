@@ -39,25 +39,27 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, peer: &str) -
     let client_id = request.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let response = match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(broker, version, r)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, version, r)),
-        RequestKind::Produce(r) => return produce::handle(broker, version, r),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, version, r).await),
+        RequestKind::Produce(r) => return produce::handle(broker, version, r).await,
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, version, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, version, r)),
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(records::init_producer_id(broker, r)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(records::init_producer_id(broker, r).await),
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(records::delete_records(broker, r)),
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(records::offset_for_leader_epoch(broker, r))
         }
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create_topics(broker, version, r)),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete_topics(broker, version, r)),
-        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(broker, r)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create_topics(broker, version, r).await),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete_topics(broker, version, r).await),
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(broker, r).await),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(broker, version, r)),
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(broker, r)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(broker, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r))
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r).await)
         }
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r)),
-        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(groups::find_coordinator(broker, version, r)),
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(broker, version, r).await)
+        }
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(groups::join_group(broker, version, &client_id, peer, r).await)
         }

@@ -14,20 +14,19 @@ use super::topic_name;
 use crate::broker::Broker;
 use crate::errors;
 
-/// Hands an idempotent producer its id. A producer that asks to bump its epoch (KIP-360, after
-/// an OUT_OF_ORDER_SEQUENCE_NUMBER) keeps its id under the next epoch. Transactional ids need
-/// the transaction coordinator, which does not exist yet: refused with INVALID_REQUEST.
-pub(super) fn init_producer_id(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+/// Hands an idempotent producer its id: always a fresh one at epoch 0, as Kafka does for a
+/// producer without a transactional id, even one that names its current id and epoch (only a
+/// transaction coordinator may bump an epoch, KIP-360; a broker that bumped any id a client
+/// named would let one producer fence another's). Transactional ids need the transaction
+/// coordinator, which does not exist yet: refused with INVALID_REQUEST.
+pub(super) async fn init_producer_id(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default();
     if request.transactional_id.is_some() {
         return response.with_error_code(ErrorCode::InvalidRequest.code());
     }
-    if request.producer_id.0 >= 0 && request.producer_epoch >= 0 && request.producer_epoch < i16::MAX - 1 {
-        return response.with_producer_id(request.producer_id).with_producer_epoch(request.producer_epoch + 1);
-    }
-    match broker.next_producer_id() {
+    match broker.next_producer_id().await {
         Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
-        Err(e) => response.with_error_code(errors::metadata_error(&e).code()),
+        Err(e) => response.with_error_code(errors::controller_failure(&e).code()),
     }
 }
 

@@ -17,7 +17,11 @@ use super::{text, topic_name, wire_uuid};
 use crate::broker::Broker;
 use crate::errors;
 
-pub(super) fn create_topics(broker: &Arc<Broker>, version: i16, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub(super) async fn create_topics(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let topics: Vec<NewTopic> = request
         .topics
         .iter()
@@ -33,13 +37,18 @@ pub(super) fn create_topics(broker: &Arc<Broker>, version: i16, request: CreateT
             configs: t.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect(),
         })
         .collect();
-    let results = match broker.create_topics(&topics, Creator::User, request.validate_only) {
+    let results = match broker.create_topics(topics.clone(), Creator::User, request.validate_only).await {
         Ok(results) => results,
         Err(e) => {
-            let code = errors::metadata_error(&e);
+            let code = errors::controller_failure(&e);
             let results = topics
                 .iter()
-                .map(|t| CreatableTopicResult::default().with_name(topic_name(&t.name)).with_error_code(code.code()))
+                .map(|t| {
+                    CreatableTopicResult::default()
+                        .with_name(topic_name(&t.name))
+                        .with_error_code(code.code())
+                        .with_error_message(Some(text(&e.to_string())))
+                })
                 .collect();
             return CreateTopicsResponse::default().with_topics(results);
         }
@@ -63,7 +72,9 @@ pub(super) fn create_topics(broker: &Arc<Broker>, version: i16, request: CreateT
                 let id = if request.validate_only || version < 7 { TopicId::ZERO } else { created.topic_id };
                 let (partitions, factor) =
                     if version >= 5 { (created.num_partitions, created.replication_factor) } else { (-1, -1) };
+                // kafka-protocol's default message is "", not null: clients read "" as a message.
                 CreatableTopicResult::default()
+                    .with_error_message(None)
                     .with_name(topic_name(&created.name))
                     .with_topic_id(wire_uuid(id))
                     .with_num_partitions(partitions)
@@ -81,7 +92,11 @@ pub(super) fn create_topics(broker: &Arc<Broker>, version: i16, request: CreateT
     CreateTopicsResponse::default().with_topics(results)
 }
 
-pub(super) fn delete_topics(broker: &Arc<Broker>, version: i16, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub(super) async fn delete_topics(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     let image = broker.image();
     // v6 names topics by name or id; earlier versions by name only.
     let requested: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
@@ -96,7 +111,8 @@ pub(super) fn delete_topics(broker: &Arc<Broker>, version: i16, request: DeleteT
             None => image.topic_by_id(TopicId(*id.as_bytes())).map(|t| t.name.clone()).unwrap_or_default(),
         })
         .collect();
-    let results = match broker.decide(false, |image| controller::delete_topics(image, &names)) {
+    let deleting = names.clone();
+    let results = match broker.decide(false, move |image| controller::delete_topics(image, &deleting)).await {
         Ok(results) => results,
         Err(e) => vec![Err(fjord_metadata::ControllerError::InvalidRequest(e.to_string())); names.len()],
     };
@@ -123,31 +139,34 @@ pub(super) fn delete_topics(broker: &Arc<Broker>, version: i16, request: DeleteT
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub(super) fn create_partitions(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
-    let results = request
-        .topics
-        .iter()
-        .map(|topic| {
-            let name = topic.name.0.to_string();
-            let assignments: Option<Vec<Vec<BrokerId>>> = topic
-                .assignments
-                .as_ref()
-                .map(|a| a.iter().map(|a| a.broker_ids.iter().map(|b| BrokerId(b.0)).collect()).collect());
-            let decided = broker.decide(request.validate_only, |image| {
-                match controller::create_partitions(image, &name, topic.count, assignments.as_deref()) {
+pub(super) async fn create_partitions(
+    broker: &Arc<Broker>,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in &request.topics {
+        let name = topic.name.0.to_string();
+        let assignments: Option<Vec<Vec<BrokerId>>> = topic
+            .assignments
+            .as_ref()
+            .map(|a| a.iter().map(|a| a.broker_ids.iter().map(|b| BrokerId(b.0)).collect()).collect());
+        let (deciding, count) = (name.clone(), topic.count);
+        let decided = broker
+            .decide(request.validate_only, move |image| {
+                match controller::create_partitions(image, &deciding, count, assignments.as_deref()) {
                     Ok(records) => (records, Ok(())),
                     Err(e) => (Vec::new(), Err(e)),
                 }
-            });
-            let response = CreatePartitionsTopicResult::default().with_name(topic_name(&name));
-            match decided {
-                Ok(Ok(())) => response,
-                Ok(Err(e)) => response
-                    .with_error_code(errors::controller_error(&e).code())
-                    .with_error_message(Some(text(&e.to_string()))),
-                Err(e) => response.with_error_code(errors::metadata_error(&e).code()),
-            }
-        })
-        .collect();
+            })
+            .await;
+        let response = CreatePartitionsTopicResult::default().with_name(topic_name(&name));
+        results.push(match decided {
+            Ok(Ok(())) => response,
+            Ok(Err(e)) => response
+                .with_error_code(errors::controller_error(&e).code())
+                .with_error_message(Some(text(&e.to_string()))),
+            Err(e) => response.with_error_code(errors::controller_failure(&e).code()),
+        });
+    }
     CreatePartitionsResponse::default().with_results(results)
 }

@@ -4,7 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use bytes::{Buf, BytesMut};
-use fjord_broker::{BrokerConfig, Server};
+use fjord_broker::{BrokerConfig, RunningServer, Server};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,16 +25,7 @@ impl Client {
     /// Sends one request and decodes its response.
     pub async fn call<R: Decodable>(&mut self, key: ApiKey, version: i16, body: &impl Encodable) -> R {
         self.correlation += 1;
-        let mut frame = BytesMut::new();
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("broker-test")));
-        header.encode(&mut frame, key.request_header_version(version)).unwrap();
-        body.encode(&mut frame, version).unwrap();
-        self.stream.write_all(&(frame.len() as i32).to_be_bytes()).await.unwrap();
-        self.stream.write_all(&frame).await.unwrap();
+        self.stream.write_all(&frame(key, version, self.correlation, body)).await.unwrap();
         let size = self.stream.read_i32().await.unwrap() as usize;
         let mut response = vec![0; size];
         self.stream.read_exact(&mut response).await.unwrap();
@@ -46,6 +37,21 @@ impl Client {
         assert!(!response.has_remaining(), "trailing bytes in the response");
         decoded
     }
+}
+
+/// A request as it goes on the wire: size prefix, header, body.
+pub fn frame(key: ApiKey, version: i16, correlation: i32, body: &impl Encodable) -> Vec<u8> {
+    let mut frame = BytesMut::new();
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(StrBytes::from_static_str("broker-test")));
+    header.encode(&mut frame, key.request_header_version(version)).unwrap();
+    body.encode(&mut frame, version).unwrap();
+    let mut out = (frame.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&frame);
+    out
 }
 
 /// A broker on an ephemeral port with its data in `dir`, plus `extra` properties.
@@ -87,4 +93,33 @@ pub async fn start_with(dir: &std::path::Path, extra: &[(&str, &str)]) -> Runnin
             .unwrap();
     });
     (addr, stop, task)
+}
+
+/// A broker with data in `dir` and `extra` properties, serving on this runtime.
+pub async fn spawn(dir: &std::path::Path, extra: &[(&str, &str)]) -> RunningServer {
+    Server::start(config(dir, extra)).await.unwrap().spawn()
+}
+
+/// A Produce request (acks=all) of `records` to one partition.
+pub fn produce_request(topic: &str, partition: i32, records: Vec<u8>) -> ProduceRequest {
+    let data =
+        produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(records.into()));
+    let topic = produce_request::TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![data]);
+    ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![topic])
+}
+
+/// A Fetch request of one partition from `offset`.
+pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32, min_bytes: i32) -> FetchRequest {
+    let p = fetch_request::FetchPartition::default()
+        .with_partition(partition)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(1 << 20);
+    let t = fetch_request::FetchTopic::default().with_topic(name(topic)).with_partitions(vec![p]);
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(50 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![t])
 }

@@ -385,7 +385,7 @@ impl Consumer {
     async fn send_fetch(&mut self, leader: i32, request: &FetchRequest) -> Result<(), Error> {
         if !self.pipelines.contains_key(&leader) {
             let connection = self.client.new_connection(leader).await?;
-            self.pipelines.insert(leader, connection.into_pipeline());
+            self.pipelines.insert(leader, Pipeline::new(connection));
         }
         let pipeline = self.pipelines.get_mut(&leader).expect("inserted above");
         let version = pipeline.version_for::<FetchRequest>(Some(FETCH_VERSION_CAP))?;

@@ -550,7 +550,7 @@ impl Producer {
     async fn pipeline(&mut self, node: i32) -> Result<&mut Pipeline, Error> {
         if !self.pipelines.contains_key(&node) {
             let connection = self.client.new_connection(node).await?;
-            self.pipelines.insert(node, connection.into_pipeline());
+            self.pipelines.insert(node, Pipeline::new(connection));
         }
         Ok(self.pipelines.get_mut(&node).expect("inserted above"))
     }

@@ -1,6 +1,6 @@
 //! Which part of a log the cleaner may clean, and when it should: the compact policy's
 //! settings, the cleanable part worked out from the segment list alone, and what a cleaner
-//! remembers of a log between cleanings.
+//! remembers of a log between cleanings; and which due log goes first.
 
 use fjord_log::SegmentInfo;
 use fjord_types::{Offset, Timestamp};
@@ -111,4 +111,36 @@ pub fn cleanable(
             && segment.first_timestamp.or(segment.max_timestamp).is_some_and(|t| t.0 <= max_lag_cutoff);
     }
     result
+}
+
+/// Of the logs that are due, the one to clean first (Kafka's
+/// `LogCleanerManager.grabFilthiestCompactedLog`): a log overdue by `max.compaction.lag.ms`
+/// before any that is not, then the highest dirty ratio. Ties go to the first candidate.
+pub fn most_due<T>(candidates: impl IntoIterator<Item = (T, Cleanable)>) -> Option<(T, Cleanable)> {
+    let mut best: Option<(T, Cleanable)> = None;
+    for (candidate, found) in candidates {
+        let rank = (found.overdue, found.dirty_ratio());
+        if best.as_ref().is_none_or(|(_, b)| rank > (b.overdue, b.dirty_ratio())) {
+            best = Some((candidate, found));
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(dirty_bytes: u64, overdue: bool) -> Cleanable {
+        Cleanable { first_dirty: Offset(0), end: Offset(1), clean_bytes: 100, dirty_bytes, overdue }
+    }
+
+    #[test]
+    fn overdue_logs_go_first_then_the_dirtiest() {
+        assert_eq!(most_due(Vec::<(u8, Cleanable)>::new()), None);
+        let picked = most_due([("dirty", found(900, false)), ("overdue", found(10, true)), ("clean", found(1, false))]);
+        assert_eq!(picked.map(|(name, _)| name), Some("overdue"));
+        let picked = most_due([("a", found(10, false)), ("b", found(900, false)), ("c", found(900, false))]);
+        assert_eq!(picked.map(|(name, _)| name), Some("b"));
+    }
 }

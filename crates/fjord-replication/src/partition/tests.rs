@@ -1,4 +1,5 @@
-use fjord_log::{BatchBuilder, Compression};
+use fjord_log::{BatchBuilder, Compression, RecordBatchMut};
+use fjord_types::{ProducerEpoch, ProducerId};
 
 use super::*;
 
@@ -9,17 +10,16 @@ fn open(dir: &Path) -> Partition {
 }
 
 fn open_with(dir: &Path, config: PartitionConfig) -> Partition {
-    Partition::open(
-        dir,
-        TopicPartition::new("t", 0),
-        config,
-        OpenOptions::default(),
-        LeaderEpoch(2),
-        vec![BrokerId(1)],
-        vec![BrokerId(1)],
-        NOW,
-    )
-    .unwrap()
+    let mut partition =
+        Partition::open(dir, TopicPartition::new("t", 0), config, OpenOptions::default(), BrokerId(1), Offset(0), NOW)
+            .unwrap();
+    partition.make_leader(&leadership(2), NOW).unwrap();
+    partition
+}
+
+/// Broker 1 leads alone in `epoch`.
+fn leadership(epoch: i32) -> PartitionRegistration {
+    PartitionRegistration { leader_epoch: LeaderEpoch(epoch), ..PartitionRegistration::new(vec![BrokerId(1)]) }
 }
 
 fn batch(count: usize, producer: Option<(i64, i16, i32)>) -> Vec<u8> {
@@ -98,7 +98,7 @@ fn producer_state_survives_the_deletion_of_its_segments() {
         assert!(partition.log().segment_count() > 2);
         let active = partition.log().active_segment_base();
         partition.delete_records(active).unwrap();
-        for d in partition.log_mut().delete_segments_before(active).unwrap() {
+        for d in partition.maintain(|log| log.delete_segments_before(active)).unwrap() {
             d.remove().unwrap();
         }
         assert!(!dir.path().join("00000000000000000000.log").exists(), "the producer's segment is gone");
@@ -151,8 +151,11 @@ fn bad_batches_get_the_right_errors_and_write_nothing() {
     partition.set_config(PartitionConfig { compacted: true, ..PartitionConfig::default() });
     let mut mixed = BatchBuilder::new();
     mixed.push(NOW, Some(b"k"), Some(b"v"), &[]).push(NOW, None, Some(b"v"), &[]);
-    let refused = partition.append_as_leader(&mixed.build().unwrap(), 1, NOW);
-    assert!(matches!(&refused, Err(AppendError::InvalidRecord(m)) if m.contains("without key")), "{refused:?}");
+    let refused = partition.append_as_leader(&mixed.build().unwrap(), 1, NOW).unwrap_err();
+    assert!(matches!(refused, AppendError::InvalidRecord { .. }), "{refused:?}");
+    let named: Vec<_> =
+        refused.record_errors().iter().map(|e| (e.batch_index, e.message.contains("without key"))).collect();
+    assert_eq!(named, vec![(1, true)], "only the keyless record is at fault");
     let mut keyed = BatchBuilder::new();
     keyed.push(NOW, Some(b"k"), None, &[]);
     partition.append_as_leader(&keyed.build().unwrap(), 1, NOW).unwrap();
@@ -199,4 +202,55 @@ fn list_offsets_delete_records_and_epochs() {
     partition.checkpoint_epochs().unwrap();
     let saved = read_epoch_checkpoint(&dir.path().join(LEADER_EPOCH_CHECKPOINT)).unwrap();
     assert_eq!(saved.len(), 1);
+}
+
+#[test]
+fn records_at_fault_are_named_and_a_miscounted_batch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut partition = open(dir.path());
+    let mut batch = BatchBuilder::new();
+    batch
+        .push(NOW, None, Some(b"ok"), &[])
+        .push(Timestamp(NOW.0 + 7_200_000), None, Some(b"late"), &[])
+        .push(NOW, None, Some(b"ok"), &[])
+        .push(Timestamp(NOW.0 + 9_000_000), None, Some(b"later"), &[]);
+    let refused = partition.append_as_leader(&batch.build().unwrap(), 1, NOW).unwrap_err();
+    assert!(matches!(refused, AppendError::InvalidTimestamp { .. }), "{refused:?}");
+    assert_eq!(refused.record_errors().iter().map(|e| e.batch_index).collect::<Vec<_>>(), vec![1, 3]);
+
+    // A header whose lastOffsetDelta disagrees with its record count (Kafka's validator
+    // refuses it; stored as sent, it would hand out offsets no record holds).
+    let mut bytes = self::batch(3, None);
+    // lastOffsetDelta is at byte 23 of the header; the CRC covers it, so recompute that.
+    bytes[23..27].copy_from_slice(&5i32.to_be_bytes());
+    RecordBatchMut::parse(&mut bytes).unwrap().update_crc();
+    let refused = partition.append_as_leader(&bytes, 1, NOW).unwrap_err();
+    assert!(matches!(refused, AppendError::InvalidRecord { .. }), "{refused:?}");
+    assert!(refused.to_string().contains("Inconsistent batch offset range"), "{refused}");
+    assert_eq!(partition.log_end_offset(), Offset(0));
+}
+
+#[test]
+fn a_follower_takes_no_produce_and_serves_no_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut partition = open(dir.path());
+    partition.append_as_leader(&batch(2, None), 1, NOW).unwrap();
+    let follow = PartitionRegistration {
+        leader: BrokerId(2),
+        leader_epoch: LeaderEpoch(3),
+        ..PartitionRegistration::new(vec![BrokerId(2), BrokerId(1)])
+    };
+    assert!(partition.make_follower(&follow).unwrap());
+    assert!(matches!(
+        partition.append_as_leader(&batch(1, None), 1, NOW),
+        Err(AppendError::NotLeader { leader: BrokerId(2) })
+    ));
+    assert!(matches!(partition.read(Offset(0), 1 << 20, true, None), Err(ReadError::NotLeader { .. })));
+    assert_eq!(partition.high_watermark(), Offset(2), "what was committed stays committed");
+    partition.validate().unwrap();
+    // Leading again opens a new epoch at the log end.
+    let lead = PartitionRegistration { leader: BrokerId(1), leader_epoch: LeaderEpoch(4), ..follow };
+    assert!(partition.make_leader(&lead, NOW).unwrap());
+    assert_eq!(partition.end_offset_for_epoch(LeaderEpoch(3), None).unwrap(), Some((LeaderEpoch(2), Offset(2))));
+    assert_eq!(partition.end_offset_for_epoch(LeaderEpoch(4), None).unwrap(), Some((LeaderEpoch(4), Offset(2))));
 }

@@ -1,0 +1,356 @@
+//! A partition's replica state apart from its log (the bookkeeping of Kafka's `Partition` and
+//! `Replica`): which broker leads and in what epoch, the replicas and the ISR, the high
+//! watermark, and, on the leader, what each follower is known to hold.
+//!
+//! A pure core: no files, no clock (times are passed in), no locks. [`crate::Partition`] drives
+//! it from its log's appends and truncations, so the high watermark moves only here, through
+//! Kafka's rule: on a leader, the lowest log end offset over the ISR; on a follower, what the
+//! leader says, capped by its own log end. It never moves back.
+
+use std::collections::BTreeMap;
+
+use fjord_types::{BrokerId, LeaderEpoch, Offset, PartitionRegistration, Timestamp};
+
+/// Whether this replica leads the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// It leads: it takes produce requests and answers consumers.
+    Leader,
+    /// It follows `leader` (`BrokerId::NONE` while the partition has no leader).
+    Follower {
+        /// The leader to fetch from.
+        leader: BrokerId,
+    },
+}
+
+/// What the leader knows of one follower (Kafka's `Replica` state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteReplica {
+    /// The follower's log end offset, from its last fetch; `Offset::NONE` until it fetches.
+    pub log_end_offset: Offset,
+    /// When it last fetched up to the leader's log end (`replica.lag.time.max.ms` counts from
+    /// here).
+    pub last_caught_up: Timestamp,
+    /// When it last fetched.
+    pub last_fetch: Timestamp,
+}
+
+/// A leadership change that must not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// A registration older than the one applied.
+    #[error("leader epoch {requested} is older than the current {current}")]
+    StaleLeaderEpoch {
+        /// The registration's epoch.
+        requested: LeaderEpoch,
+        /// The current one.
+        current: LeaderEpoch,
+    },
+    /// A registration that does not make this broker what it was asked to become.
+    #[error("broker {local} is not {expected} in this registration")]
+    WrongRole {
+        /// This broker.
+        local: BrokerId,
+        /// "the leader" or "a follower".
+        expected: &'static str,
+    },
+}
+
+/// One partition's replica state on one broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaState {
+    local: BrokerId,
+    role: Role,
+    leader_epoch: LeaderEpoch,
+    partition_epoch: i32,
+    replicas: Vec<BrokerId>,
+    isr: Vec<BrokerId>,
+    high_watermark: Offset,
+    log_start_offset: Offset,
+    log_end_offset: Offset,
+    /// The log end offset when this broker became leader in the current epoch.
+    leader_epoch_start_offset: Offset,
+    remotes: BTreeMap<BrokerId, RemoteReplica>,
+}
+
+impl ReplicaState {
+    /// The state of a replica just opened on `local`: a follower of nobody until the metadata
+    /// says otherwise, its log holding `[log_start_offset, log_end_offset)`, and the high
+    /// watermark it last checkpointed (kept within the log).
+    pub fn new(
+        local: BrokerId,
+        log_start_offset: Offset,
+        log_end_offset: Offset,
+        high_watermark: Offset,
+    ) -> ReplicaState {
+        ReplicaState {
+            local,
+            role: Role::Follower { leader: BrokerId::NONE },
+            leader_epoch: LeaderEpoch::NONE,
+            partition_epoch: -1,
+            replicas: Vec::new(),
+            isr: Vec::new(),
+            high_watermark: high_watermark.clamp(log_start_offset, log_end_offset),
+            log_start_offset,
+            log_end_offset,
+            leader_epoch_start_offset: Offset::NONE,
+            remotes: BTreeMap::new(),
+        }
+    }
+
+    /// This broker.
+    pub fn local(&self) -> BrokerId {
+        self.local
+    }
+
+    /// Leader or follower.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether this broker leads.
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+
+    /// The leader epoch of the registration applied last.
+    pub fn leader_epoch(&self) -> LeaderEpoch {
+        self.leader_epoch
+    }
+
+    /// The partition epoch of the registration applied last.
+    pub fn partition_epoch(&self) -> i32 {
+        self.partition_epoch
+    }
+
+    /// The replicas.
+    pub fn replicas(&self) -> &[BrokerId] {
+        &self.replicas
+    }
+
+    /// The in-sync replicas.
+    pub fn isr(&self) -> &[BrokerId] {
+        &self.isr
+    }
+
+    /// The high watermark: consumers read below it.
+    pub fn high_watermark(&self) -> Offset {
+        self.high_watermark
+    }
+
+    /// The local log's end offset.
+    pub fn log_end_offset(&self) -> Offset {
+        self.log_end_offset
+    }
+
+    /// The local log's start offset.
+    pub fn log_start_offset(&self) -> Offset {
+        self.log_start_offset
+    }
+
+    /// Where this broker's leadership of the current epoch began.
+    pub fn leader_epoch_start_offset(&self) -> Offset {
+        self.leader_epoch_start_offset
+    }
+
+    /// What the leader knows of a follower.
+    pub fn remote(&self, replica: BrokerId) -> Option<&RemoteReplica> {
+        self.remotes.get(&replica)
+    }
+
+    fn check_epoch(&self, registration: &PartitionRegistration) -> Result<(), StateError> {
+        if !self.leader_epoch.is_none() && registration.leader_epoch < self.leader_epoch {
+            return Err(StateError::StaleLeaderEpoch {
+                requested: registration.leader_epoch,
+                current: self.leader_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies a registration that makes this broker the leader (Kafka's `makeLeader`).
+    /// Returns whether it starts a new leader epoch: then every follower's state is forgotten
+    /// until it fetches again, and the epoch starts at the current log end. In the same epoch
+    /// (an ISR or replica change) only the membership changes.
+    pub fn become_leader(&mut self, registration: &PartitionRegistration, now: Timestamp) -> Result<bool, StateError> {
+        if registration.leader != self.local || !registration.isr.contains(&self.local) {
+            return Err(StateError::WrongRole { local: self.local, expected: "the leader" });
+        }
+        self.check_epoch(registration)?;
+        let new_epoch = self.role != Role::Leader || registration.leader_epoch != self.leader_epoch;
+        if new_epoch {
+            self.remotes.clear();
+            self.leader_epoch_start_offset = self.log_end_offset;
+        }
+        self.role = Role::Leader;
+        self.adopt(registration);
+        for &replica in &self.replicas {
+            if replica != self.local {
+                // A follower in the ISR counts as caught up now: the lag clock starts at the
+                // leadership, as Kafka's does.
+                let caught_up = if self.isr.contains(&replica) { now } else { Timestamp(0) };
+                self.remotes.entry(replica).or_insert(RemoteReplica {
+                    log_end_offset: Offset::NONE,
+                    last_caught_up: caught_up,
+                    last_fetch: Timestamp(0),
+                });
+            }
+        }
+        let replicas = &self.replicas;
+        self.remotes.retain(|replica, _| replicas.contains(replica));
+        self.maybe_increment_high_watermark();
+        Ok(new_epoch)
+    }
+
+    /// Applies a registration in which another broker (or none) leads (Kafka's `makeFollower`).
+    /// Returns whether the leader or its epoch changed, i.e. whether fetching must start over.
+    pub fn become_follower(&mut self, registration: &PartitionRegistration) -> Result<bool, StateError> {
+        if registration.leader == self.local {
+            return Err(StateError::WrongRole { local: self.local, expected: "a follower" });
+        }
+        self.check_epoch(registration)?;
+        let changed = self.role != (Role::Follower { leader: registration.leader })
+            || registration.leader_epoch != self.leader_epoch;
+        self.role = Role::Follower { leader: registration.leader };
+        self.remotes.clear();
+        self.leader_epoch_start_offset = Offset::NONE;
+        self.adopt(registration);
+        Ok(changed)
+    }
+
+    fn adopt(&mut self, registration: &PartitionRegistration) {
+        self.leader_epoch = registration.leader_epoch;
+        self.partition_epoch = registration.partition_epoch;
+        self.replicas = registration.replicas.clone();
+        self.isr = registration.isr.clone();
+    }
+
+    /// The local log grew to `log_end_offset` (an append as leader or as follower). Returns
+    /// whether the high watermark moved.
+    pub fn on_local_append(&mut self, log_end_offset: Offset) -> bool {
+        debug_assert!(log_end_offset >= self.log_end_offset, "a log only grows by appending");
+        self.log_end_offset = log_end_offset.max(self.log_end_offset);
+        self.maybe_increment_high_watermark()
+    }
+
+    /// A follower fetched at `fetch_offset`, which is its log end offset (Kafka's
+    /// `updateFollowerFetchState`). Returns whether the high watermark moved. Fetches from
+    /// brokers that hold no replica, or while not leading, change nothing.
+    pub fn on_follower_fetch(&mut self, replica: BrokerId, fetch_offset: Offset, now: Timestamp) -> bool {
+        if !self.is_leader() {
+            return false;
+        }
+        let log_end = self.log_end_offset;
+        let Some(remote) = self.remotes.get_mut(&replica) else { return false };
+        remote.log_end_offset = fetch_offset.min(log_end);
+        remote.last_fetch = now;
+        if fetch_offset >= log_end {
+            remote.last_caught_up = now;
+        }
+        self.maybe_increment_high_watermark()
+    }
+
+    /// The leader's high watermark reached a follower (Kafka's follower
+    /// `maybeUpdateHighWatermark`): the follower's own is that, capped by its log end, and
+    /// never lower than before. Returns whether it moved.
+    pub fn on_leader_high_watermark(&mut self, leader_high_watermark: Offset) -> bool {
+        if self.is_leader() {
+            return false;
+        }
+        let candidate = leader_high_watermark.min(self.log_end_offset);
+        if candidate > self.high_watermark {
+            self.high_watermark = candidate;
+            return true;
+        }
+        false
+    }
+
+    /// The local log was cut back to `log_end_offset` (a follower truncating to the leader's
+    /// log). The high watermark follows it down only if it was above.
+    pub fn on_truncate(&mut self, log_end_offset: Offset) {
+        self.log_end_offset = log_end_offset.max(self.log_start_offset);
+        self.high_watermark = self.high_watermark.min(self.log_end_offset);
+    }
+
+    /// The log start offset moved up to `log_start_offset` (retention, DeleteRecords, or a
+    /// follower restarting its log at the leader's start).
+    pub fn on_log_start(&mut self, log_start_offset: Offset) {
+        self.log_start_offset = log_start_offset.max(self.log_start_offset);
+        self.log_end_offset = self.log_end_offset.max(self.log_start_offset);
+        self.high_watermark = self.high_watermark.max(self.log_start_offset);
+    }
+
+    /// The high watermark a leader's ISR allows now: the lowest log end offset among its
+    /// members (a follower that has not fetched yet holds nothing known).
+    fn isr_high_watermark(&self) -> Offset {
+        self.isr
+            .iter()
+            .map(|&member| {
+                if member == self.local {
+                    self.log_end_offset
+                } else {
+                    self.remotes.get(&member).map_or(Offset::NONE, |r| r.log_end_offset)
+                }
+            })
+            .min()
+            .unwrap_or(Offset::NONE)
+    }
+
+    fn maybe_increment_high_watermark(&mut self) -> bool {
+        if !self.is_leader() {
+            return false;
+        }
+        let candidate = self.isr_high_watermark();
+        if candidate > self.high_watermark {
+            self.high_watermark = candidate;
+            return true;
+        }
+        false
+    }
+
+    /// Checks the invariants: log start <= high watermark <= log end; the ISR within the
+    /// replicas; a leader is itself a replica in the ISR and tracks exactly the other
+    /// replicas; a leader's high watermark is what its ISR holds.
+    pub fn validate(&self) -> Result<(), String> {
+        let (start, hw, end) = (self.log_start_offset, self.high_watermark, self.log_end_offset);
+        if !(start <= hw && hw <= end) {
+            return Err(format!("log start {start} <= high watermark {hw} <= log end {end} violated"));
+        }
+        if let Some(outsider) = self.isr.iter().find(|b| !self.replicas.contains(b)) {
+            return Err(format!("ISR member {outsider} is not a replica"));
+        }
+        match self.role {
+            Role::Leader => {
+                if !self.isr.contains(&self.local) || !self.replicas.contains(&self.local) {
+                    return Err(format!("leader {} is not in its own ISR", self.local));
+                }
+                let others: Vec<BrokerId> = self.replicas.iter().copied().filter(|&b| b != self.local).collect();
+                if self.remotes.keys().copied().collect::<Vec<_>>() != sorted(others) {
+                    return Err("the leader tracks other brokers than its followers".into());
+                }
+                if self.leader_epoch_start_offset > end {
+                    return Err("the leader epoch starts past the log end".into());
+                }
+                if hw < self.isr_high_watermark() {
+                    return Err(format!("high watermark {hw} lags what the ISR holds ({})", self.isr_high_watermark()));
+                }
+            }
+            Role::Follower { .. } => {
+                if !self.remotes.is_empty() {
+                    return Err("a follower tracks followers".into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sorted(mut brokers: Vec<BrokerId>) -> Vec<BrokerId> {
+    brokers.sort();
+    brokers.dedup();
+    brokers
+}
+
+#[cfg(test)]
+#[path = "replica_state_tests.rs"]
+mod tests;

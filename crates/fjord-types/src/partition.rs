@@ -1,0 +1,59 @@
+//! What the metadata log says about one partition, and a position in a replicated log: shared
+//! by the metadata image that records them and the replica manager that acts on them.
+
+use crate::{BrokerId, LeaderEpoch, Offset};
+
+/// One partition's placement and leadership as the controller registered it (Kafka's
+/// `PartitionRegistration`, the fields a `PartitionRecord` or `PartitionChangeRecord` sets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRegistration {
+    /// The replicas, preferred leader first.
+    pub replicas: Vec<BrokerId>,
+    /// The in-sync replicas.
+    pub isr: Vec<BrokerId>,
+    /// The leader, or `BrokerId::NONE` when the partition is offline.
+    pub leader: BrokerId,
+    /// Bumped at every leader change.
+    pub leader_epoch: LeaderEpoch,
+    /// Bumped at every change of the partition (Kafka's partition epoch, KIP-497).
+    pub partition_epoch: i32,
+}
+
+impl PartitionRegistration {
+    /// A new partition led by its first replica, every replica in sync, epochs 0.
+    pub fn new(replicas: Vec<BrokerId>) -> PartitionRegistration {
+        let leader = replicas.first().copied().unwrap_or(BrokerId::NONE);
+        PartitionRegistration {
+            isr: replicas.clone(),
+            replicas,
+            leader,
+            leader_epoch: LeaderEpoch(0),
+            partition_epoch: 0,
+        }
+    }
+
+    /// Whether `broker` holds a replica.
+    pub fn has_replica(&self, broker: BrokerId) -> bool {
+        self.replicas.contains(&broker)
+    }
+}
+
+/// A position in a replicated log: an offset and the epoch of the entry there (Kafka's
+/// `OffsetAndEpoch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OffsetAndEpoch {
+    /// The offset.
+    pub offset: Offset,
+    /// The epoch of the entry at `offset`.
+    pub epoch: LeaderEpoch,
+}
+
+impl OffsetAndEpoch {
+    /// Before the first entry of a log.
+    pub const NONE: OffsetAndEpoch = OffsetAndEpoch { offset: Offset(-1), epoch: LeaderEpoch(-1) };
+
+    /// A position.
+    pub fn new(offset: Offset, epoch: LeaderEpoch) -> OffsetAndEpoch {
+        OffsetAndEpoch { offset, epoch }
+    }
+}
