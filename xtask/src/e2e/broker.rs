@@ -62,6 +62,14 @@ pub(super) struct Programs {
     pub(super) fjord: PathBuf,
     pub(super) rdkafka: Option<PathBuf>,
     pub(super) tansu: Option<PathBuf>,
+    /// Another fjord binary to compare with (`$FJORD_BASELINE`).
+    pub(super) baseline: Option<PathBuf>,
+}
+
+impl Programs {
+    fn baseline(&self) -> Result<&PathBuf> {
+        self.baseline.as_ref().context("no baseline binary ($FJORD_BASELINE)")
+    }
 }
 
 fn free_port() -> Result<u16> {
@@ -91,8 +99,9 @@ pub(super) fn start(kind: Kind, programs: &Programs, scratch: &Path) -> Result<(
     let dir = scratch.join(format!("broker-{port}"));
     std::fs::create_dir_all(&dir)?;
     let mut command = match kind {
-        Kind::Fjord => {
-            let mut c = Command::new(&programs.fjord);
+        Kind::Fjord | Kind::FjordBaseline => {
+            let binary = if kind == Kind::Fjord { &programs.fjord } else { programs.baseline()? };
+            let mut c = Command::new(binary);
             c.arg("server")
                 .args(["--override", &format!("listeners=PLAINTEXT://{address}")])
                 .args(["--override", &format!("log.dirs={}", dir.join("data").display())])
@@ -121,7 +130,7 @@ pub(super) fn start(kind: Kind, programs: &Programs, scratch: &Path) -> Result<(
 
 pub(super) fn create_topic(broker: &Broker, programs: &Programs, topic: &str, partitions: u32) -> Result<()> {
     let output = match broker.kind {
-        Kind::Fjord => Command::new(&programs.fjord)
+        Kind::Fjord | Kind::FjordBaseline => Command::new(&programs.fjord)
             .args(["topics", "create", "--topic", topic, "--partitions", &partitions.to_string()])
             .args(["--bootstrap-server", &broker.address])
             .output()?,

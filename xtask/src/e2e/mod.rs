@@ -12,7 +12,9 @@
 //!
 //! `rdkafka_performance` is built from the librdkafka sources shipped in the `rdkafka-sys`
 //! crate against the librdkafka bundled in the confluent-kafka wheel, and cached in
-//! `~/.cache/fjord/rdkafka_performance`. tansu is looked up in `$FJORD_TANSU`,
+//! `~/.cache/fjord/rdkafka_performance`. With `$FJORD_BASELINE` naming another `fjord` binary
+//! (say, main's), that build runs interleaved too and the report adds this build's ratios to
+//! it. tansu is looked up in `$FJORD_TANSU`,
 //! `~/.cache/fjord/tansu/bin/tansu` and `/tmp/peers/tansu/bin/tansu`; see `../shared/PEERS.md`
 //! (or `docs/benchmarks.md`) for the command that builds it.
 
@@ -62,6 +64,8 @@ impl Scenario {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Fjord,
+    /// Another build of Fjord (`$FJORD_BASELINE`), for before/after ratios in one run.
+    FjordBaseline,
     TansuMemory,
 }
 
@@ -69,6 +73,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Fjord => "fjord (segment files)",
+            Kind::FjordBaseline => "fjord baseline ($FJORD_BASELINE)",
             Kind::TansuMemory => "tansu (memory engine)",
         }
     }
@@ -238,6 +243,7 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
         fjord: root.join("target").join(profile).join("fjord"),
         rdkafka: if quick { None } else { Some(rdkafka_performance()?) },
         tansu: if quick { None } else { find_tansu() },
+        baseline: if quick { None } else { std::env::var_os("FJORD_BASELINE").map(std::path::PathBuf::from) },
     };
     let ticks = clock_ticks();
     let runs = if quick { 1 } else { 3 };
@@ -262,6 +268,9 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
         out
     };
     let mut kinds = vec![Kind::Fjord];
+    if programs.baseline.is_some() {
+        kinds.push(Kind::FjordBaseline);
+    }
     if programs.tansu.is_some() {
         kinds.push(Kind::TansuMemory);
     } else if !quick {
@@ -385,6 +394,9 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
             "\nfjord perf consume does not run against tansu (n/a): tansu 0.6 sends Fetch v12 responses with \
              a tagged field (tag 0) that version does not define, which the kafka-protocol decoder refuses."
         )?;
+    }
+    if kinds.contains(&Kind::FjordBaseline) {
+        writeln!(report, "\n{}", report::against_baseline(&results))?;
     }
     writeln!(report, "\n{}", verdicts(&results, &dd_write, idle_rss_mib, startup_ms))?;
     let out_dir = root.join("bench-results");

@@ -99,3 +99,36 @@ pub(super) fn verdicts(
     let _ = writeln!(out, "| startup < 100 ms | {startup_ms:.1} ms | {} |", verdict(startup_ms < 100.0));
     out
 }
+
+/// This build against `$FJORD_BASELINE`, scenario by scenario: rate ratios above 1 and CPU
+/// ratios below 1 are this build's gains.
+pub(super) fn against_baseline(results: &[(Scenario, Kind, Tool, Figures)]) -> String {
+    let mut out = String::from(
+        "| scenario | client | produce rate, this / baseline | consume rate | CPU per record produced | CPU per record consumed |\n|---|---|---|---|---|---|\n",
+    );
+    for (scenario, kind, tool, new) in results {
+        if *kind != Kind::Fjord {
+            continue;
+        }
+        let Some((.., old)) = results
+            .iter()
+            .find(|(s, k, t, _)| *k == Kind::FjordBaseline && *t == *tool && s.label() == scenario.label())
+        else {
+            continue;
+        };
+        let ratio = |a: f64, b: f64| {
+            if a.is_finite() && b.is_finite() && b > 0.0 { format!("{:.2}", a / b) } else { "n/a".into() }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            scenario.label(),
+            tool.name(),
+            ratio(old.produce_seconds, new.produce_seconds),
+            ratio(old.consume_seconds, new.consume_seconds),
+            ratio(new.produce_cpu, old.produce_cpu),
+            ratio(new.consume_cpu, old.consume_cpu),
+        );
+    }
+    out
+}
