@@ -8,6 +8,15 @@ use fjord_types::{BrokerId, LeaderEpoch, Offset, TopicPartition};
 use crate::replica_manager::ReplicaManager;
 use crate::replica_state::Role;
 
+/// A request that waits in a [`crate::Purgatory`] until it can complete (Kafka's
+/// `DelayedOperation`): the partitions whose changes may complete it, and the check.
+pub trait DelayedOperation {
+    /// The partitions to watch.
+    fn keys(&self) -> Vec<TopicPartition>;
+    /// Whether it can complete now (it may settle parts of itself as it checks).
+    fn try_complete(&mut self, replicas: &ReplicaManager) -> bool;
+}
+
 /// Why an `acks=all` produce that was appended did not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AcksError {
@@ -49,13 +58,19 @@ impl DelayedProduce {
         DelayedProduce { partitions: partitions.into_iter().map(|(tp, offset)| (tp, offset, None)).collect() }
     }
 
-    /// The partitions to watch.
-    pub fn keys(&self) -> impl Iterator<Item = TopicPartition> + '_ {
-        self.partitions.iter().filter(|(_, _, done)| done.is_none()).map(|(tp, _, _)| tp.clone())
+    /// Each partition's outcome; those not settled timed out.
+    pub fn results(self) -> Vec<(TopicPartition, Result<(), AcksError>)> {
+        self.partitions.into_iter().map(|(tp, _, done)| (tp, done.unwrap_or(Err(AcksError::TimedOut)))).collect()
+    }
+}
+
+impl DelayedOperation for DelayedProduce {
+    fn keys(&self) -> Vec<TopicPartition> {
+        self.partitions.iter().filter(|(_, _, done)| done.is_none()).map(|(tp, _, _)| tp.clone()).collect()
     }
 
     /// Settles every partition that can be settled now; true once all are.
-    pub fn try_complete(&mut self, replicas: &ReplicaManager) -> bool {
+    fn try_complete(&mut self, replicas: &ReplicaManager) -> bool {
         for (tp, required, done) in &mut self.partitions {
             if done.is_some() {
                 continue;
@@ -78,11 +93,6 @@ impl DelayedProduce {
             }
         }
         self.partitions.iter().all(|(_, _, done)| done.is_some())
-    }
-
-    /// Each partition's outcome; those not settled timed out.
-    pub fn results(self) -> Vec<(TopicPartition, Result<(), AcksError>)> {
-        self.partitions.into_iter().map(|(tp, _, done)| (tp, done.unwrap_or(Err(AcksError::TimedOut)))).collect()
     }
 }
 
@@ -111,16 +121,17 @@ impl DelayedFetch {
     pub fn new(partitions: Vec<FetchPartition>, min_bytes: u64) -> DelayedFetch {
         DelayedFetch { partitions, min_bytes }
     }
+}
 
-    /// The partitions to watch.
-    pub fn keys(&self) -> impl Iterator<Item = TopicPartition> + '_ {
-        self.partitions.iter().map(|p| p.tp.clone())
+impl DelayedOperation for DelayedFetch {
+    fn keys(&self) -> Vec<TopicPartition> {
+        self.partitions.iter().map(|p| p.tp.clone()).collect()
     }
 
     /// Whether the fetch can be answered now: enough bytes are readable, or some partition's
     /// answer would be an error (gone, no longer led here, fenced, out of range), which is
     /// answered at once, as Kafka does.
-    pub fn try_complete(&self, replicas: &ReplicaManager) -> bool {
+    fn try_complete(&mut self, replicas: &ReplicaManager) -> bool {
         let mut available = 0u64;
         for p in &self.partitions {
             let Some(handle) = replicas.partition(&p.tp) else { return true };

@@ -36,7 +36,7 @@ pub use checkpoint::{
     LEADER_EPOCH_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT, OffsetCheckpoint, RECOVERY_POINT_CHECKPOINT,
     REPLICATION_OFFSET_CHECKPOINT, read_epoch_checkpoint, write_epoch_checkpoint,
 };
-pub use delayed::{AcksError, DelayedFetch, DelayedProduce, FetchPartition};
+pub use delayed::{AcksError, DelayedFetch, DelayedOperation, DelayedProduce, FetchPartition};
 pub use error::{AppendError, ReadError, RecordError};
 pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use partition::{AppendResult, Partition, PartitionConfig, ReadResult};

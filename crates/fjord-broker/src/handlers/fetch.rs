@@ -53,27 +53,11 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: FetchReq
                 })
             })
             .collect();
-        wait_for_data(broker, DelayedFetch::new(partitions, min_bytes), max_wait).await;
+        // Until enough is readable, or an error is to be answered, or max.wait.ms is up.
+        let mut fetch = DelayedFetch::new(partitions, min_bytes);
+        super::complete_within(broker, broker.replicas.fetch_purgatory(), &mut fetch, max_wait).await;
     }
     read_all(broker, version, &request)
-}
-
-/// Waits until the fetch can be answered (enough bytes, or an error to report) or `max_wait`
-/// has passed. Only changes to the fetched partitions wake it.
-async fn wait_for_data(broker: &Broker, fetch: DelayedFetch, max_wait: Duration) {
-    let deadline = tokio::time::Instant::now() + max_wait;
-    let purgatory = broker.replicas.fetch_purgatory();
-    loop {
-        // Watch before checking, so an append in between still wakes this request.
-        let watch = purgatory.watch(fetch.keys().collect::<Vec<_>>());
-        if fetch.try_complete(&broker.replicas) {
-            return;
-        }
-        tokio::select! {
-            () = watch => {}
-            () = tokio::time::sleep_until(deadline) => return,
-        }
-    }
 }
 
 /// One pass over the requested partitions.

@@ -15,6 +15,7 @@ mod topics;
 use std::sync::Arc;
 
 use fjord_protocol::Request;
+use fjord_replication::{DelayedOperation, Purgatory};
 use kafka_protocol::messages::{BrokerId as WireBrokerId, RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
@@ -79,6 +80,28 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, peer: &str) -
         }
     };
     Outcome::Respond(Box::new(response))
+}
+
+/// Waits until `operation` can complete or `timeout` has passed, watching its partitions in
+/// `purgatory`: only changes to those partitions wake it. Returns whether it completed.
+pub(crate) async fn complete_within(
+    broker: &Broker,
+    purgatory: &Purgatory,
+    operation: &mut impl DelayedOperation,
+    timeout: std::time::Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        // Watch before checking, so a change in between still wakes this request.
+        let watch = purgatory.watch(operation.keys());
+        if operation.try_complete(&broker.replicas) {
+            return true;
+        }
+        tokio::select! {
+            () = watch => {}
+            () = tokio::time::sleep_until(deadline) => return false,
+        }
+    }
 }
 
 pub(crate) fn text(s: &str) -> StrBytes {

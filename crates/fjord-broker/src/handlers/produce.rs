@@ -110,8 +110,12 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: ProduceR
         return if failed { Outcome::Close } else { Outcome::Silent };
     }
     if !waiting.is_empty() {
+        // The high watermark of each partition must pass what was appended to it (at once when
+        // the ISR is this broker alone).
         let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
-        for (tp, result) in wait_for_replicas(broker, DelayedProduce::new(waiting), timeout).await {
+        let mut produce = DelayedProduce::new(waiting);
+        super::complete_within(broker, broker.replicas.produce_purgatory(), &mut produce, timeout).await;
+        for (tp, result) in produce.results() {
             let Err(error) = result else { continue };
             let topic = topics.iter_mut().find(|t| t.name.0.as_str() == tp.topic);
             if let Some(p) = topic.and_then(|t| t.partition_responses.iter_mut().find(|p| p.index == tp.partition)) {
@@ -121,27 +125,4 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: ProduceR
         }
     }
     Outcome::Respond(Box::new(ResponseKind::Produce(ProduceResponse::default().with_responses(topics))))
-}
-
-/// Waits, up to `timeout`, for the high watermark of each partition to pass what was appended
-/// to it (at once when the ISR is this broker alone).
-async fn wait_for_replicas(
-    broker: &Broker,
-    mut produce: DelayedProduce,
-    timeout: Duration,
-) -> Vec<(TopicPartition, Result<(), fjord_replication::AcksError>)> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let purgatory = broker.replicas.produce_purgatory();
-    loop {
-        // Watch before checking, so a change in between still wakes this request.
-        let watch = purgatory.watch(produce.keys().collect::<Vec<_>>());
-        if produce.try_complete(&broker.replicas) {
-            break;
-        }
-        tokio::select! {
-            () = watch => {}
-            () = tokio::time::sleep_until(deadline) => break,
-        }
-    }
-    produce.results()
 }
