@@ -122,6 +122,9 @@ fn open_log_file(path: &Path, create: bool) -> Result<File> {
     OpenOptions::new().read(true).write(true).create(create).truncate(false).open(path).map_err(Error::io(path))
 }
 
+mod files;
+mod timestamps;
+
 impl Segment {
     /// Creates a new, empty active segment.
     pub(crate) fn create(dir: &Path, base_offset: Offset, config: &LogConfig, now: Timestamp) -> Result<Segment> {
@@ -562,73 +565,6 @@ impl Segment {
         Ok(next)
     }
 
-    /// The first record at or after `target` time and at or after `starting_offset`
-    /// (Kafka's `findOffsetByTimestamp`).
-    pub(crate) fn find_offset_by_timestamp(
-        &self,
-        target: Timestamp,
-        starting_offset: Offset,
-    ) -> Result<Option<TimestampOffset>> {
-        let from = self.time_index.lookup(target).map_or(self.base_offset, |e| e.offset).max(starting_offset);
-        let mut position = u64::from(self.offset_index.lookup(from).position);
-        let mut bytes = Vec::new();
-        let mut scratch = Vec::new();
-        while let Some(header) = self.read_header_at(position)? {
-            if header.max_timestamp >= target && header.last_offset >= starting_offset {
-                let found = self.scan_batch(position, header.size, &mut bytes, &mut scratch, |record_ts, offset| {
-                    record_ts >= target && offset >= starting_offset
-                })?;
-                if found.is_some() {
-                    return Ok(found);
-                }
-            }
-            position += header.size as u64;
-        }
-        Ok(None)
-    }
-
-    /// The first record carrying the segment's largest timestamp (ListOffsets MAX_TIMESTAMP,
-    /// as Kafka answers it since KAFKA-16310).
-    pub(crate) fn max_timestamp_record(&self) -> Result<Option<TimestampOffset>> {
-        let Some(max) = self.max_timestamp else { return Ok(None) };
-        let mut position = u64::from(self.offset_index.lookup(max.offset).position);
-        let (mut bytes, mut scratch) = (Vec::new(), Vec::new());
-        while let Some(header) = self.read_header_at(position)? {
-            if header.max_timestamp == max.timestamp {
-                return self.scan_batch(position, header.size, &mut bytes, &mut scratch, |ts, _| ts == max.timestamp);
-            }
-            position += header.size as u64;
-        }
-        Ok(None)
-    }
-
-    fn scan_batch(
-        &self,
-        position: u64,
-        size: usize,
-        bytes: &mut Vec<u8>,
-        scratch: &mut Vec<u8>,
-        wanted: impl Fn(Timestamp, Offset) -> bool,
-    ) -> Result<Option<TimestampOffset>> {
-        bytes.resize(size, 0);
-        self.log.read_exact_at(bytes, position).map_err(Error::io(&self.log_path))?;
-        let batch = RecordBatch::parse(bytes)?;
-        scratch.clear();
-        let records = if batch.compression() == crate::Compression::None {
-            batch.records()?
-        } else {
-            batch.decompress_records(scratch, MAX_DECOMPRESSED_BATCH)?;
-            batch.records_in(scratch)
-        };
-        for record in records {
-            let record = record?;
-            if wanted(record.timestamp(), record.offset()) {
-                return Ok(Some(TimestampOffset { timestamp: record.timestamp(), offset: record.offset() }));
-            }
-        }
-        Ok(None)
-    }
-
     /// Grows the indexes back to `segment.index.bytes` so the segment can take appends again.
     pub(crate) fn make_active(&mut self, config: &LogConfig) -> Result<()> {
         self.offset_index.file_mut().resize(config.segment_index_bytes)?;
@@ -645,42 +581,5 @@ impl Segment {
         self.offset_index.file_mut().trim_to_entries()?;
         self.time_index.file_mut().trim_to_entries()?;
         Ok(())
-    }
-
-    /// Writes the log and both indexes to stable storage.
-    /// The segment's files (log, offset index, time index), for syncing without borrowing it.
-    pub(crate) fn sync_handles(&self) -> Result<[(PathBuf, Arc<File>); 3]> {
-        let index = |(path, file): (PathBuf, File)| (path, Arc::new(file));
-        Ok([
-            (self.log_path.clone(), Arc::clone(&self.log)),
-            index(self.offset_index.file().sync_handle()?),
-            index(self.time_index.file().sync_handle()?),
-        ])
-    }
-
-    pub(crate) fn flush(&self) -> Result<()> {
-        self.log.sync_data().map_err(Error::io(&self.log_path))?;
-        self.offset_index.file().flush()?;
-        self.time_index.file().flush()?;
-        Ok(())
-    }
-
-    /// Renames the segment's files with the `.deleted` suffix; returns their new paths.
-    pub(crate) fn rename_to_deleted(&mut self) -> Result<Vec<PathBuf>> {
-        self.rename_files(DELETED_SUFFIX)
-    }
-
-    /// Renames the segment's files to their usual names followed by `suffix` (empty for the
-    /// usual names), indexes first and the log last: the log file's name is what the loader
-    /// trusts. Returns the new paths.
-    pub(crate) fn rename_files(&mut self, suffix: &str) -> Result<Vec<PathBuf>> {
-        let dir = self.log_path.parent().expect("a segment file lives in a directory").to_path_buf();
-        let name = |kind: &str| dir.join(segment_file_name(self.base_offset, kind) + suffix);
-        let (index_to, time_to, log_to) = (name(INDEX_SUFFIX), name(TIME_INDEX_SUFFIX), name(LOG_SUFFIX));
-        self.offset_index.file_mut().rename(index_to.clone())?;
-        self.time_index.file_mut().rename(time_to.clone())?;
-        std::fs::rename(&self.log_path, &log_to).map_err(Error::io(&self.log_path))?;
-        self.log_path = log_to.clone();
-        Ok(vec![log_to, index_to, time_to])
     }
 }
