@@ -33,13 +33,14 @@ pub(crate) fn acks_error(error: &AcksError) -> ErrorCode {
     }
 }
 
-/// The code for a coordinator's write to `__consumer_offsets` that failed (Kafka's
-/// `GroupMetadataManager` mapping: what a group member can act on).
-pub(crate) fn group_write_error(error: &AppendError) -> ErrorCode {
+/// The code for a coordinator's write to `__consumer_offsets` that failed, as Kafka's
+/// `GroupMetadataManager` maps it for what a member can act on: find the coordinator again,
+/// wait for it, or (offset commits only) shrink what it commits.
+pub(crate) fn group_write_error(error: &AppendError, offset_commit: bool) -> ErrorCode {
     match error {
-        AppendError::TooLarge { .. } => ErrorCode::InvalidCommitOffsetSize,
+        AppendError::TooLarge { .. } if offset_commit => ErrorCode::InvalidCommitOffsetSize,
         AppendError::NotEnoughReplicas { .. } => ErrorCode::CoordinatorNotAvailable,
-        AppendError::NotLeader { .. } => ErrorCode::NotCoordinator,
+        AppendError::NotLeader { .. } | AppendError::Storage(_) => ErrorCode::NotCoordinator,
         _ => ErrorCode::UnknownServerError,
     }
 }

@@ -145,7 +145,10 @@ impl Groups {
         let mut coordinator = shard.lock();
         let now = now();
         let (records, answer) = handler(&mut coordinator, now);
-        self.persist(partition, &mut coordinator, &records, now)?;
+        if let Err(error) = self.persist(partition, &mut coordinator, &records, now) {
+            self.fail_waiting(partition);
+            return Err(error);
+        }
         Ok(answer)
     }
 
@@ -187,7 +190,9 @@ impl Groups {
             let expired = coordinator.expire_offsets(now);
             if !expired.is_empty() {
                 tracing::info!(partition, offsets = expired.len(), "removing expired committed offsets");
-                let _ = self.persist(partition, &mut coordinator, &expired, now);
+                if self.persist(partition, &mut coordinator, &expired, now).is_err() {
+                    self.fail_waiting(partition);
+                }
             }
         }
     }
@@ -200,7 +205,8 @@ impl Groups {
     }
 
     /// Carries out effects in order. Responses that follow a failed write carry its error, so
-    /// no member acts on a generation that was not stored.
+    /// no member acts on a generation that was not stored; requests still parked on the shard
+    /// then wait for a group that the reload forgot, and are answered NOT_COORDINATOR.
     fn carry_out(&self, partition: i32, coordinator: &mut GroupCoordinator, effects: Vec<Effect>) {
         let now = now();
         let mut failed = None;
@@ -226,11 +232,14 @@ impl Groups {
                 }
             }
         }
+        if failed.is_some() {
+            self.fail_waiting(partition);
+        }
     }
 
     /// Appends `records` to the group's partition as one batch, then replays them. If the
     /// write fails, the coordinator is rebuilt from the partition, dropping whatever it held
-    /// that the log does not.
+    /// that the log does not; the caller then fails the requests parked on it.
     fn persist(
         &self,
         partition: i32,
@@ -250,12 +259,12 @@ impl Groups {
         let appended = self.replicas.append_records(&tp, &bytes, -1, now).ok_or(ErrorCode::NotCoordinator)?;
         if let Err(e) = appended {
             tracing::error!(partition = %tp, error = %e, "cannot write group records; reloading the groups from the log");
-            self.fail_waiting(partition);
             match self.load(partition) {
                 Ok(reloaded) => *coordinator = reloaded,
                 Err(code) => tracing::error!(partition = %tp, ?code, "cannot reload the groups"),
             }
-            return Err(errors::group_write_error(&e));
+            let offset_commit = records.iter().all(|r| matches!(r, CoordinatorRecord::Offset { offset: Some(_), .. }));
+            return Err(errors::group_write_error(&e, offset_commit));
         }
         for record in records {
             coordinator.replay(record, now);

@@ -321,3 +321,70 @@ async fn a_join_waits_for_the_other_members_and_old_versions_work() {
     stop.send(()).unwrap();
     task.await.unwrap();
 }
+
+fn set_topic_config(topic: &str, key: &str, value: Option<&str>) -> IncrementalAlterConfigsRequest {
+    let config = incremental_alter_configs_request::AlterableConfig::default()
+        .with_name(s(key))
+        .with_config_operation(if value.is_some() { 0 } else { 1 })
+        .with_value(value.map(s));
+    IncrementalAlterConfigsRequest::default().with_resources(vec![
+        incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s(topic))
+            .with_configs(vec![config]),
+    ])
+}
+
+/// A rebalance whose group record cannot be written answers the members with an error and
+/// leaves the group as its log says (here: never stored), not as the coordinator had it in
+/// memory; once writes succeed again the group forms from scratch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_group_write_leaves_the_group_as_its_log_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, stop, task) = start_with(dir.path(), PROPS).await;
+    let mut client = Client::connect(addr).await;
+    let found: FindCoordinatorResponse =
+        client.call(ApiKey::FindCoordinator, 0, &FindCoordinatorRequest::default().with_key(s("g"))).await;
+    assert_eq!(found.error_code, 0);
+    // Group records are well over 64 bytes: every group write now fails as too large.
+    let altered: IncrementalAlterConfigsResponse = client
+        .call(
+            ApiKey::IncrementalAlterConfigs,
+            0,
+            &set_topic_config("__consumer_offsets", "max.message.bytes", Some("64")),
+        )
+        .await;
+    assert_eq!(altered.responses[0].error_code, 0, "{:?}", altered.responses[0].error_message);
+
+    let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 4, &join_request("g", "", &["events"])).await;
+    assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
+    let joined: JoinGroupResponse =
+        client.call(ApiKey::JoinGroup, 4, &join_request("g", first.member_id.as_str(), &["events"])).await;
+    assert_eq!((joined.error_code, joined.generation_id), (0, 1));
+    // The leader's SyncGroup completes the generation, which is when it is written.
+    let assignment = sync_group_request::SyncGroupRequestAssignment::default()
+        .with_member_id(joined.member_id.clone())
+        .with_assignment(Bytes::from_static(b"assignment"));
+    let sync = SyncGroupRequest::default()
+        .with_group_id(group("g"))
+        .with_generation_id(1)
+        .with_member_id(joined.member_id.clone())
+        .with_assignments(vec![assignment]);
+    let synced: SyncGroupResponse = client.call(ApiKey::SyncGroup, 3, &sync).await;
+    assert_eq!(synced.error_code, -1, "UNKNOWN_SERVER_ERROR: the generation was not stored");
+    let described: DescribeGroupsResponse =
+        client.call(ApiKey::DescribeGroups, 0, &DescribeGroupsRequest::default().with_groups(vec![group("g")])).await;
+    assert_eq!(described.groups[0].group_state.as_str(), "Dead", "the log holds no group g");
+    assert!(described.groups[0].members.is_empty());
+
+    let restored: IncrementalAlterConfigsResponse = client
+        .call(ApiKey::IncrementalAlterConfigs, 0, &set_topic_config("__consumer_offsets", "max.message.bytes", None))
+        .await;
+    assert_eq!(restored.responses[0].error_code, 0);
+    let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 4, &join_request("g", "", &["events"])).await;
+    let joined: JoinGroupResponse =
+        client.call(ApiKey::JoinGroup, 4, &join_request("g", first.member_id.as_str(), &["events"])).await;
+    assert_eq!((joined.error_code, joined.generation_id), (0, 1));
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
