@@ -9,8 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fjord_log::DeletedSegment;
-use fjord_metadata::controller::{self, CreatedTopic, Creator, NewTopic, TopicDefaults};
-use fjord_metadata::{BrokerRegistration, ControllerError, METADATA_TOPIC_DIR, MetadataImage, MetadataRecord};
+use fjord_metadata::controller::{
+    self, CreatedTopic, Creator, HeartbeatRequest, NewTopic, RegistrationRequest, TopicDefaults,
+};
+use fjord_metadata::{ControllerError, Endpoint, METADATA_TOPIC_DIR, MetadataImage, MetadataRecord};
 use fjord_protocol::VersionTable;
 use fjord_replication::{
     LOG_START_OFFSET_CHECKPOINT, OffsetCheckpoint, PartitionHandle, RECOVERY_POINT_CHECKPOINT,
@@ -155,20 +157,63 @@ impl Broker {
         Ok(broker)
     }
 
-    /// Registers this broker with the controller (a new record only if its endpoint changed).
+    /// Registers this process of the broker with the controller, then heartbeats until it is
+    /// unfenced (its metadata has caught up with its registration; Kafka's
+    /// `BrokerLifecycleManager` start-up). On one node both go to its own controller.
     async fn register(&self) -> Result<()> {
-        let advertised = &self.config.advertised_listeners[0];
-        let registration = BrokerRegistration {
+        let request = RegistrationRequest {
             broker_id: self.node_id,
-            host: advertised.host.clone(),
-            port: advertised.port,
+            incarnation_id: *uuid::Uuid::new_v4().as_bytes(),
+            listeners: self
+                .config
+                .advertised_listeners
+                .iter()
+                .map(|l| Endpoint { listener: l.name.clone(), host: l.host.clone(), port: l.port })
+                .collect(),
             rack: self.config.rack.clone(),
         };
-        let registered = self
+        let id = self.node_id;
+        let session_timeout_ms = self.config.broker_session_timeout_ms;
+        let refused = |e: ControllerFailure| Error::Controller(format!("broker {id} cannot register: {e}"));
+        let epoch = self
             .controller
-            .decide(false, move |image| (controller::register_broker(image, &registration).into_iter().collect(), ()))
-            .await;
-        registered.map_err(|e| Error::Controller(format!("cannot register broker {}: {e}", self.node_id)))
+            .run(move |state| {
+                let now = Broker::now();
+                let alive = state.sessions.is_alive(id, now, session_timeout_ms);
+                let records = controller::register_broker(&state.image, &request, alive)?;
+                state.sessions.registered(id, now);
+                let committed = if records.is_empty() { None } else { Some(state.propose(records)?) };
+                Ok((state.image.brokers[&id].broker_epoch, committed))
+            })
+            .await
+            .map_err(refused)?;
+        loop {
+            let offset = self.image().provenance.offset;
+            let beat = HeartbeatRequest {
+                broker_id: id,
+                broker_epoch: epoch,
+                current_metadata_offset: offset,
+                want_fence: false,
+                want_shut_down: false,
+            };
+            let answer = self
+                .controller
+                .run(move |state| {
+                    state.sessions.touch(id, Broker::now(), offset);
+                    let next = state.image.provenance.offset.plus(1);
+                    let (records, answer) = controller::heartbeat(&state.image, &mut state.sessions, &beat, next)?;
+                    let committed = if records.is_empty() { None } else { Some(state.propose(records)?) };
+                    Ok((answer, committed))
+                })
+                .await
+                .map_err(refused)?;
+            if !answer.is_fenced {
+                tracing::info!(broker_epoch = epoch, "registered and unfenced");
+                return Ok(());
+            }
+            // Not caught up yet: the image moves on as the loader applies what was committed.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// The current metadata image (what this broker has applied of the metadata log).
@@ -206,6 +251,8 @@ impl Broker {
         let defaults = TopicDefaults {
             num_partitions: self.config.num_partitions,
             default_replication_factor: self.config.default_replication_factor,
+            // Until followers replicate, a partition has one replica.
+            max_replication_factor: 1,
         };
         self.decide(validate_only, move |image| {
             controller::create_topics(image, &topics, defaults, creator, || TopicId(*uuid::Uuid::new_v4().as_bytes()))

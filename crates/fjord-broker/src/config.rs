@@ -59,6 +59,10 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// `broker.rack`.
     pub rack: Option<String>,
+    /// `broker.session.timeout.ms`: a broker silent this long is fenced.
+    pub broker_session_timeout_ms: i64,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: u64,
     /// `controlled.shutdown` grace: how long shutdown waits for connections to finish.
     pub shutdown_grace_ms: u64,
     /// The group coordinator's settings (`group.*`, `offsets.retention.minutes`,
@@ -186,6 +190,12 @@ impl BrokerConfig {
             fetch_max_bytes: number("fetch.max.bytes", get("fetch.max.bytes"), 57_671_680)?,
             max_connections: number("max.connections", get("max.connections"), i32::MAX as usize)?,
             rack: get("broker.rack"),
+            broker_session_timeout_ms: number("broker.session.timeout.ms", get("broker.session.timeout.ms"), 9_000)?,
+            broker_heartbeat_interval_ms: number(
+                "broker.heartbeat.interval.ms",
+                get("broker.heartbeat.interval.ms"),
+                2_000,
+            )?,
             shutdown_grace_ms: number("fjord.shutdown.grace.ms", get("fjord.shutdown.grace.ms"), 5_000)?,
             coordinator: CoordinatorConfig {
                 group_min_session_timeout_ms: number(
@@ -399,6 +409,8 @@ impl BrokerConfig {
             "fetch.max.bytes",
             "max.connections",
             "broker.rack",
+            "broker.session.timeout.ms",
+            "broker.heartbeat.interval.ms",
             "fjord.shutdown.grace.ms",
             "log.retention.minutes",
             "log.retention.hours",

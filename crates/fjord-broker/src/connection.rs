@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
-use crate::handlers::{self, Outcome, unsupported_version_response};
+use crate::handlers::{self, Outcome, RequestContext, unsupported_version_response};
 
 /// Responses a connection may hold before it writes them and reads on: bounds what one
 /// client's pipelined requests keep in memory at once (a Fetch response may be
@@ -20,8 +20,14 @@ const PIPELINED_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Serves one connection until the client leaves, sends something unacceptable, or the broker
 /// shuts down (checked between requests, so a request in progress is answered).
-pub(crate) async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    listener: Arc<str>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let context = RequestContext { peer, listener };
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let mut input = BytesMut::with_capacity(64 * 1024);
@@ -41,14 +47,14 @@ pub(crate) async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: 
             }
             match take_frame(&mut input, max) {
                 Ok(Some(frame)) => {
-                    if !process(&broker, frame, &mut output, &peer).await {
+                    if !process(&broker, frame, &mut output, &context).await {
                         close = true;
                         break;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::info!(%peer, error = %e, "closing connection");
+                    tracing::info!(peer = %context.peer, error = %e, "closing connection");
                     close = true;
                     break;
                 }
@@ -74,7 +80,8 @@ pub(crate) async fn serve(broker: Arc<Broker>, stream: TcpStream, mut shutdown: 
 }
 
 /// Handles one frame, appending any response to `output`. Returns false to close.
-async fn process(broker: &Arc<Broker>, frame: bytes::Bytes, output: &mut Outbox, peer: &str) -> bool {
+async fn process(broker: &Arc<Broker>, frame: bytes::Bytes, output: &mut Outbox, context: &RequestContext) -> bool {
+    let peer = &context.peer;
     let request = match decode_request(frame, &broker.versions) {
         Ok(request) => request,
         Err(DecodeError::UnsupportedVersion { api_key: ApiKey::ApiVersions, version, correlation_id }) => {
@@ -89,7 +96,7 @@ async fn process(broker: &Arc<Broker>, frame: bytes::Bytes, output: &mut Outbox,
     };
     let (api_key, version, correlation_id) =
         (request.api_key, request.header.request_api_version, request.header.correlation_id);
-    match handlers::handle(broker, request, peer).await {
+    match handlers::handle(broker, request, context).await {
         Outcome::Respond(response) => encode(output, api_key, version, correlation_id, &response),
         Outcome::Silent => true,
         Outcome::Close => false,

@@ -77,6 +77,9 @@ pub(crate) fn controller_error(error: &ControllerError) -> ErrorCode {
         ControllerError::InvalidReplicaAssignment(_) => ErrorCode::InvalidReplicaAssignment,
         ControllerError::InvalidConfig(_) => ErrorCode::InvalidConfig,
         ControllerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+        ControllerError::DuplicateBrokerRegistration(_) => ErrorCode::DuplicateBrokerRegistration,
+        ControllerError::StaleBrokerEpoch { .. } => ErrorCode::StaleBrokerEpoch,
+        ControllerError::BrokerNotRegistered(_) => ErrorCode::BrokerIdNotRegistered,
     }
 }
 
@@ -87,5 +90,6 @@ pub(crate) fn controller_failure(error: &ControllerFailure) -> ErrorCode {
         ControllerFailure::Quorum(QuorumError::ShuttingDown) => ErrorCode::RequestTimedOut,
         ControllerFailure::Quorum(QuorumError::Storage(_)) => ErrorCode::KafkaStorageError,
         ControllerFailure::Inconsistent(_) => ErrorCode::UnknownServerError,
+        ControllerFailure::Refused(e) => controller_error(e),
     }
 }

@@ -53,7 +53,8 @@ impl RunningServer {
 pub struct Server {
     /// The broker.
     pub broker: Arc<Broker>,
-    listeners: Vec<TcpListener>,
+    /// Each client listener's name and socket.
+    listeners: Vec<(String, TcpListener)>,
 }
 
 impl Server {
@@ -85,10 +86,10 @@ impl Server {
                 advertised.port = port;
             }
         }
-        let listeners: Vec<TcpListener> = listeners.into_iter().map(|(_, socket)| socket).collect();
+
         let broker = Broker::start(config).await?;
         let addresses: Vec<String> =
-            listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+            listeners.iter().filter_map(|(_, l)| l.local_addr().ok()).map(|a| a.to_string()).collect();
         tracing::info!(
             node_id = broker.node_id.0,
             cluster_id = %broker.cluster_id,
@@ -103,7 +104,7 @@ impl Server {
 
     /// The bound addresses.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners.iter().filter_map(|(_, l)| l.local_addr().ok()).collect()
     }
 
     /// Serves on a task of the current runtime until [`RunningServer::shutdown`].
@@ -127,11 +128,12 @@ impl Server {
         let background = tokio::spawn(background_tasks(Arc::clone(&broker), stop_rx.clone()));
         let cleaners = LogCleaner::start(&broker.cleaner_context());
         let mut accepts = JoinSet::new();
-        for listener in self.listeners {
+        for (name, listener) in self.listeners {
             let broker = Arc::clone(&broker);
             let permits = Arc::clone(&permits);
             let stop = stop_rx.clone();
-            accepts.spawn(async move { accept_loop(listener, broker, permits, stop, grace).await });
+            let name: Arc<str> = Arc::from(name);
+            accepts.spawn(async move { accept_loop(listener, name, broker, permits, stop, grace).await });
         }
         tokio::pin!(shutdown);
         tokio::select! {
@@ -161,6 +163,7 @@ impl Server {
 
 async fn accept_loop(
     listener: TcpListener,
+    name: Arc<str>,
     broker: Arc<Broker>,
     permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
@@ -191,8 +194,9 @@ async fn accept_loop(
         };
         let broker = Arc::clone(&broker);
         let stop = stop.clone();
+        let name = Arc::clone(&name);
         connections.spawn(async move {
-            connection::serve(broker, stream, stop).await;
+            connection::serve(broker, stream, name, stop).await;
             drop(permit);
         });
         while connections.try_join_next().is_some() {}

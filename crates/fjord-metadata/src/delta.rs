@@ -5,10 +5,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fjord_types::{BrokerId, OffsetAndEpoch, PartitionRegistration, TopicId};
+use fjord_types::{BrokerId, PartitionRegistration, TopicId};
 
 use crate::error::Result;
 use crate::image::{MetadataImage, TopicImage};
+use crate::metadata_log::MetadataBatch;
 use crate::record::{ConfigResource, MetadataRecord};
 
 /// A partition created or changed by a batch.
@@ -51,25 +52,25 @@ impl MetadataDelta {
 }
 
 impl MetadataImage {
-    /// Applies a committed batch: returns the image after it, which contains up to
-    /// `provenance`, and what changed. `self` is untouched, so a batch that does not apply
-    /// leaves the published image as it was.
-    pub fn apply_batch(
-        &self,
-        records: &[MetadataRecord],
-        provenance: OffsetAndEpoch,
-    ) -> Result<(MetadataImage, MetadataDelta)> {
+    /// Applies a batch of records at its offsets: returns the image after it, which contains
+    /// up to the batch's last record, and what changed. `self` is untouched, so a batch that
+    /// does not apply leaves the published image as it was.
+    pub fn apply_batch(&self, batch: &MetadataBatch) -> Result<(MetadataImage, MetadataDelta)> {
+        let records = &batch.records;
         let mut next = self.clone();
         let mut delta = MetadataDelta::default();
         // Partitions touched, by topic id; their before and after are compared at the end.
         let mut touched: BTreeMap<TopicId, BTreeSet<i32>> = BTreeMap::new();
-        for record in records {
+        for (index, record) in records.iter().enumerate() {
             match record {
-                MetadataRecord::RegisterBroker { broker_id, .. } => {
+                MetadataRecord::RegisterBroker { broker_id, .. }
+                | MetadataRecord::BrokerRegistrationChange { broker_id, .. } => {
                     delta.changed_brokers.insert(*broker_id);
                 }
+                MetadataRecord::NoOp => {}
                 MetadataRecord::Topic { .. } => {}
-                MetadataRecord::Partition { topic_id, partition, .. } => {
+                MetadataRecord::Partition { topic_id, partition, .. }
+                | MetadataRecord::PartitionChange { topic_id, partition, .. } => {
                     touched.entry(*topic_id).or_default().insert(*partition);
                 }
                 MetadataRecord::Config { resource: ConfigResource::Topic(name), .. } => {
@@ -90,7 +91,7 @@ impl MetadataImage {
                 }
                 MetadataRecord::ProducerIds { .. } => delta.producer_ids_changed = true,
             }
-            next.apply(record)?;
+            next.apply(record, batch.base_offset.plus(index as i64))?;
         }
         for (topic_id, partitions) in touched {
             let Some(topic) = next.topic_by_id(topic_id) else { continue };
@@ -110,7 +111,7 @@ impl MetadataImage {
             }
         }
         delta.partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-        next.provenance = provenance;
+        next.provenance = batch.last();
         Ok((next, delta))
     }
 }
@@ -118,10 +119,16 @@ impl MetadataImage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fjord_types::{LeaderEpoch, Offset};
+    use fjord_types::{LeaderEpoch, Offset, OffsetAndEpoch};
 
     fn at(offset: i64) -> OffsetAndEpoch {
         OffsetAndEpoch::new(Offset(offset), LeaderEpoch(1))
+    }
+
+    /// `records` as a batch ending at `last`.
+    fn batch(records: &[MetadataRecord], last: OffsetAndEpoch) -> MetadataBatch {
+        let base = last.offset.plus(1 - records.len() as i64);
+        MetadataBatch { base_offset: base, epoch: last.epoch, records: records.to_vec() }
     }
 
     fn partition(topic_id: TopicId, partition: i32, replicas: &[i32], leader: i32, epoch: i32) -> MetadataRecord {
@@ -147,7 +154,7 @@ mod tests {
             MetadataRecord::Topic { name: "b".into(), topic_id: b },
             partition(b, 0, &[1], 1, 0),
         ];
-        let (image, delta) = MetadataImage::default().apply_batch(&created, at(4)).unwrap();
+        let (image, delta) = MetadataImage::default().apply_batch(&batch(&created, at(4))).unwrap();
         assert_eq!(image.provenance, at(4));
         assert_eq!(delta.partitions.len(), 3);
         assert!(delta.partitions.iter().all(|p| p.previous.is_none()));
@@ -162,7 +169,7 @@ mod tests {
                 value: Some("1".into()),
             },
         ];
-        let (next, delta) = image.apply_batch(&changes, at(8)).unwrap();
+        let (next, delta) = image.apply_batch(&batch(&changes, at(8))).unwrap();
         assert_eq!(delta.partitions.len(), 1);
         let changed = &delta.partitions[0];
         assert_eq!((changed.topic.as_str(), changed.partition), ("a", 0));
@@ -178,7 +185,7 @@ mod tests {
     fn a_batch_that_does_not_apply_changes_nothing() {
         let bad = vec![MetadataRecord::RemoveTopic { topic_id: TopicId([9; 16]) }];
         let image = MetadataImage::default();
-        assert!(image.apply_batch(&bad, at(0)).is_err());
+        assert!(image.apply_batch(&batch(&bad, at(0))).is_err());
         assert_eq!(image, MetadataImage::default());
     }
 
@@ -190,7 +197,7 @@ mod tests {
             partition(t, 0, &[1], 1, 0),
             MetadataRecord::RemoveTopic { topic_id: t },
         ];
-        let (_, delta) = MetadataImage::default().apply_batch(&records, at(2)).unwrap();
+        let (_, delta) = MetadataImage::default().apply_batch(&batch(&records, at(2))).unwrap();
         assert!(delta.is_empty(), "{delta:?}");
     }
 }

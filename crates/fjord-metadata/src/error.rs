@@ -1,5 +1,7 @@
 //! Errors of the metadata layer.
 
+use fjord_types::BrokerId;
+
 /// A record or metadata log that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -44,4 +46,18 @@ pub enum ControllerError {
     /// A request that makes no sense as a whole (duplicates, conflicting fields).
     #[error("{0}")]
     InvalidRequest(String),
+    /// Another process of this broker still has a live session.
+    #[error("Another broker is registered with broker id {0} and its session has not expired.")]
+    DuplicateBrokerRegistration(BrokerId),
+    /// A heartbeat or request from a broker registration that is not the current one.
+    #[error("Broker {broker} sent epoch {epoch}, which is not its current registration.")]
+    StaleBrokerEpoch {
+        /// The broker.
+        broker: BrokerId,
+        /// The epoch it sent.
+        epoch: i64,
+    },
+    /// A broker that never registered.
+    #[error("Broker {0} is not registered.")]
+    BrokerNotRegistered(BrokerId),
 }

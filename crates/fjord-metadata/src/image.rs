@@ -2,22 +2,40 @@
 
 use std::collections::BTreeMap;
 
-use fjord_types::{BrokerId, OffsetAndEpoch, PartitionRegistration, TopicId};
+use fjord_types::{BrokerId, LeaderEpoch, Offset, OffsetAndEpoch, PartitionRegistration, TopicId};
 
 use crate::error::{Error, Result};
-use crate::record::{ConfigResource, MetadataRecord};
+use crate::record::{ConfigResource, Endpoint, MetadataRecord};
 
-/// A registered broker.
+/// A registered broker (Kafka's `BrokerRegistration`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerRegistration {
     /// Its `node.id`.
     pub broker_id: BrokerId,
-    /// The advertised host.
-    pub host: String,
-    /// The advertised port.
-    pub port: u16,
+    /// The process that registered.
+    pub incarnation_id: [u8; 16],
+    /// The offset of its registration record: what its heartbeats and changes must carry.
+    pub broker_epoch: i64,
+    /// Its advertised listeners.
+    pub listeners: Vec<Endpoint>,
     /// Its rack, if set.
     pub rack: Option<String>,
+    /// Fenced: it leads nothing and joins no ISR.
+    pub fenced: bool,
+    /// Shutting down under the controller's guidance: its leaderships are moving away.
+    pub in_controlled_shutdown: bool,
+}
+
+impl BrokerRegistration {
+    /// Where clients reach it on `listener`.
+    pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {
+        self.listeners.iter().find(|e| e.listener == listener)
+    }
+
+    /// May lead partitions and join ISRs: unfenced and not shutting down.
+    pub fn is_active(&self) -> bool {
+        !self.fenced && !self.in_controlled_shutdown
+    }
 }
 
 /// One topic.
@@ -73,15 +91,71 @@ impl MetadataImage {
             .ok_or_else(|| Error::Inconsistent(format!("no topic with id {id}")))
     }
 
-    /// Applies one record: the only way the image changes. Callers that publish images go
-    /// through [`MetadataImage::apply_batch`], which also says what changed.
-    pub fn apply(&mut self, record: &MetadataRecord) -> Result<()> {
+    /// The partition `partition` of the topic with id `topic_id`.
+    pub fn partition(&self, topic_id: TopicId, partition: i32) -> Option<&PartitionRegistration> {
+        self.topic_by_id(topic_id)?.partitions.get(&partition)
+    }
+
+    /// The brokers that may lead and join ISRs, by id.
+    pub fn active_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| b.is_active())
+    }
+
+    /// Applies one record, which sits at `offset` in the metadata log: the only way the image
+    /// changes. Callers that publish images go through [`MetadataImage::apply_batch`], which
+    /// also says what changed.
+    pub fn apply(&mut self, record: &MetadataRecord, offset: Offset) -> Result<()> {
         match record {
-            MetadataRecord::RegisterBroker { broker_id, host, port, rack } => {
-                let registration =
-                    BrokerRegistration { broker_id: *broker_id, host: host.clone(), port: *port, rack: rack.clone() };
+            MetadataRecord::RegisterBroker { broker_id, incarnation_id, listeners, rack, fenced } => {
+                let registration = BrokerRegistration {
+                    broker_id: *broker_id,
+                    incarnation_id: *incarnation_id,
+                    broker_epoch: offset.0,
+                    listeners: listeners.clone(),
+                    rack: rack.clone(),
+                    fenced: *fenced,
+                    in_controlled_shutdown: false,
+                };
                 self.brokers.insert(*broker_id, registration);
             }
+            MetadataRecord::BrokerRegistrationChange { broker_id, broker_epoch, fenced, in_controlled_shutdown } => {
+                let broker = self
+                    .brokers
+                    .get_mut(broker_id)
+                    .filter(|b| b.broker_epoch == *broker_epoch)
+                    .ok_or_else(|| Error::Inconsistent(format!("no broker {broker_id} at epoch {broker_epoch}")))?;
+                if let Some(fenced) = fenced {
+                    broker.fenced = *fenced;
+                }
+                if let Some(shutting_down) = in_controlled_shutdown {
+                    broker.in_controlled_shutdown = *shutting_down;
+                }
+            }
+            MetadataRecord::PartitionChange { topic_id, partition, leader, isr, replicas } => {
+                let name = self.topic_name(*topic_id)?;
+                let topic = self.topics.get_mut(&name).expect("looked up above");
+                let current = topic
+                    .partitions
+                    .get_mut(partition)
+                    .ok_or_else(|| Error::Inconsistent(format!("no partition {name}-{partition}")))?;
+                let mut next = current.clone();
+                if let Some(replicas) = replicas {
+                    next.replicas = replicas.clone();
+                }
+                if let Some(isr) = isr {
+                    next.isr = isr.clone();
+                }
+                if let Some(leader) = leader {
+                    next.leader = *leader;
+                    next.leader_epoch = LeaderEpoch(next.leader_epoch.0 + 1);
+                }
+                next.partition_epoch += 1;
+                if !next.leader.is_none() && !next.isr.contains(&next.leader) {
+                    return Err(Error::Inconsistent(format!("{name}-{partition}: leader {} not in ISR", next.leader)));
+                }
+                *current = next;
+            }
+            MetadataRecord::NoOp => {}
             MetadataRecord::Topic { name, topic_id } => {
                 if self.topics.contains_key(name) {
                     return Err(Error::Inconsistent(format!("topic {name} exists already")));

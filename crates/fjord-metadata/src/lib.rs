@@ -26,4 +26,4 @@ pub use error::{ControllerError, Error, Result};
 pub use image::{BrokerRegistration, MetadataImage, TopicImage};
 pub use metadata_log::{METADATA_TOPIC_DIR, MetadataBatch, MetadataLog};
 pub use naming::{INTERNAL_TOPICS, RESERVED_TOPICS, validate_topic_name};
-pub use record::{ConfigResource, MetadataRecord};
+pub use record::{ConfigResource, Endpoint, MetadataRecord};

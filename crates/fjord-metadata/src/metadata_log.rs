@@ -108,7 +108,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = MetadataLog::open(dir.path(), Timestamp(0)).unwrap();
         let first = vec![
-            MetadataRecord::RegisterBroker { broker_id: BrokerId(1), host: "h".into(), port: 1, rack: None },
+            MetadataRecord::ProducerIds { broker_id: BrokerId(1), next_producer_id: 1000 },
             MetadataRecord::Topic { name: "t".into(), topic_id: TopicId([7; 16]) },
         ];
         let second = vec![MetadataRecord::RemoveTopic { topic_id: TopicId([7; 16]) }];

@@ -5,6 +5,17 @@ use fjord_types::{BrokerId, LeaderEpoch, TopicId};
 
 use crate::error::{Error, Result};
 
+/// A listener a broker advertises: its name and where clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
+    /// The listener name (`PLAINTEXT`, `INTERNAL`, ...).
+    pub listener: String,
+    /// The advertised host.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+}
+
 /// What a config record is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ConfigResource {
@@ -17,16 +28,32 @@ pub enum ConfigResource {
 /// One change to the cluster's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
-    /// A broker joined (or came back with a new endpoint).
+    /// A broker registered (Kafka's `RegisterBrokerRecord`): a new process of it, fenced until
+    /// it has caught up with the metadata log. Its broker epoch is this record's offset.
     RegisterBroker {
         /// Its `node.id`.
         broker_id: BrokerId,
-        /// The advertised host.
-        host: String,
-        /// The advertised port.
-        port: u16,
+        /// A random id of the process that registered (a restart registers anew).
+        incarnation_id: [u8; 16],
+        /// Its advertised listeners.
+        listeners: Vec<Endpoint>,
         /// `broker.rack`, if set.
         rack: Option<String>,
+        /// Whether it starts fenced (a real registration does; `false` only for one read back
+        /// from an older log, where brokers were never fenced).
+        fenced: bool,
+    },
+    /// A broker was fenced or unfenced, or began a controlled shutdown (Kafka's
+    /// `BrokerRegistrationChangeRecord`); `None` leaves a field as it was.
+    BrokerRegistrationChange {
+        /// The broker.
+        broker_id: BrokerId,
+        /// The registration it applies to; a stale one is ignored.
+        broker_epoch: i64,
+        /// Fenced or not.
+        fenced: Option<bool>,
+        /// In controlled shutdown or not.
+        in_controlled_shutdown: Option<bool>,
     },
     /// A topic was created.
     Topic {
@@ -73,6 +100,24 @@ pub enum MetadataRecord {
         /// The first id not yet handed out.
         next_producer_id: i64,
     },
+    /// A partition's leader, ISR or replicas changed (Kafka's `PartitionChangeRecord`); `None`
+    /// leaves a field as it was. Every change bumps the partition epoch, a new leader (even
+    /// none) the leader epoch too.
+    PartitionChange {
+        /// Its topic.
+        topic_id: TopicId,
+        /// Its index.
+        partition: i32,
+        /// The new leader (`BrokerId::NONE`: no leader), if it changes.
+        leader: Option<BrokerId>,
+        /// The new ISR, if it changes.
+        isr: Option<Vec<BrokerId>>,
+        /// The new replicas, if they change.
+        replicas: Option<Vec<BrokerId>>,
+    },
+    /// Nothing: the active controller writes one when idle, so the high watermark keeps moving
+    /// and brokers can show they are caught up (Kafka's `NoOpRecord`, KAFKA-13883).
+    NoOp,
 }
 
 const REGISTER_BROKER: u8 = 1;
@@ -81,19 +126,37 @@ const PARTITION: u8 = 3;
 const CONFIG: u8 = 4;
 const REMOVE_TOPIC: u8 = 5;
 const PRODUCER_IDS: u8 = 6;
+const BROKER_REGISTRATION_CHANGE: u8 = 7;
+const PARTITION_CHANGE: u8 = 8;
+const NO_OP: u8 = 9;
 const VERSION: u8 = 0;
+/// RegisterBroker's version since brokers have incarnations, listeners and fencing.
+const REGISTER_BROKER_VERSION: u8 = 1;
 
 impl MetadataRecord {
     /// Appends the record's encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut w = Writer(out);
         match self {
-            MetadataRecord::RegisterBroker { broker_id, host, port, rack } => {
-                w.header(REGISTER_BROKER);
+            MetadataRecord::RegisterBroker { broker_id, incarnation_id, listeners, rack, fenced } => {
+                w.0.extend_from_slice(&[REGISTER_BROKER, REGISTER_BROKER_VERSION]);
                 w.i32(broker_id.0);
-                w.string(host);
-                w.u16(*port);
+                w.bytes16(incarnation_id);
+                w.0.extend_from_slice(&(listeners.len() as u32).to_be_bytes());
+                for endpoint in listeners {
+                    w.string(&endpoint.listener);
+                    w.string(&endpoint.host);
+                    w.u16(endpoint.port);
+                }
                 w.optional_string(rack.as_deref());
+                w.0.push(u8::from(*fenced));
+            }
+            MetadataRecord::BrokerRegistrationChange { broker_id, broker_epoch, fenced, in_controlled_shutdown } => {
+                w.header(BROKER_REGISTRATION_CHANGE);
+                w.i32(broker_id.0);
+                w.i64(*broker_epoch);
+                w.optional_bool(*fenced);
+                w.optional_bool(*in_controlled_shutdown);
             }
             MetadataRecord::Topic { name, topic_id } => {
                 w.header(TOPIC);
@@ -134,6 +197,21 @@ impl MetadataRecord {
                 w.i32(broker_id.0);
                 w.i64(*next_producer_id);
             }
+            MetadataRecord::PartitionChange { topic_id, partition, leader, isr, replicas } => {
+                w.header(PARTITION_CHANGE);
+                w.bytes16(&topic_id.0);
+                w.i32(*partition);
+                match leader {
+                    None => w.0.push(0),
+                    Some(leader) => {
+                        w.0.push(1);
+                        w.i32(leader.0);
+                    }
+                }
+                w.optional_brokers(isr.as_deref());
+                w.optional_brokers(replicas.as_deref());
+            }
+            MetadataRecord::NoOp => w.header(NO_OP),
         }
     }
 
@@ -142,16 +220,56 @@ impl MetadataRecord {
         let mut r = Reader { bytes, pos: 0 };
         let kind = r.u8()?;
         let version = r.u8()?;
-        if version != VERSION {
+        let known = if kind == REGISTER_BROKER { version <= REGISTER_BROKER_VERSION } else { version == VERSION };
+        if !known {
             return Err(Error::CorruptRecord(format!("unknown version {version} of record type {kind}")));
         }
         let record = match kind {
-            REGISTER_BROKER => MetadataRecord::RegisterBroker {
+            // Version 0, from a single node that never fenced: one PLAINTEXT endpoint.
+            REGISTER_BROKER if version == 0 => {
+                let broker_id = BrokerId(r.i32()?);
+                let (host, port) = (r.string()?, r.u16()?);
+                MetadataRecord::RegisterBroker {
+                    broker_id,
+                    incarnation_id: [0; 16],
+                    listeners: vec![Endpoint { listener: "PLAINTEXT".into(), host, port }],
+                    rack: r.optional_string()?,
+                    fenced: false,
+                }
+            }
+            REGISTER_BROKER => {
+                let broker_id = BrokerId(r.i32()?);
+                let incarnation_id = r.bytes16()?;
+                let count = r.count(10)?;
+                let listeners = (0..count)
+                    .map(|_| Ok(Endpoint { listener: r.string()?, host: r.string()?, port: r.u16()? }))
+                    .collect::<Result<Vec<_>>>()?;
+                MetadataRecord::RegisterBroker {
+                    broker_id,
+                    incarnation_id,
+                    listeners,
+                    rack: r.optional_string()?,
+                    fenced: r.bool()?,
+                }
+            }
+            BROKER_REGISTRATION_CHANGE => MetadataRecord::BrokerRegistrationChange {
                 broker_id: BrokerId(r.i32()?),
-                host: r.string()?,
-                port: r.u16()?,
-                rack: r.optional_string()?,
+                broker_epoch: r.i64()?,
+                fenced: r.optional_bool()?,
+                in_controlled_shutdown: r.optional_bool()?,
             },
+            PARTITION_CHANGE => MetadataRecord::PartitionChange {
+                topic_id: TopicId(r.bytes16()?),
+                partition: r.i32()?,
+                leader: match r.u8()? {
+                    0 => None,
+                    1 => Some(BrokerId(r.i32()?)),
+                    other => return Err(Error::CorruptRecord(format!("bad option tag {other}"))),
+                },
+                isr: r.optional_brokers()?,
+                replicas: r.optional_brokers()?,
+            },
+            NO_OP => MetadataRecord::NoOp,
             TOPIC => MetadataRecord::Topic { name: r.string()?, topic_id: TopicId(r.bytes16()?) },
             PARTITION => MetadataRecord::Partition {
                 topic_id: TopicId(r.bytes16()?),
@@ -218,6 +336,22 @@ impl Writer<'_> {
             self.i32(b.0);
         }
     }
+    fn optional_brokers(&mut self, brokers: Option<&[BrokerId]>) {
+        match brokers {
+            None => self.0.push(0),
+            Some(brokers) => {
+                self.0.push(1);
+                self.brokers(brokers);
+            }
+        }
+    }
+    fn optional_bool(&mut self, v: Option<bool>) {
+        self.0.push(match v {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        });
+    }
 }
 
 struct Reader<'a> {
@@ -260,13 +394,40 @@ impl Reader<'_> {
             other => Err(Error::CorruptRecord(format!("bad option tag {other}"))),
         }
     }
-    fn brokers(&mut self) -> Result<Vec<BrokerId>> {
+    /// A list length, refused if the bytes left cannot hold that many items of at least
+    /// `min_item` bytes: checked before anything is allocated.
+    fn count(&mut self, min_item: usize) -> Result<usize> {
         let count = u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")) as usize;
-        // Bounded by the bytes present before anything is allocated.
-        if count > (self.bytes.len() - self.pos) / 4 {
-            return Err(Error::CorruptRecord("broker list longer than the record".into()));
+        if count > (self.bytes.len() - self.pos) / min_item {
+            return Err(Error::CorruptRecord("list longer than the record".into()));
         }
+        Ok(count)
+    }
+    fn brokers(&mut self) -> Result<Vec<BrokerId>> {
+        let count = self.count(4)?;
         (0..count).map(|_| self.i32().map(BrokerId)).collect()
+    }
+    fn optional_brokers(&mut self) -> Result<Option<Vec<BrokerId>>> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.brokers().map(Some),
+            other => Err(Error::CorruptRecord(format!("bad option tag {other}"))),
+        }
+    }
+    fn bool(&mut self) -> Result<bool> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(Error::CorruptRecord(format!("bad bool {other}"))),
+        }
+    }
+    fn optional_bool(&mut self) -> Result<Option<bool>> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(false)),
+            2 => Ok(Some(true)),
+            other => Err(Error::CorruptRecord(format!("bad optional bool {other}"))),
+        }
     }
 }
 
@@ -279,9 +440,46 @@ mod tests {
         let id = any::<[u8; 16]>().prop_map(TopicId);
         let brokers = prop::collection::vec(any::<i32>().prop_map(BrokerId), 0..5);
         prop_oneof![
-            (any::<i32>(), ".*", any::<u16>(), prop::option::of(".*")).prop_map(|(b, host, port, rack)| {
-                MetadataRecord::RegisterBroker { broker_id: BrokerId(b), host, port, rack }
-            }),
+            (
+                any::<i32>(),
+                any::<[u8; 16]>(),
+                prop::collection::vec((".*", ".*", any::<u16>()), 0..3),
+                prop::option::of(".*"),
+                any::<bool>()
+            )
+                .prop_map(|(b, incarnation_id, listeners, rack, fenced)| MetadataRecord::RegisterBroker {
+                    broker_id: BrokerId(b),
+                    incarnation_id,
+                    listeners: listeners
+                        .into_iter()
+                        .map(|(listener, host, port)| Endpoint { listener, host, port })
+                        .collect(),
+                    rack,
+                    fenced,
+                }),
+            (any::<i32>(), any::<i64>(), prop::option::of(any::<bool>()), prop::option::of(any::<bool>())).prop_map(
+                |(b, broker_epoch, fenced, in_controlled_shutdown)| MetadataRecord::BrokerRegistrationChange {
+                    broker_id: BrokerId(b),
+                    broker_epoch,
+                    fenced,
+                    in_controlled_shutdown,
+                }
+            ),
+            (
+                any::<[u8; 16]>(),
+                any::<i32>(),
+                prop::option::of(any::<i32>()),
+                prop::option::of(brokers.clone()),
+                prop::option::of(brokers.clone())
+            )
+                .prop_map(|(id, partition, leader, isr, replicas)| MetadataRecord::PartitionChange {
+                    topic_id: TopicId(id),
+                    partition,
+                    leader: leader.map(BrokerId),
+                    isr,
+                    replicas,
+                }),
+            Just(MetadataRecord::NoOp),
             (".*", id.clone()).prop_map(|(name, topic_id)| MetadataRecord::Topic { name, topic_id }),
             (id.clone(), any::<i32>(), brokers.clone(), brokers, any::<i32>(), any::<i32>(), any::<i32>()).prop_map(
                 |(topic_id, partition, replicas, isr, leader, epoch, pe)| MetadataRecord::Partition {
@@ -311,6 +509,21 @@ mod tests {
             let mut bytes = Vec::new();
             record.encode(&mut bytes);
             prop_assert_eq!(MetadataRecord::decode(&bytes).unwrap(), record);
+        }
+
+        #[test]
+        fn a_version_0_registration_reads_as_an_unfenced_plaintext_broker(port in any::<u16>()) {
+            let mut bytes = vec![REGISTER_BROKER, 0];
+            bytes.extend_from_slice(&7i32.to_be_bytes());
+            bytes.extend_from_slice(&4u32.to_be_bytes());
+            bytes.extend_from_slice(b"host");
+            bytes.extend_from_slice(&port.to_be_bytes());
+            bytes.push(0);
+            let MetadataRecord::RegisterBroker { broker_id, listeners, fenced, .. } = MetadataRecord::decode(&bytes).unwrap() else {
+                panic!("not a registration");
+            };
+            prop_assert_eq!((broker_id, fenced), (BrokerId(7), false));
+            prop_assert_eq!(listeners, vec![Endpoint { listener: "PLAINTEXT".into(), host: "host".into(), port }]);
         }
 
         #[test]

@@ -5,20 +5,28 @@ use std::sync::Arc;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
 
-use super::{text, wire_broker};
+use super::{RequestContext, text, wire_broker};
 use crate::broker::Broker;
 
-pub(super) fn describe_cluster(broker: &Arc<Broker>, _request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub(super) fn describe_cluster(
+    broker: &Arc<Broker>,
+    context: &RequestContext,
+    _request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let image = broker.image();
     let brokers = image
         .brokers
         .values()
-        .map(|b| {
-            DescribeClusterBroker::default()
-                .with_broker_id(wire_broker(b.broker_id))
-                .with_host(text(&b.host))
-                .with_port(i32::from(b.port))
-                .with_rack(b.rack.as_deref().map(text))
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let endpoint = b.endpoint(&context.listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(wire_broker(b.broker_id))
+                    .with_host(text(&endpoint.host))
+                    .with_port(i32::from(endpoint.port))
+                    .with_rack(b.rack.as_deref().map(text)),
+            )
         })
         .collect();
     DescribeClusterResponse::default()

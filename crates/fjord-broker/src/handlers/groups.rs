@@ -24,7 +24,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{text, topic_name, wire_broker};
+use super::{RequestContext, text, topic_name, wire_broker};
 use crate::broker::Broker;
 use crate::groups::{OFFSETS_TOPIC, offsets_topic};
 
@@ -45,6 +45,7 @@ fn opt_text(s: Option<&str>) -> Option<StrBytes> {
 /// does on the first FindCoordinator for a group.
 async fn find_one(
     broker: &Arc<Broker>,
+    listener: &str,
     key: &str,
     key_type: i8,
 ) -> Result<(BrokerId, String, i32), (ErrorCode, String)> {
@@ -84,13 +85,18 @@ async fn find_one(
         .map(|p| p.leader)
         .filter(|leader| !leader.is_none())
         .ok_or_else(|| unavailable("the group's __consumer_offsets partition has no leader"))?;
-    let endpoint =
-        image.brokers.get(&leader).ok_or_else(|| unavailable("the coordinator's broker is not registered"))?;
+    let endpoint = image
+        .brokers
+        .get(&leader)
+        .filter(|b| !b.fenced)
+        .and_then(|b| b.endpoint(listener))
+        .ok_or_else(|| unavailable("the coordinator's broker is not reachable on this listener"))?;
     Ok((leader, endpoint.host.clone(), i32::from(endpoint.port)))
 }
 
 pub(super) async fn find_coordinator(
     broker: &Arc<Broker>,
+    context: &RequestContext,
     version: i16,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
@@ -103,7 +109,7 @@ pub(super) async fn find_coordinator(
     for key in &keys {
         // kafka-protocol's default message is "", not null: clients read "" as a message.
         let coordinator = Coordinator::default().with_key(text(key)).with_error_message(None);
-        coordinators.push(match find_one(broker, key, request.key_type).await {
+        coordinators.push(match find_one(broker, &context.listener, key, request.key_type).await {
             Ok((node, host, port)) => {
                 coordinator.with_node_id(wire_broker(node)).with_host(text(&host)).with_port(port)
             }

@@ -4,26 +4,42 @@ use std::sync::Arc;
 
 use fjord_metadata::controller::{Creator, NewTopic};
 use fjord_metadata::{INTERNAL_TOPICS, MetadataImage, RESERVED_TOPICS, TopicImage, validate_topic_name};
-use fjord_types::{ErrorCode, TopicId};
+use fjord_types::{BrokerId, ErrorCode, TopicId};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
 
-use super::{text, topic_name, wire_broker, wire_uuid};
+use super::{RequestContext, text, topic_name, wire_broker, wire_uuid};
 use crate::broker::Broker;
 
-fn describe(topic: &TopicImage, version: i16) -> MetadataResponseTopic {
+/// Whether `broker` is listed to a client on `listener`: registered, unfenced, and reachable there
+/// (Kafka's `getAliveBrokerNodes`).
+pub(super) fn listed(image: &MetadataImage, broker: BrokerId, listener: &str) -> bool {
+    image.brokers.get(&broker).is_some_and(|b| !b.fenced && b.endpoint(listener).is_some())
+}
+
+fn describe(image: &MetadataImage, topic: &TopicImage, listener: &str, version: i16) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
         .map(|(&index, p)| {
+            // A leader clients cannot reach is no leader to them; the epoch stays, as Kafka's does.
+            let reachable = !p.leader.is_none() && listed(image, p.leader, listener);
+            let offline: Vec<_> =
+                p.replicas.iter().copied().filter(|&b| image.brokers.get(&b).is_none_or(|r| r.fenced)).collect();
             MetadataResponsePartition::default()
+                .with_error_code(if reachable { 0 } else { ErrorCode::LeaderNotAvailable.code() })
                 .with_partition_index(index)
-                .with_leader_id(wire_broker(p.leader))
+                .with_leader_id(wire_broker(if reachable { p.leader } else { BrokerId::NONE }))
                 .with_leader_epoch(if version >= 7 { p.leader_epoch.0 } else { -1 })
                 .with_replica_nodes(p.replicas.iter().copied().map(wire_broker).collect())
                 .with_isr_nodes(p.isr.iter().copied().map(wire_broker).collect())
+                .with_offline_replicas(if version >= 5 {
+                    offline.into_iter().map(wire_broker).collect()
+                } else {
+                    Vec::new()
+                })
         })
         .collect();
     MetadataResponseTopic::default()
@@ -40,7 +56,13 @@ fn error_topic(name: Option<&str>, id: TopicId, code: ErrorCode, version: i16) -
         .with_error_code(code.code())
 }
 
-pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> MetadataResponse {
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    context: &RequestContext,
+    version: i16,
+    request: MetadataRequest,
+) -> MetadataResponse {
+    let listener = &*context.listener;
     let mut image = broker.image();
     // v0 asks for every topic with an empty list; v1+ with null.
     let requested = match request.topics {
@@ -50,7 +72,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: Metadata
     };
     let auto_create = broker.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
     let topics = match requested {
-        None => image.topics.values().map(|t| describe(t, version)).collect(),
+        None => image.topics.values().map(|t| describe(&image, t, listener, version)).collect(),
         Some(requested) => {
             // Create what is missing first, in one metadata update.
             if auto_create {
@@ -83,19 +105,23 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: Metadata
             }
             requested
                 .iter()
-                .map(|t| lookup(&image, t.name.as_ref().map(|n| n.0.as_str()), t.topic_id, version))
+                .map(|t| lookup(&image, listener, t.name.as_ref().map(|n| n.0.as_str()), t.topic_id, version))
                 .collect()
         }
     };
     let brokers = image
         .brokers
         .values()
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(wire_broker(b.broker_id))
-                .with_host(text(&b.host))
-                .with_port(i32::from(b.port))
-                .with_rack(b.rack.as_deref().filter(|_| version >= 1).map(text))
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let endpoint = b.endpoint(listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(wire_broker(b.broker_id))
+                    .with_host(text(&endpoint.host))
+                    .with_port(i32::from(endpoint.port))
+                    .with_rack(b.rack.as_deref().filter(|_| version >= 1).map(text)),
+            )
         })
         .collect();
     MetadataResponse::default()
@@ -105,10 +131,16 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: Metadata
         .with_topics(topics)
 }
 
-fn lookup(image: &MetadataImage, name: Option<&str>, id: uuid::Uuid, version: i16) -> MetadataResponseTopic {
+fn lookup(
+    image: &MetadataImage,
+    listener: &str,
+    name: Option<&str>,
+    id: uuid::Uuid,
+    version: i16,
+) -> MetadataResponseTopic {
     match name {
         Some(name) => match image.topics.get(name) {
-            Some(topic) => describe(topic, version),
+            Some(topic) => describe(image, topic, listener, version),
             None if validate_topic_name(name).is_err() => {
                 error_topic(Some(name), TopicId::ZERO, ErrorCode::InvalidTopicException, version)
             }
@@ -117,7 +149,7 @@ fn lookup(image: &MetadataImage, name: Option<&str>, id: uuid::Uuid, version: i1
         None => {
             let id = TopicId(*id.as_bytes());
             match image.topic_by_id(id) {
-                Some(topic) => describe(topic, version),
+                Some(topic) => describe(image, topic, listener, version),
                 None => error_topic(None, id, ErrorCode::UnknownTopicId, version),
             }
         }

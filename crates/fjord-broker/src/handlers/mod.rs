@@ -34,13 +34,24 @@ pub(crate) enum Outcome {
     Close,
 }
 
+/// Where a request came from.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestContext {
+    /// The client's address.
+    pub(crate) peer: String,
+    /// The listener it connected to: brokers are described to it by their endpoints on the
+    /// same listener, as Kafka does.
+    pub(crate) listener: Arc<str>,
+}
+
 /// Routes a request to its handler.
-pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, peer: &str) -> Outcome {
+pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, context: &RequestContext) -> Outcome {
+    let peer = context.peer.as_str();
     let version = request.header.request_api_version;
     let client_id = request.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let response = match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(broker, version, r)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, version, r).await),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, context, version, r).await),
         RequestKind::Produce(r) => return produce::handle(broker, version, r).await,
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, version, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, version, r)),
@@ -57,9 +68,9 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, peer: &str) -
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r).await)
         }
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, r)),
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, context, r)),
         RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(groups::find_coordinator(broker, version, r).await)
+            ResponseKind::FindCoordinator(groups::find_coordinator(broker, context, version, r).await)
         }
         RequestKind::JoinGroup(r) => {
             ResponseKind::JoinGroup(groups::join_group(broker, version, &client_id, peer, r).await)

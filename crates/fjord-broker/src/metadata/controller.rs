@@ -4,13 +4,15 @@
 //! proposes the records through the [`MetadataQuorum`], and answers once they have committed
 //! and this node's published image contains them.
 //!
-//! The decisions themselves are `fjord_metadata::controller`'s pure functions.
+//! The decisions themselves are `fjord_metadata::controller`'s pure functions; the broker
+//! sessions its heartbeat decisions need are the controller's soft state, here too.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use fjord_metadata::{MetadataImage, MetadataRecord};
-use fjord_types::OffsetAndEpoch;
+use fjord_metadata::controller::BrokerHeartbeatManager;
+use fjord_metadata::{MetadataBatch, MetadataImage, MetadataRecord};
+use fjord_types::{Clock, SystemClock};
 use tokio::sync::{mpsc, oneshot};
 
 use super::loader::Published;
@@ -25,19 +27,65 @@ pub(crate) enum ControllerFailure {
     /// The quorum did not commit them.
     #[error(transparent)]
     Quorum(#[from] QuorumError),
+    /// The controller refused the request (a broker's registration or heartbeat).
+    #[error(transparent)]
+    Refused(#[from] fjord_metadata::ControllerError),
 }
 
-type Completion = Box<dyn FnOnce(Result<(), ControllerFailure>) + Send>;
-
-/// What a decision returns to the controller: records to propose unless `validate_only`, and
-/// how to answer once that is settled.
-struct Decision {
-    records: Vec<MetadataRecord>,
-    validate_only: bool,
-    complete: Completion,
+/// What a decision works on: the controller's image and the brokers' sessions.
+pub(crate) struct ControllerState {
+    /// The committed image plus every batch proposed since.
+    pub(crate) image: Arc<MetadataImage>,
+    /// The brokers' sessions, as this controller has heard from them.
+    pub(crate) sessions: BrokerHeartbeatManager,
+    quorum: Arc<dyn MetadataQuorum>,
+    published: Published,
+    /// Set when a proposal fails: the image holds records that never committed, so the next
+    /// decision starts again from the published one.
+    stale: Arc<AtomicBool>,
 }
 
-type Job = Box<dyn FnOnce(&MetadataImage) -> Decision + Send>;
+/// A proposal in flight: resolves once committed and in this node's image.
+type Committed = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ControllerFailure>> + Send>>;
+
+impl ControllerState {
+    /// Applies `records` to the controller's image at the offsets the quorum gives them and
+    /// proposes them. Returns what to wait on for the commit.
+    pub(crate) fn propose(&mut self, records: Vec<MetadataRecord>) -> Result<Committed, ControllerFailure> {
+        // Checked against the image first, at the offsets the records will have: a batch that
+        // does not apply is never proposed.
+        let at = self.quorum.next_position();
+        let batch = MetadataBatch { base_offset: at.offset, epoch: at.epoch, records };
+        let (next, _) = self.image.apply_batch(&batch).map_err(|e| {
+            tracing::error!(error = %e, "a controller decision produced records that do not apply");
+            ControllerFailure::Inconsistent(e.to_string())
+        })?;
+        let proposed = self.quorum.propose(batch.records.clone())?;
+        if proposed.base_offset != at.offset {
+            // Someone else appended: this image is not the log's any more.
+            self.stale.store(true, Ordering::Release);
+            return Err(ControllerFailure::Inconsistent(format!(
+                "the batch went to offset {}, not {}",
+                proposed.base_offset, at.offset
+            )));
+        }
+        self.image = Arc::new(next);
+        let (published, stale, last) = (self.published.clone(), Arc::clone(&self.stale), batch.last().offset);
+        let committed = proposed.committed;
+        Ok(Box::pin(async move {
+            match committed.await {
+                Ok(_) if published.wait_for(last).await => Ok(()),
+                Ok(_) => Err(ControllerFailure::Quorum(QuorumError::ShuttingDown)),
+                Err(e) => {
+                    stale.store(true, Ordering::Release);
+                    Err(ControllerFailure::Quorum(e))
+                }
+            }
+        }))
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut ControllerState) + Send>;
 
 /// Decisions waiting for the controller: bounded, so a flood of admin requests waits.
 const DECISIONS_QUEUED: usize = 1024;
@@ -49,8 +97,7 @@ pub(crate) struct Controller {
 }
 
 impl Controller {
-    /// Starts the controller's task on the current runtime, on top of `image` (the committed
-    /// image it takes over from).
+    /// Starts the controller's task on the current runtime, on the published image.
     pub(crate) fn start(
         quorum: Arc<dyn MetadataQuorum>,
         published: Published,
@@ -60,6 +107,30 @@ impl Controller {
         (Controller { jobs }, task)
     }
 
+    /// Runs `work` on the controller's state, in turn with every other decision, and waits for
+    /// what it returns: an answer now, or one that comes when its records commit.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut ControllerState) -> Result<(T, Option<Committed>), ControllerFailure> + Send + 'static,
+    ) -> Result<T, ControllerFailure> {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |state| match work(state) {
+            Ok((value, None)) => {
+                let _ = answer.send(Ok(value));
+            }
+            Ok((value, Some(committed))) => {
+                tokio::spawn(async move {
+                    let _ = answer.send(committed.await.map(|()| value));
+                });
+            }
+            Err(e) => {
+                let _ = answer.send(Err(e));
+            }
+        });
+        self.jobs.send(job).await.map_err(|_| QuorumError::ShuttingDown)?;
+        answered.await.map_err(|_| QuorumError::ShuttingDown)?
+    }
+
     /// Runs `decide` against the controller's image. Unless `validate_only`, its records are
     /// proposed and the answer comes once they have committed and are in this node's image.
     pub(crate) async fn decide<T: Send + 'static>(
@@ -67,54 +138,25 @@ impl Controller {
         validate_only: bool,
         decide: impl FnOnce(&MetadataImage) -> (Vec<MetadataRecord>, T) + Send + 'static,
     ) -> Result<T, ControllerFailure> {
-        let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |image| {
-            let (records, value) = decide(image);
-            let complete: Completion = Box::new(move |result| {
-                let _ = answer.send(result.map(|()| value));
-            });
-            Decision { records, validate_only, complete }
-        });
-        self.jobs.send(job).await.map_err(|_| QuorumError::ShuttingDown)?;
-        answered.await.map_err(|_| QuorumError::ShuttingDown)?
+        self.run(move |state| {
+            let (records, value) = decide(&state.image);
+            if validate_only || records.is_empty() {
+                return Ok((value, None));
+            }
+            Ok((value, Some(state.propose(records)?)))
+        })
+        .await
     }
 }
 
 async fn run(quorum: Arc<dyn MetadataQuorum>, published: Published, mut queue: mpsc::Receiver<Job>) {
-    let mut image = published.image();
-    // Set when a proposal fails: the controller's image holds records that never committed,
-    // so it starts again from the published one.
-    let stale = Arc::new(AtomicBool::new(false));
+    let image = published.image();
+    let sessions = BrokerHeartbeatManager::new(&image, SystemClock.now());
+    let mut state = ControllerState { image, sessions, quorum, published, stale: Arc::new(AtomicBool::new(false)) };
     while let Some(job) = queue.recv().await {
-        if stale.swap(false, Ordering::AcqRel) {
-            image = published.image();
+        if state.stale.swap(false, Ordering::AcqRel) {
+            state.image = state.published.image();
         }
-        let Decision { records, validate_only, complete } = job(&image);
-        if validate_only || records.is_empty() {
-            complete(Ok(()));
-            continue;
-        }
-        let next = match image.apply_batch(&records, OffsetAndEpoch::NONE) {
-            Ok((next, _)) => next,
-            Err(e) => {
-                tracing::error!(error = %e, "a controller decision produced records that do not apply");
-                complete(Err(ControllerFailure::Inconsistent(e.to_string())));
-                continue;
-            }
-        };
-        image = Arc::new(next);
-        let commit = quorum.propose(records);
-        let (published, stale) = (published.clone(), Arc::clone(&stale));
-        tokio::spawn(async move {
-            let result = match commit.await {
-                Ok(last) if published.wait_for(last.offset).await => Ok(()),
-                Ok(_) => Err(ControllerFailure::Quorum(QuorumError::ShuttingDown)),
-                Err(e) => {
-                    stale.store(true, Ordering::Release);
-                    Err(ControllerFailure::Quorum(e))
-                }
-            };
-            complete(result);
-        });
+        job(&mut state);
     }
 }

@@ -77,7 +77,7 @@ fn load(
     let mut current = Arc::clone(&image.read());
     for batch in batches {
         let last = batch.last();
-        match current.apply_batch(&batch.records, last) {
+        match current.apply_batch(&batch) {
             Ok((next, delta)) => {
                 for publisher in &mut publishers {
                     let started = std::time::Instant::now();

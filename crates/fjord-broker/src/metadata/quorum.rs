@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::mpsc::SyncSender;
 
 use fjord_metadata::{MetadataBatch, MetadataLog, MetadataRecord};
-use fjord_types::{Clock, LeaderEpoch, OffsetAndEpoch, SystemClock};
+use fjord_types::{Clock, LeaderEpoch, Offset, OffsetAndEpoch, SystemClock};
 use tokio::sync::{mpsc, oneshot};
 
 /// Why a proposal did not commit.
@@ -30,25 +30,38 @@ pub(crate) enum QuorumError {
 /// The position of a committed batch's last record, or why it did not commit.
 pub(crate) type ProposeFuture = Pin<Box<dyn Future<Output = Result<OffsetAndEpoch, QuorumError>> + Send>>;
 
-/// The controller's interface to the metadata quorum.
+/// A batch handed to the quorum: where it went, and its commit to wait for.
+pub(crate) struct Proposed {
+    /// The offset of its first record.
+    pub(crate) base_offset: Offset,
+    /// Resolves once the batch has committed.
+    pub(crate) committed: ProposeFuture,
+}
+
+/// The controller's interface to the metadata quorum (the part of Kafka's `RaftClient` the
+/// controller uses). The controller is the only proposer, so offsets are known when
+/// proposing.
 pub(crate) trait MetadataQuorum: Send + Sync + std::fmt::Debug {
-    /// Proposes `records` as one batch: they commit together or not at all. Resolves once they
-    /// have committed, with the position of the last one.
-    fn propose(&self, records: Vec<MetadataRecord>) -> ProposeFuture;
+    /// Where the next proposed batch will start, and under which epoch.
+    fn next_position(&self) -> OffsetAndEpoch;
+    /// Proposes `records` as one batch: they commit together or not at all.
+    fn propose(&self, records: Vec<MetadataRecord>) -> Result<Proposed, QuorumError>;
 }
 
 struct Proposal {
     records: Vec<MetadataRecord>,
+    base_offset: Offset,
     reply: oneshot::Sender<Result<OffsetAndEpoch, QuorumError>>,
 }
-
-/// Proposals waiting for the log thread: bounded, so a flood of admin requests waits here.
-const PROPOSALS_QUEUED: usize = 1024;
 
 /// A single-voter quorum over the local metadata log.
 #[derive(Debug)]
 pub(crate) struct LocalQuorum {
-    proposals: mpsc::Sender<Proposal>,
+    proposals: mpsc::UnboundedSender<Proposal>,
+    epoch: LeaderEpoch,
+    /// The offset the next proposal gets: proposals are numbered here, in the order the log
+    /// thread receives them.
+    next_offset: parking_lot::Mutex<Offset>,
 }
 
 impl std::fmt::Debug for Proposal {
@@ -77,23 +90,31 @@ impl LocalQuorum {
             committed.send(batch).map_err(|_| fjord_metadata::Error::Inconsistent("the loader stopped".into()))
         })?;
         let epoch = LeaderEpoch(last.epoch.0.max(0) + 1);
-        let (proposals, queue) = mpsc::channel(PROPOSALS_QUEUED);
+        let next_offset = parking_lot::Mutex::new(log.end_offset());
+        let (proposals, queue) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name("fjord-metadata-log".into())
             .spawn(move || log_thread(log, epoch, queue, committed))
             .map_err(|e| fjord_metadata::Error::Inconsistent(format!("cannot start the metadata log thread: {e}")))?;
-        Ok(Opened { quorum: LocalQuorum { proposals }, last, thread })
+        Ok(Opened { quorum: LocalQuorum { proposals, epoch, next_offset }, last, thread })
     }
 }
 
 impl MetadataQuorum for LocalQuorum {
-    fn propose(&self, records: Vec<MetadataRecord>) -> ProposeFuture {
-        let proposals = self.proposals.clone();
-        Box::pin(async move {
-            let (reply, committed) = oneshot::channel();
-            proposals.send(Proposal { records, reply }).await.map_err(|_| QuorumError::ShuttingDown)?;
-            committed.await.map_err(|_| QuorumError::ShuttingDown)?
-        })
+    fn next_position(&self) -> OffsetAndEpoch {
+        OffsetAndEpoch::new(*self.next_offset.lock(), self.epoch)
+    }
+
+    fn propose(&self, records: Vec<MetadataRecord>) -> Result<Proposed, QuorumError> {
+        let (reply, committed) = oneshot::channel();
+        let mut next = self.next_offset.lock();
+        let base_offset = *next;
+        let count = records.len() as i64;
+        // Sent under the lock: the log thread receives proposals in the order they were numbered.
+        self.proposals.send(Proposal { records, base_offset, reply }).map_err(|_| QuorumError::ShuttingDown)?;
+        *next = base_offset.plus(count);
+        let committed = Box::pin(async move { committed.await.map_err(|_| QuorumError::ShuttingDown)? });
+        Ok(Proposed { base_offset, committed })
     }
 }
 
@@ -103,7 +124,7 @@ impl MetadataQuorum for LocalQuorum {
 fn log_thread(
     mut log: MetadataLog,
     epoch: LeaderEpoch,
-    mut queue: mpsc::Receiver<Proposal>,
+    mut queue: mpsc::UnboundedReceiver<Proposal>,
     committed: SyncSender<MetadataBatch>,
 ) {
     let mut failed: Option<String> = None;
@@ -120,24 +141,41 @@ fn log_thread(
         }
         let now = SystemClock.now();
         let mut appended = Vec::with_capacity(round.len());
-        for Proposal { records, reply } in round {
+        for Proposal { records, base_offset, reply } in round {
+            if let Some(reason) = &failed {
+                let _ = reply.send(Err(QuorumError::Storage(reason.clone())));
+                continue;
+            }
             match log.append(records, epoch, now) {
-                Ok(batch) => appended.push((batch, reply)),
+                Ok(batch) if batch.base_offset == base_offset => appended.push((batch, reply)),
+                Ok(batch) => {
+                    // Numbering and log disagree: nothing from here on can be trusted.
+                    let reason = format!("batch numbered {base_offset} was written at {}", batch.base_offset);
+                    tracing::error!(%reason, "metadata log out of step with its proposals");
+                    failed = Some(reason.clone());
+                    let _ = reply.send(Err(QuorumError::Storage(reason)));
+                }
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot append to the metadata log");
+                    // The log refuses writes from here on (fjord-log poisons itself).
+                    tracing::error!(error = %e, "cannot append to the metadata log; refusing further metadata changes");
+                    failed = Some(e.to_string());
                     let _ = reply.send(Err(QuorumError::Storage(e.to_string())));
                 }
             }
         }
-        if let Err(e) = log.flush(now) {
+        // What was appended before any failure commits if this flush succeeds.
+        let flushed = log.flush(now).map_err(|e| {
             // Whether any of it is on disk is unknown: nothing appended from here commits.
             tracing::error!(error = %e, "cannot flush the metadata log; refusing further metadata changes");
-            failed = Some(e.to_string());
+            e.to_string()
+        });
+        if let Err(reason) = &flushed {
+            failed = Some(reason.clone());
         }
         for (batch, reply) in appended {
-            let result = match &failed {
-                Some(reason) => Err(QuorumError::Storage(reason.clone())),
-                None => {
+            let result = match &flushed {
+                Err(reason) => Err(QuorumError::Storage(reason.clone())),
+                Ok(()) => {
                     let last = batch.last();
                     if committed.send(batch).is_err() { Err(QuorumError::ShuttingDown) } else { Ok(last) }
                 }

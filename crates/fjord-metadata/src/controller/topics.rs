@@ -1,14 +1,12 @@
-//! The controller's decisions (Kafka's `ReplicationControlManager`, `ConfigurationControlManager`,
-//! `ProducerIdControlManager`): each function reads the image and a request and returns the
-//! records to append with the answer; none changes anything. Ids are passed in, so the same
-//! decisions replay identically.
+//! Topics and partitions (Kafka's `ReplicationControlManager` creation paths): CreateTopics,
+//! DeleteTopics, CreatePartitions, and where new replicas go.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use fjord_types::{BrokerId, LeaderEpoch, TopicId};
 
 use crate::error::ControllerError;
-use crate::image::{BrokerRegistration, MetadataImage};
+use crate::image::MetadataImage;
 use crate::naming::{INTERNAL_TOPICS, RESERVED_TOPICS, collision_key, validate_topic_name};
 use crate::record::{ConfigResource, MetadataRecord};
 use crate::topic_config;
@@ -20,11 +18,13 @@ pub struct TopicDefaults {
     pub num_partitions: i32,
     /// `default.replication.factor`.
     pub default_replication_factor: i16,
+    /// The largest replication factor this build can keep (1 until followers replicate).
+    pub max_replication_factor: i16,
 }
 
 impl Default for TopicDefaults {
     fn default() -> Self {
-        TopicDefaults { num_partitions: 1, default_replication_factor: 1 }
+        TopicDefaults { num_partitions: 1, default_replication_factor: 1, max_replication_factor: i16::MAX }
     }
 }
 
@@ -67,27 +67,90 @@ pub enum Creator {
     Broker,
 }
 
-fn live_brokers(image: &MetadataImage) -> Vec<BrokerId> {
-    image.brokers.keys().copied().collect()
-}
-
-/// Spreads replicas round-robin from a per-topic starting broker, so leaders spread evenly.
-fn place(brokers: &[BrokerId], partitions: i32, replication_factor: i16, start: usize) -> Vec<Vec<BrokerId>> {
-    (0..partitions as usize)
-        .map(|p| (0..replication_factor as usize).map(|r| brokers[(start + p + r) % brokers.len()]).collect())
+/// The brokers new replicas may go to (unfenced and not shutting down) with their racks, in
+/// Kafka's rack-alternating order: one broker of each rack in turn, racks and brokers by id.
+fn placeable_brokers(image: &MetadataImage) -> Vec<(BrokerId, Option<&str>)> {
+    let mut racks: BTreeMap<Option<&str>, Vec<BrokerId>> = BTreeMap::new();
+    for broker in image.active_brokers() {
+        racks.entry(broker.rack.as_deref()).or_default().push(broker.broker_id);
+    }
+    let deepest = racks.values().map(Vec::len).max().unwrap_or(0);
+    (0..deepest)
+        .flat_map(|i| racks.iter().filter_map(move |(rack, brokers)| brokers.get(i).map(|&b| (b, *rack))))
         .collect()
 }
 
-fn partition_record(topic_id: TopicId, partition: i32, replicas: Vec<BrokerId>) -> MetadataRecord {
-    MetadataRecord::Partition {
+/// Places each partition's replicas: the first (its preferred leader) round-robin from a
+/// per-topic start, so leaders spread evenly; each next one the next broker in the
+/// rack-alternating order on a rack the partition does not use yet, while there is one.
+fn place(
+    brokers: &[(BrokerId, Option<&str>)],
+    partitions: i32,
+    replication_factor: i16,
+    start: usize,
+) -> Vec<Vec<BrokerId>> {
+    let n = brokers.len();
+    (0..partitions as usize)
+        .map(|p| {
+            let first = (start + p) % n;
+            let mut chosen = vec![first];
+            let candidates = || (1..n).map(|step| (first + step) % n);
+            while chosen.len() < replication_factor as usize {
+                let used = |i: usize| chosen.contains(&i);
+                let new_rack = candidates().find(|&i| !used(i) && chosen.iter().all(|&c| brokers[c].1 != brokers[i].1));
+                let next = new_rack.or_else(|| candidates().find(|&i| !used(i))).expect("fewer replicas than brokers");
+                chosen.push(next);
+            }
+            chosen.into_iter().map(|i| brokers[i].0).collect()
+        })
+        .collect()
+}
+
+/// A new partition's record: every active replica in the ISR, the first of them leading.
+fn partition_record(
+    image: &MetadataImage,
+    topic_id: TopicId,
+    partition: i32,
+    replicas: Vec<BrokerId>,
+) -> Result<MetadataRecord, ControllerError> {
+    let active = |b: &BrokerId| image.brokers.get(b).is_some_and(|r| r.is_active());
+    let isr: Vec<BrokerId> = replicas.iter().copied().filter(active).collect();
+    let Some(&leader) = isr.first() else {
+        return Err(ControllerError::InvalidReplicaAssignment(format!(
+            "All brokers specified in the assignment of partition {partition} are fenced or in controlled shutdown."
+        )));
+    };
+    Ok(MetadataRecord::Partition {
         topic_id,
         partition,
-        leader: replicas[0],
-        isr: replicas.clone(),
+        leader,
+        isr,
         replicas,
         leader_epoch: LeaderEpoch(0),
         partition_epoch: 0,
+    })
+}
+
+/// Refuses a replication factor the placeable brokers or this build cannot meet.
+fn check_replication_factor(
+    replication_factor: i16,
+    placeable: usize,
+    defaults: TopicDefaults,
+) -> Result<(), ControllerError> {
+    if replication_factor > defaults.max_replication_factor {
+        return Err(ControllerError::InvalidReplicationFactor(format!(
+            "Replication factor {replication_factor} is not supported yet: this build keeps at most \
+             {} replica(s) of a partition, until follower replication lands.",
+            defaults.max_replication_factor
+        )));
     }
+    if replication_factor as usize > placeable {
+        return Err(ControllerError::InvalidReplicationFactor(format!(
+            "Unable to replicate the partition {replication_factor} time(s): The target replication factor of \
+             {replication_factor} cannot be reached because only {placeable} broker(s) are registered and unfenced."
+        )));
+    }
+    Ok(())
 }
 
 /// Decides a CreateTopics request (or auto-creation): validates names (Kafka's rules, '.'/'_'
@@ -107,7 +170,8 @@ pub fn create_topics(
         topics.iter().map(|t| t.name.as_str()).filter(|n| !seen.insert(*n)).collect::<BTreeSet<_>>();
     let mut collision_keys: BTreeMap<String, String> =
         image.topics.keys().map(|name| (collision_key(name), name.clone())).collect();
-    let brokers = live_brokers(image);
+    let brokers = placeable_brokers(image);
+    let registered: Vec<BrokerId> = image.brokers.keys().copied().collect();
     for topic in topics {
         let result = (|| {
             if duplicates.contains(topic.name.as_str()) {
@@ -153,13 +217,7 @@ pub fn create_topics(
                         ));
                     }
                 };
-                if replication_factor as usize > brokers.len() {
-                    return Err(ControllerError::InvalidReplicationFactor(format!(
-                        "Unable to replicate the partition {replication_factor} time(s): The target replication \
-                         factor of {replication_factor} cannot be reached because only {} broker(s) are registered.",
-                        brokers.len()
-                    )));
-                }
+                check_replication_factor(replication_factor, brokers.len(), defaults)?;
                 place(&brokers, partitions, replication_factor, image.topics.len())
             } else {
                 if topic.num_partitions != -1 || topic.replication_factor != -1 {
@@ -167,7 +225,11 @@ pub fn create_topics(
                         "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
                     ));
                 }
-                check_assignments(&topic.assignments, &brokers, 0)?
+                let placement = check_assignments(&topic.assignments, &registered, 0)?;
+                if let Some(replicas) = placement.first() {
+                    check_replication_factor(replicas.len() as i16, usize::MAX, defaults)?;
+                }
+                placement
             };
             let mut configs = BTreeMap::new();
             for (name, value) in &topic.configs {
@@ -180,7 +242,12 @@ pub fn create_topics(
                 configs.insert(name.clone(), value.clone());
             }
             let topic_id = new_topic_id();
-            Ok((placement, configs, topic_id))
+            let partitions = placement
+                .into_iter()
+                .enumerate()
+                .map(|(index, replicas)| partition_record(image, topic_id, index as i32, replicas))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((partitions, configs, topic_id))
         })();
         match result {
             Ok((placement, configs, topic_id)) => {
@@ -192,11 +259,12 @@ pub fn create_topics(
                         value: Some(value.clone()),
                     });
                 }
-                let replication_factor = placement.first().map_or(0, |r| r.len() as i16);
+                let replication_factor = match placement.first() {
+                    Some(MetadataRecord::Partition { replicas, .. }) => replicas.len() as i16,
+                    _ => 0,
+                };
                 let num_partitions = placement.len() as i32;
-                for (partition, replicas) in placement.into_iter().enumerate() {
-                    records.push(partition_record(topic_id, partition as i32, replicas));
-                }
+                records.extend(placement);
                 collision_keys.insert(collision_key(&topic.name), topic.name.clone());
                 results.push(Ok(CreatedTopic {
                     name: topic.name.clone(),
@@ -281,7 +349,8 @@ pub fn create_partitions(
     if count == current {
         return Err(ControllerError::InvalidPartitions(format!("Topic already has {current} partitions.")));
     }
-    let brokers = live_brokers(image);
+    let brokers = placeable_brokers(image);
+    let registered: Vec<BrokerId> = image.brokers.keys().copied().collect();
     let placement = match assignments {
         Some(assignments) => {
             if assignments.len() as i32 != count - current {
@@ -293,122 +362,17 @@ pub fn create_partitions(
             }
             let numbered: Vec<(i32, Vec<BrokerId>)> =
                 assignments.iter().enumerate().map(|(i, r)| (current + i as i32, r.clone())).collect();
-            check_assignments(&numbered, &brokers, current)?
+            check_assignments(&numbered, &registered, current)?
         }
         None => {
             let factor = topic.partitions.values().next().map_or(1, |p| p.replicas.len()) as i16;
-            if factor as usize > brokers.len() {
-                return Err(ControllerError::InvalidReplicationFactor(format!(
-                    "Unable to replicate the partition {factor} time(s): only {} broker(s) are registered.",
-                    brokers.len()
-                )));
-            }
+            check_replication_factor(factor, brokers.len(), TopicDefaults::default())?;
             place(&brokers, count - current, factor, current as usize)
         }
     };
-    Ok(placement
+    placement
         .into_iter()
         .enumerate()
-        .map(|(i, replicas)| partition_record(topic.id, current + i as i32, replicas))
-        .collect())
+        .map(|(i, replicas)| partition_record(image, topic.id, current + i as i32, replicas))
+        .collect()
 }
-
-/// One change of IncrementalAlterConfigs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigOp {
-    /// Set the value.
-    Set(String),
-    /// Remove the value (back to the default).
-    Delete,
-    /// Add items to a list.
-    Append(String),
-    /// Remove items from a list.
-    Subtract(String),
-}
-
-/// Decides a topic's IncrementalAlterConfigs (or, with `replace_all`, AlterConfigs, which
-/// replaces every config).
-pub fn alter_topic_configs(
-    image: &MetadataImage,
-    topic: &str,
-    changes: &[(String, ConfigOp)],
-    replace_all: bool,
-) -> Result<Vec<MetadataRecord>, ControllerError> {
-    let current = &image.topics.get(topic).ok_or_else(|| ControllerError::UnknownTopic(topic.to_owned()))?.configs;
-    let mut next = if replace_all { BTreeMap::new() } else { current.clone() };
-    for (name, op) in changes {
-        let def = topic_config::definition(name)
-            .ok_or_else(|| ControllerError::InvalidConfig(format!("Unknown topic config name: {name}")))?;
-        let list = || -> Vec<String> {
-            next.get(name).map(String::as_str).unwrap_or(def.default).split(',').map(|s| s.trim().to_owned()).collect()
-        };
-        match op {
-            ConfigOp::Set(value) => {
-                topic_config::validate(name, value)?;
-                next.insert(name.clone(), value.clone());
-            }
-            ConfigOp::Delete => {
-                next.remove(name);
-            }
-            ConfigOp::Append(items) | ConfigOp::Subtract(items) => {
-                if def.ty != topic_config::ConfigType::List {
-                    return Err(ControllerError::InvalidConfig(format!(
-                        "Config value append/subtract is not allowed for config {name} as it is not a list"
-                    )));
-                }
-                let mut values = list();
-                for item in items.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                    if matches!(op, ConfigOp::Append(_)) {
-                        if !values.iter().any(|v| v == item) {
-                            values.push(item.to_owned());
-                        }
-                    } else {
-                        values.retain(|v| v != item);
-                    }
-                }
-                let joined = values.join(",");
-                topic_config::validate(name, &joined)?;
-                next.insert(name.clone(), joined);
-            }
-        }
-    }
-    let resource = ConfigResource::Topic(topic.to_owned());
-    let mut records = Vec::new();
-    for (name, value) in &next {
-        if current.get(name) != Some(value) {
-            records.push(MetadataRecord::Config {
-                resource: resource.clone(),
-                name: name.clone(),
-                value: Some(value.clone()),
-            });
-        }
-    }
-    for name in current.keys().filter(|n| !next.contains_key(*n)) {
-        records.push(MetadataRecord::Config { resource: resource.clone(), name: name.clone(), value: None });
-    }
-    Ok(records)
-}
-
-/// The producer ids handed to a broker at a time.
-pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
-
-/// Hands `broker` the next block of producer ids: `[start, start + PRODUCER_ID_BLOCK_SIZE)`.
-pub fn allocate_producer_ids(image: &MetadataImage, broker: BrokerId) -> (MetadataRecord, std::ops::Range<i64>) {
-    let start = image.next_producer_id;
-    let end = start + PRODUCER_ID_BLOCK_SIZE;
-    (MetadataRecord::ProducerIds { broker_id: broker, next_producer_id: end }, start..end)
-}
-
-/// The record registering `registration`, unless the image already has it.
-pub fn register_broker(image: &MetadataImage, registration: &BrokerRegistration) -> Option<MetadataRecord> {
-    (image.brokers.get(&registration.broker_id) != Some(registration)).then(|| MetadataRecord::RegisterBroker {
-        broker_id: registration.broker_id,
-        host: registration.host.clone(),
-        port: registration.port,
-        rack: registration.rack.clone(),
-    })
-}
-
-#[cfg(test)]
-#[path = "controller_tests.rs"]
-mod tests;
