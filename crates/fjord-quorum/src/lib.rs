@@ -33,6 +33,7 @@ mod config;
 mod error;
 mod ids;
 mod json;
+mod log;
 mod message;
 mod prng;
 mod record;
@@ -42,6 +43,10 @@ mod voters;
 pub use config::QuorumConfig;
 pub use error::{ConfigError, Error, Result, StorageError};
 pub use ids::{DirectoryId, DirectoryIdParseError, NodeId, OffsetAndEpoch, ReplicaKey, SnapshotId};
+pub use log::{
+    CrashReport, FileLog, MemoryLog, RaftLog, SNAPSHOT_PARTIAL_SUFFIX, SNAPSHOT_SUFFIX, SnapshotChunk,
+    SnapshotFileError, ValidOffsetAndEpoch, decode_snapshot, encode_snapshot, snapshot_file_name,
+};
 pub use message::{
     BeginQuorumEpochRequest, EndQuorumEpochRequest, EpochResponse, FetchRequest, FetchResponse, FetchSnapshotRequest,
     FetchSnapshotResponse, INVALID_VOTER_KEY, Message, MessageBody, VoteRequest, VoteResponse,
