@@ -20,8 +20,6 @@
 //!   with a crash model for the simulator.
 //! - [`QuorumStateStore`]: the `quorum-state` file ([`FileQuorumStateStore`]) or memory.
 //! - [`Message`]: the RPCs as plain structs, ready to map onto protobuf.
-//! - [`StateMachine`] and [`Driver`]: the replicated application and a loop-free harness that
-//!   runs a node's effects against it (no async runtime needed).
 //!
 //! This crate reads no clock, opens no socket, starts no thread and draws no ambient randomness:
 //! time is an argument, and the only randomness is a [`Prng`] seeded by the caller. It depends
@@ -29,18 +27,27 @@
 
 #![warn(missing_docs)]
 
+#[cfg(any(test, feature = "sim-bugs"))]
+mod bugs;
 mod config;
+mod effect;
 mod error;
 mod ids;
 mod json;
 mod log;
 mod message;
+mod node;
 mod prng;
 mod record;
+mod requests;
+mod state;
 mod store;
 mod voters;
 
+#[cfg(any(test, feature = "sim-bugs"))]
+pub use bugs::Bug;
 pub use config::QuorumConfig;
+pub use effect::Effect;
 pub use error::{ConfigError, Error, Result, StorageError};
 pub use ids::{DirectoryId, DirectoryIdParseError, NodeId, OffsetAndEpoch, ReplicaKey, SnapshotId};
 pub use log::{
@@ -51,7 +58,13 @@ pub use message::{
     BeginQuorumEpochRequest, EndQuorumEpochRequest, EpochResponse, FetchRequest, FetchResponse, FetchSnapshotRequest,
     FetchSnapshotResponse, INVALID_VOTER_KEY, Message, MessageBody, VoteRequest, VoteResponse,
 };
+pub use node::{NodeOptions, QuorumDescription, RaftNode, ReplicaDescription};
 pub use prng::Prng;
 pub use record::{Batch, BatchKind, ControlRecord, ControlRecordError, LEADER_CHANGE_TYPE, LeaderChangeMessage};
+pub use state::RoleKind;
 pub use store::{ElectionState, FileQuorumStateStore, MemoryQuorumStateStore, QUORUM_STATE_FILE, QuorumStateStore};
 pub use voters::{Endpoint, Voter, VoterSet, parse_bootstrap_servers};
+
+/// Kafka's directory name for the metadata partition (`__cluster_metadata-0`), where
+/// [`FileLog`] and [`FileQuorumStateStore`] keep their files.
+pub const METADATA_PARTITION_DIR: &str = "__cluster_metadata-0";
