@@ -96,9 +96,10 @@ pub struct Driver<L: RaftLog, S: QuorumStateStore, M: StateMachine> {
 }
 
 impl<L: RaftLog, S: QuorumStateStore, M: StateMachine> Driver<L, S, M> {
-    /// Runs `node` (just started: it may ask to load its latest snapshot) with `machine`.
+    /// Runs `node` with `machine`. The node must be fresh from [`RaftNode::new`], its effects
+    /// not yet taken: they start with loading its latest snapshot, or commits from its log start.
     pub fn new(node: RaftNode<L, S>, machine: M, policy: SnapshotPolicy, now: Timestamp) -> Result<Driver<L, S, M>> {
-        let applied = node.next_commit_offset();
+        let applied = node.log().log_start_offset();
         let mut driver = Driver {
             node,
             machine,
@@ -245,5 +246,77 @@ impl<L: RaftLog, S: QuorumStateStore, M: StateMachine> Driver<L, S, M> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::QuorumConfig;
+    use crate::ids::ReplicaKey;
+    use crate::log::MemoryLog;
+    use crate::node::NodeOptions;
+    use crate::store::MemoryQuorumStateStore;
+    use crate::voters::VoterSet;
+
+    /// Sums the bytes of every data record.
+    #[derive(Debug, Default)]
+    struct Sum(u64);
+
+    impl StateMachine for Sum {
+        fn apply(&mut self, batch: &Batch) -> std::result::Result<(), String> {
+            if batch.kind == BatchKind::Data {
+                self.0 += batch.records.iter().flatten().map(|b| u64::from(*b)).sum::<u64>();
+            }
+            Ok(())
+        }
+        fn snapshot(&self) -> Vec<u8> {
+            self.0.to_be_bytes().to_vec()
+        }
+        fn restore(&mut self, snapshot: &[u8]) -> std::result::Result<(), String> {
+            self.0 = u64::from_be_bytes(snapshot.try_into().map_err(|_| "not 8 bytes".to_owned())?);
+            Ok(())
+        }
+    }
+
+    fn single_voter(log: MemoryLog, store: MemoryQuorumStateStore) -> Driver<MemoryLog, MemoryQuorumStateStore, Sum> {
+        let options = NodeOptions {
+            cluster_id: "c".into(),
+            local: ReplicaKey::of(1),
+            voters: VoterSet::from_ids([1]).unwrap(),
+            config: QuorumConfig::default(),
+            seed: 1,
+        };
+        let node = RaftNode::new(options, log, store, Timestamp(0)).unwrap();
+        Driver::new(node, Sum::default(), SnapshotPolicy { max_bytes_between_snapshots: 50 }, Timestamp(0)).unwrap()
+    }
+
+    #[test]
+    fn applies_commits_snapshots_by_policy_and_restores_after_a_restart() {
+        let mut driver = single_voter(MemoryLog::new(), MemoryQuorumStateStore::new());
+        let events = driver.take_events();
+        assert_eq!(
+            events.last(),
+            Some(&DriverEvent::LeaderChange { epoch: LeaderEpoch(1), leader_id: Some(NodeId(1)) })
+        );
+        // The LeaderChange record counts too: 23 bytes, then 20, then 10 more.
+        let proposal = driver.propose(Timestamp(1), vec![vec![1; 10], vec![2; 10]]).unwrap();
+        let events = driver.take_events();
+        assert_eq!(events.len(), 1);
+        assert!(matches!(events[0], DriverEvent::Applied(a) if a.contains(proposal)));
+        assert_eq!(driver.machine().0, 30);
+        driver.propose(Timestamp(2), vec![vec![3; 10]]).unwrap();
+        let events = driver.take_events();
+        let snapshot = events.iter().find_map(|e| match e {
+            DriverEvent::SnapshotCreated(id) => Some(*id),
+            _ => None,
+        });
+        assert_eq!(snapshot, Some(SnapshotId::new(Offset(4), LeaderEpoch(1))), "50 bytes applied since the start");
+        assert_eq!(driver.node().log().log_start_offset(), Offset(4));
+        let (node, _) = driver.into_parts();
+        let (log, store) = node.into_storage();
+        let restarted = single_voter(log, store);
+        assert_eq!(restarted.machine().0, 60, "the snapshot, then nothing after it but a LeaderChange");
+        assert_eq!(restarted.applied_offset(), Offset(5));
     }
 }

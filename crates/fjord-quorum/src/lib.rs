@@ -20,6 +20,8 @@
 //!   with a crash model for the simulator.
 //! - [`QuorumStateStore`]: the `quorum-state` file ([`FileQuorumStateStore`]) or memory.
 //! - [`Message`]: the RPCs as plain structs, ready to map onto protobuf.
+//! - [`StateMachine`] and [`Driver`]: the replicated application and a loop-free harness that
+//!   runs a node's effects against it (no async runtime needed).
 //!
 //! This crate reads no clock, opens no socket, starts no thread and draws no ambient randomness:
 //! time is an argument, and the only randomness is a [`Prng`] seeded by the caller. It depends
@@ -30,6 +32,7 @@
 #[cfg(any(test, feature = "sim-bugs"))]
 mod bugs;
 mod config;
+mod driver;
 mod effect;
 mod error;
 mod ids;
@@ -47,6 +50,7 @@ mod voters;
 #[cfg(any(test, feature = "sim-bugs"))]
 pub use bugs::Bug;
 pub use config::QuorumConfig;
+pub use driver::{Applied, Driver, DriverEvent, SnapshotPolicy, StateMachine};
 pub use effect::Effect;
 pub use error::{ConfigError, Error, Result, StorageError};
 pub use ids::{DirectoryId, DirectoryIdParseError, NodeId, OffsetAndEpoch, ReplicaKey, SnapshotId};
