@@ -165,6 +165,11 @@ impl<L: RaftLog, S: QuorumStateStore, M: StateMachine> Driver<L, S, M> {
         &self.machine
     }
 
+    /// The state machine, to change what it keeps beside its state (its own bookkeeping).
+    pub fn machine_mut(&mut self) -> &mut M {
+        &mut self.machine
+    }
+
     /// The node.
     pub fn node(&self) -> &RaftNode<L, S> {
         &self.node

@@ -251,6 +251,8 @@ impl RaftLog for MemoryLog {
         let drop = self.batches.partition_point(|b| b.next_offset() <= id.offset);
         self.batches.drain(..drop);
         self.log_start = id.offset;
+        // Below the log start the durable snapshot stands in for the records.
+        self.flushed_end = self.flushed_end.max(id.offset);
         self.epochs.truncate_from_start(id.offset, self.log_end);
         self.snapshots.retain(|s, _| *s >= id);
         Ok(())

@@ -310,6 +310,10 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
         if epoch > current {
             match leader {
                 Some(l) if l != self.options.local.id => self.transition_to_follower(epoch, l),
+                // A node that lost its disk (a new directory id, so now an observer) may hear
+                // that its former self led an epoch: it cannot follow itself, so it waits for
+                // the next epoch's leader. A voter hearing this has lost its quorum-state.
+                Some(_) if !self.is_voter() => self.transition_to_unattached(epoch),
                 Some(_) => {
                     Err(Error::InvariantViolated(format!("told that this node leads epoch {epoch} it never led")))
                 }

@@ -188,11 +188,9 @@ impl Role {
             return Err(format!("negative epoch {epoch}"));
         }
         match self {
-            Role::Unattached(s) => {
-                if s.voted_key.is_some_and(|k| k.id == local.id) {
-                    return Err("unattached but voted for itself".into());
-                }
-            }
+            // An unattached node may hold a vote for itself: a candidate whose pre-votes then
+            // failed keeps the vote it cast in its epoch, so it cannot vote again there.
+            Role::Unattached(_) => {}
             Role::Prospective(s) => s.election.validate(local.id)?,
             Role::Candidate(s) => {
                 s.election.validate(local.id)?;
