@@ -90,7 +90,8 @@ fn lint() -> Result<()> {
 
 /// The examples `cargo xtask test` runs (package, example); each asserts what it demonstrates.
 /// Examples that need a running broker (fjord-client's) are only built.
-const EXAMPLES: &[(&str, &str)] = &[("fjord-examples", "log_as_wal"), ("fjord-retention", "expire_wal")];
+const EXAMPLES: &[(&str, &str)] =
+    &[("fjord-examples", "log_as_wal"), ("fjord-examples", "quorum_in_process"), ("fjord-retention", "expire_wal")];
 
 fn test() -> Result<()> {
     // Doc tests and the examples (which assert what they show) first: nextest runs neither,
