@@ -6,7 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use fjord_log::{AppendMode, BatchBuilder, Batches, Log, LogConfig, RecordBatch};
+use fjord_log::{AppendMode, BatchBuilder, Batches, Log, LogConfig, RecordBatch, segment_file_name};
 use fjord_types::{LeaderEpoch, Offset, Timestamp};
 
 use crate::error::StorageError;
@@ -42,6 +42,12 @@ fn parse_snapshot_name(name: &str) -> Option<SnapshotId> {
 ///
 /// At open, the log start moves to the newest snapshot's end offset and older snapshots and
 /// incomplete downloads are removed: the newest snapshot covers everything below it.
+///
+/// A flush after appends syncs only the segment files that received them (and the directory
+/// after a roll), not their offset and time indexes: this log always opens with recovery from
+/// offset 0 and never leaves a clean-shutdown marker, so `fjord-log` rebuilds every index at
+/// open and only the records must be durable. That is one fdatasync per flush instead of three.
+/// Truncations and trims use `fjord-log`'s full flush.
 #[derive(Debug)]
 pub struct FileLog {
     dir: PathBuf,
@@ -50,6 +56,8 @@ pub struct FileLog {
     snapshots: BTreeSet<SnapshotId>,
     partial: Option<(SnapshotId, File, u64)>,
     flushed_end: Offset,
+    /// The active segment when the log was last flushed, with a handle to sync it by.
+    synced_segment: Option<(Offset, File)>,
     now: Timestamp,
 }
 
@@ -77,6 +85,7 @@ impl FileLog {
             snapshots,
             partial: None,
             flushed_end,
+            synced_segment: None,
             now: Timestamp(0),
         };
         file_log.rebuild_epochs()?;
@@ -304,8 +313,23 @@ impl RaftLog for FileLog {
     }
 
     fn flush(&mut self) -> Result<(), StorageError> {
-        self.log.flush(self.now)?;
-        self.flushed_end = self.log.log_end_offset();
+        let end = self.log.log_end_offset();
+        if end == self.flushed_end {
+            return Ok(());
+        }
+        let active = self.log.active_segment_base();
+        if self.synced_segment.as_ref().is_none_or(|(base, _)| *base != active) {
+            // A roll (or the first flush): sync every segment that may hold unsynced records,
+            // with fjord-log's full flush, which also syncs the directory's new entries.
+            self.log.flush(self.now)?;
+            let path = self.dir.join(segment_file_name(active, fjord_log::LOG_SUFFIX));
+            let file = File::open(&path).map_err(StorageError::io(&path))?;
+            self.synced_segment = Some((active, file));
+        } else if let Some((base, file)) = &self.synced_segment {
+            let path = self.dir.join(segment_file_name(*base, fjord_log::LOG_SUFFIX));
+            file.sync_data().map_err(StorageError::io(&path))?;
+        }
+        self.flushed_end = end;
         Ok(())
     }
 
