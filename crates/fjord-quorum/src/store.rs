@@ -222,6 +222,38 @@ mod tests {
         }
     }
 
+    /// The contract every store keeps, with `reopen` standing for a restart of the process.
+    fn store_contract<S: QuorumStateStore>(mut store: S, reopen: impl Fn(S) -> S) {
+        assert_eq!(store.read().unwrap(), None, "a new store holds nothing");
+        let states = [
+            ElectionState { epoch: LeaderEpoch(1), leader_id: None, voted_key: Some(ReplicaKey::of(1)) },
+            ElectionState { epoch: LeaderEpoch(1), leader_id: Some(NodeId(1)), voted_key: Some(ReplicaKey::of(1)) },
+            ElectionState {
+                epoch: LeaderEpoch(7),
+                leader_id: None,
+                voted_key: Some(ReplicaKey::with_directory(2, DirectoryId([5; 16]))),
+            },
+        ];
+        for state in states {
+            store.write(&state).unwrap();
+            assert_eq!(store.read().unwrap(), Some(state), "read back at once");
+            store = reopen(store);
+            assert_eq!(store.read().unwrap(), Some(state), "and after a restart");
+        }
+    }
+
+    #[test]
+    fn the_memory_store_keeps_the_contract() {
+        store_contract(MemoryQuorumStateStore::new(), |s| s);
+    }
+
+    #[test]
+    fn the_file_store_keeps_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        store_contract(FileQuorumStateStore::new(&path).unwrap(), move |_| FileQuorumStateStore::new(&path).unwrap());
+    }
+
     #[test]
     fn the_file_store_replaces_its_file_atomically() {
         let dir = tempfile::tempdir().unwrap();

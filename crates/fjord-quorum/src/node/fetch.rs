@@ -61,7 +61,7 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
             if !batch.is_empty() && bytes + size > max_batch {
                 let full = std::mem::take(&mut batch);
                 let count = full.len() as i64;
-                self.log.append(Batch {
+                self.append_to_log(Batch {
                     base_offset: base,
                     epoch,
                     append_timestamp: now,
@@ -74,7 +74,7 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
             bytes += size;
             batch.push(record);
         }
-        self.log.append(Batch {
+        self.append_to_log(Batch {
             base_offset: base,
             epoch,
             append_timestamp: now,
@@ -165,7 +165,7 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
         match validation {
             ValidOffsetAndEpoch::Valid => {
                 let max_bytes = request.max_bytes.min(self.options.config.fetch_max_bytes);
-                response.records = self.log.read(request.fetch_offset, max_bytes)?;
+                response.records = self.read_log(request.fetch_offset, max_bytes)?;
                 let (end, now) = (self.log.log_end_offset(), self.now);
                 if let Role::Leader(state) = &mut self.role {
                     moved = state.update_replica(request.replica_key, request.fetch_offset, end, now);

@@ -86,7 +86,7 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
                 self.log.log_start_offset()
             )));
         }
-        self.log.truncate_to(truncation)?;
+        self.truncate_log(truncation)?;
         let end = self.log.log_end_offset();
         if let Role::Follower(state) = &mut self.role
             && state.high_watermark.is_some_and(|hw| hw > end)
@@ -117,7 +117,7 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
             return Ok(true);
         }
         for batch in batches {
-            self.log.append(batch)?;
+            self.append_to_log(batch)?;
         }
         if self.is_voter() && !bug!(self, CommitBeforeFlush) {
             self.log.flush()?;
@@ -204,6 +204,7 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
             )));
         }
         self.log.write_snapshot(id, &download.bytes)?;
+        self.tail.clear();
         self.log.truncate_to_snapshot(id)?;
         if let Role::Follower(state) = &mut self.role {
             // A snapshot holds only committed records.

@@ -12,6 +12,7 @@ mod epoch;
 mod fetch;
 mod follower;
 mod poll;
+mod tail;
 mod transitions;
 mod vote;
 
@@ -32,6 +33,7 @@ use crate::ids::{NodeId, OffsetAndEpoch, ReplicaKey, SnapshotId};
 use crate::log::{RaftLog, encode_snapshot};
 use crate::message::{Message, MessageBody};
 use crate::prng::Prng;
+use crate::record::Batch;
 use crate::requests::RequestManager;
 use crate::state::{Role, RoleKind};
 use crate::store::{ElectionState, QuorumStateStore};
@@ -115,6 +117,8 @@ pub struct RaftNode<L: RaftLog, S: QuorumStateStore> {
     pub(crate) now: Timestamp,
     pub(crate) wake_up: Option<Timestamp>,
     pub(crate) failed: Option<String>,
+    /// The last batches appended, to answer fetches and commit without reading the log.
+    pub(crate) tail: tail::TailCache,
     #[cfg(any(test, feature = "sim-bugs"))]
     pub(crate) bugs: BTreeSet<Bug>,
 }
@@ -166,6 +170,7 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
             now,
             wake_up: None,
             failed: None,
+            tail: tail::TailCache::default(),
             #[cfg(any(test, feature = "sim-bugs"))]
             bugs: BTreeSet::new(),
         })
@@ -244,12 +249,13 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
             let Some(epoch) = node.log.epoch_of(end_offset.plus(-1)) else {
                 return invalid(format!("no record at {} to name the snapshot's epoch", end_offset.plus(-1)));
             };
-            if node.log.read(end_offset.plus(-1), 1)?.first().is_none_or(|b| b.next_offset() != end_offset) {
+            if node.read_log(end_offset.plus(-1), 1)?.first().is_none_or(|b| b.next_offset() != end_offset) {
                 return invalid(format!("{end_offset} is not a batch boundary"));
             }
             let id = SnapshotId::new(end_offset, epoch);
             node.log.write_snapshot(id, &encode_snapshot(id, payload))?;
             node.log.delete_before_snapshot(id)?;
+            node.tail.drop_below(end_offset);
             Ok(id)
         })
     }
@@ -486,6 +492,28 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
     pub(crate) fn finish_request(&mut self, from: NodeId, ok: bool) {
         let backoff = self.after(self.options.config.retry_backoff_ms);
         self.requests.on_response(from, ok, backoff);
+    }
+
+    /// Appends to the log, and remembers the batch.
+    pub(crate) fn append_to_log(&mut self, batch: Batch) -> Result<()> {
+        self.log.append(batch.clone())?;
+        self.tail.push(batch);
+        Ok(())
+    }
+
+    /// Truncates the log (durably), and the memory of its tail.
+    pub(crate) fn truncate_log(&mut self, offset: Offset) -> Result<()> {
+        self.tail.truncate_to(offset);
+        self.log.truncate_to(offset)?;
+        Ok(())
+    }
+
+    /// Reads whole batches from `from` (as `RaftLog::read`), from memory when it has them.
+    pub(crate) fn read_log(&self, from: Offset, max_bytes: usize) -> Result<Vec<Batch>> {
+        match self.tail.read(from, max_bytes) {
+            Some(batches) => Ok(batches),
+            None => Ok(self.log.read(from, max_bytes)?),
+        }
     }
 
     pub(crate) fn persist(&mut self) -> Result<()> {

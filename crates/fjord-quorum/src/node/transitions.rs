@@ -252,7 +252,7 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
             voters: self.options.voters.ids().collect(),
             granting_voters: granting,
         });
-        self.log.append(Batch {
+        self.append_to_log(Batch {
             base_offset: epoch_start,
             epoch,
             append_timestamp: self.now,
@@ -334,7 +334,7 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
     pub(super) fn deliver_commits(&mut self) -> Result<()> {
         let Some(high_watermark) = self.role.high_watermark() else { return Ok(()) };
         while self.next_commit < high_watermark {
-            let batches = self.log.read(self.next_commit, COMMIT_READ_BYTES)?;
+            let batches = self.read_log(self.next_commit, COMMIT_READ_BYTES)?;
             let committed: Vec<Batch> = batches.into_iter().take_while(|b| b.next_offset() <= high_watermark).collect();
             let Some(last) = committed.last() else { break };
             if committed[0].base_offset != self.next_commit {
