@@ -23,6 +23,40 @@
 //! - [`StateMachine`] and [`Driver`]: the replicated application and a loop-free harness that
 //!   runs a node's effects against it (no async runtime needed).
 //!
+//! A single voter, the broker's default, commits inside `propose`:
+//!
+//! ```
+//! use fjord_quorum::{
+//!     BatchKind, Effect, MemoryLog, MemoryQuorumStateStore, NodeOptions, QuorumConfig, RaftNode, ReplicaKey, VoterSet,
+//! };
+//! use fjord_types::Timestamp;
+//!
+//! let options = NodeOptions {
+//!     cluster_id: "my-cluster".into(),
+//!     local: ReplicaKey::of(1),
+//!     voters: VoterSet::parse("1@localhost:9093").unwrap(),
+//!     config: QuorumConfig::default(),
+//!     seed: 7,
+//! };
+//! let mut node = RaftNode::new(options, MemoryLog::new(), MemoryQuorumStateStore::new(), Timestamp(0)).unwrap();
+//! // It elected itself at once: the LeaderChange record of epoch 1 is committed.
+//! let effects = node.take_effects();
+//! assert!(effects.iter().any(|e| matches!(e, Effect::LeaderChange { leader_id: Some(_), .. })));
+//! let last = node.propose(Timestamp(1), vec![b"hello".to_vec()]).unwrap();
+//! let committed: Vec<_> = node
+//!     .take_effects()
+//!     .into_iter()
+//!     .filter_map(|e| match e {
+//!         Effect::Commit { batches, .. } => Some(batches),
+//!         _ => None,
+//!     })
+//!     .flatten()
+//!     .collect();
+//! assert_eq!(committed[0].kind, BatchKind::Data);
+//! assert_eq!((committed[0].base_offset, committed[0].epoch), (last.offset, last.epoch));
+//! assert_eq!(committed[0].records, vec![b"hello".to_vec()]);
+//! ```
+//!
 //! This crate reads no clock, opens no socket, starts no thread and draws no ambient randomness:
 //! time is an argument, and the only randomness is a [`Prng`] seeded by the caller. It depends
 //! only on `fjord-types` and `fjord-log` among Fjord's crates, and never on tokio.

@@ -27,7 +27,7 @@ pub struct RunOptions {
     pub bug: Option<Bug>,
     /// Keep every trace line, not only the last ones.
     pub full_trace: bool,
-    /// Only the checkers of consequences (see [`Checkers::consequences_only`]).
+    /// Only the checkers of consequences (see [`crate::checkers::Checkers::consequences_only`]).
     pub consequences_only: bool,
 }
 
