@@ -82,7 +82,9 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
         }
         if epoch > current || error == ErrorCode::FencedLeaderEpoch || error == ErrorCode::NotLeaderOrFollower {
             self.maybe_transition(leader, epoch)?;
-            return Ok(Some(true));
+            // Nobody knows a leader yet: ask again after the retry backoff, not at once.
+            let learned_nothing = leader.is_none() && epoch == current;
+            return Ok(Some(!learned_nothing));
         }
         if let Some(l) = leader
             && self.leader_id().is_none()
