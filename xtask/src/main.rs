@@ -5,6 +5,9 @@
 //! - `test`: the whole test suite (the README's test command): Rust tests, doc tests, the
 //!   examples, then the real-client suite in `tests/clients` against the `fjord` binary.
 //! - `tidy`: the dependency rules of DESIGN.md and the house rules of STYLE.md.
+//! - `sim [--seeds N] [--seed S] [--bug NAME] ...`: the deterministic simulation of the quorum
+//!   (`fjord-sim`) in release; without arguments, 10,000 seeds, every planted bug's hunt and the
+//!   election-time measurement.
 //! - `fuzz [TARGET] [SECONDS]`: runs a cargo-fuzz target (`decode_request`, `decode_batch`) with
 //!   nightly, bounded in time and memory.
 //! - `bench [log|e2e] [--full] [--test]`: criterion benches next to the machine's own bounds
@@ -16,6 +19,7 @@
 
 mod bench;
 mod e2e;
+mod sim;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -49,9 +53,10 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("fuzz") => fuzz(&args[1..]),
+        Some("sim") => sim::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|lint|test|tidy|bench [log|e2e] [--full] [--test]|fuzz [TARGET] [SECONDS]>"
+                "usage: cargo xtask <ci|lint|test|tidy|bench [log|e2e] [--full] [--test]|sim [ARGS]|fuzz [TARGET] [SECONDS]>"
             );
             bail!("unknown or missing task");
         }
@@ -85,7 +90,8 @@ fn lint() -> Result<()> {
 
 /// The examples `cargo xtask test` runs (package, example); each asserts what it demonstrates.
 /// Examples that need a running broker (fjord-client's) are only built.
-const EXAMPLES: &[(&str, &str)] = &[("fjord-examples", "log_as_wal"), ("fjord-retention", "expire_wal")];
+const EXAMPLES: &[(&str, &str)] =
+    &[("fjord-examples", "log_as_wal"), ("fjord-examples", "quorum_in_process"), ("fjord-retention", "expire_wal")];
 
 fn test() -> Result<()> {
     // Doc tests and the examples (which assert what they show) first: nextest runs neither,

@@ -39,8 +39,9 @@ impl PartitionRegistration {
 }
 
 /// A position in a replicated log: an offset and the epoch of the entry there (Kafka's
-/// `OffsetAndEpoch`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// `OffsetAndEpoch`). Positions compare by epoch first, then offset: the "at least as up to
+/// date" order of a Raft vote.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct OffsetAndEpoch {
     /// The offset.
     pub offset: Offset,
@@ -53,7 +54,25 @@ impl OffsetAndEpoch {
     pub const NONE: OffsetAndEpoch = OffsetAndEpoch { offset: Offset(-1), epoch: LeaderEpoch(-1) };
 
     /// A position.
-    pub fn new(offset: Offset, epoch: LeaderEpoch) -> OffsetAndEpoch {
+    pub const fn new(offset: Offset, epoch: LeaderEpoch) -> OffsetAndEpoch {
         OffsetAndEpoch { offset, epoch }
+    }
+}
+
+impl Ord for OffsetAndEpoch {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.epoch, self.offset).cmp(&(other.epoch, other.offset))
+    }
+}
+
+impl PartialOrd for OffsetAndEpoch {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Debug for OffsetAndEpoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "(offset {}, epoch {})", self.offset, self.epoch)
     }
 }
