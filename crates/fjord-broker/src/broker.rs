@@ -7,28 +7,32 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use fjord_log::DeletedSegment;
-use fjord_metadata::controller::{
-    self, CreatedTopic, Creator, HeartbeatRequest, NewTopic, RegistrationRequest, TopicDefaults,
-};
-use fjord_metadata::{ControllerError, Endpoint, METADATA_TOPIC_DIR, MetadataImage, MetadataRecord};
+use fjord_metadata::controller::{self, CreatedTopic, Creator, NewTopic, TopicDefaults};
+use fjord_metadata::{ControllerError, METADATA_TOPIC_DIR, MetadataImage, MetadataRecord};
 use fjord_protocol::VersionTable;
+use fjord_protocol::cluster as pb;
+use fjord_quorum::{DirectoryId, NodeId, ReplicaKey};
 use fjord_replication::{
     LOG_START_OFFSET_CHECKPOINT, OffsetCheckpoint, PartitionHandle, RECOVERY_POINT_CHECKPOINT,
     REPLICATION_OFFSET_CHECKPOINT, ReplicaManager,
 };
-use fjord_types::{BrokerId, Clock, SystemClock, Timestamp, TopicId, TopicPartition};
+use fjord_types::{BrokerId, Clock, ErrorCode, Offset, SystemClock, Timestamp, TopicId, TopicPartition};
 use kafka_protocol::messages::ApiKey;
 use parking_lot::Mutex;
 
 use crate::cleaner::{CLEANER_OFFSET_CHECKPOINT, CleanerContext, CleanerManager};
+use crate::cluster::channel::ControllerChannel;
+use crate::cluster::service::ControllerService;
 use crate::config::BrokerConfig;
 use crate::error::{Error, Result};
 use crate::groups::{GroupPublisher, Groups};
-use crate::metadata::controller::{Controller, ControllerFailure};
+use crate::metadata::controller::{Controller, ControllerFailure, Duties};
 use crate::metadata::loader::{self, MetadataPublisher, Published};
-use crate::metadata::quorum::LocalQuorum;
+use crate::metadata::raft::{Peers, QuorumOptions, RaftQuorum};
 use crate::replicas::{ReplicaPublisher, StartupCheckpoints};
 use crate::storage;
 
@@ -66,11 +70,11 @@ pub const ENABLED_APIS: &[ApiKey] = &[
 #[derive(Debug)]
 struct Workers {
     controller: tokio::task::JoinHandle<()>,
-    metadata_log: std::thread::JoinHandle<()>,
+    quorum: std::thread::JoinHandle<()>,
     loader: loader::Loader,
 }
 
-/// One node: a combined broker and single-voter controller.
+/// One node: a broker, a controller, or both (`process.roles`).
 #[derive(Debug)]
 pub struct Broker {
     /// The configuration.
@@ -82,8 +86,14 @@ pub struct Broker {
     /// The APIs and versions advertised.
     pub versions: VersionTable,
     pub(crate) data_dir: PathBuf,
+    /// This process's incarnation: registered anew at each start.
+    pub(crate) incarnation_id: [u8; 16],
+    /// The broker epoch of its registration, once registered.
+    pub(crate) broker_epoch: AtomicI64,
     metadata: Published,
     controller: Controller,
+    quorum: RaftQuorum,
+    channel: ControllerChannel,
     /// The partitions hosted here.
     pub replicas: Arc<ReplicaManager>,
     /// The group coordinators hosted here.
@@ -102,18 +112,25 @@ impl Broker {
     }
 
     /// Opens the data directory (lock, `meta.properties`, checkpoints), starts the metadata
-    /// loader and replays the metadata log through it — which opens, and if needed recovers,
-    /// every partition hosted here — then starts the controller and registers this broker.
+    /// loader and the metadata quorum, which replays the local metadata log through it (opening,
+    /// and if needed recovering, every partition hosted here), and the controller. Registration
+    /// with the active controller is the lifecycle's work ([`crate::cluster::lifecycle`]).
     pub async fn start(config: BrokerConfig) -> Result<Arc<Broker>> {
         let data_dir = config.data_dir().clone();
         let node_id = BrokerId(config.node_id);
         let dir = data_dir.clone();
-        let (lock, cluster_id, checkpoints, cleaner_checkpoint) = tokio::task::spawn_blocking(move || {
+        let voters_text = config.properties.get("controller.quorum.voters").cloned().unwrap_or_default();
+        let new_cluster_id = if config.cluster.is_multi_node(node_id.0) {
+            storage::derived_cluster_id(&voters_text)
+        } else {
+            storage::random_base64_id()
+        };
+        let (lock, meta, checkpoints, cleaner_checkpoint) = tokio::task::spawn_blocking(move || {
             let lock = storage::lock(&dir)?;
-            let cluster_id = storage::meta_properties(&dir, node_id.0)?;
+            let meta = storage::meta_properties(&dir, node_id.0, &new_cluster_id)?;
             storage::remove_deleted_dirs(&dir)?;
             let cleaner = OffsetCheckpoint::read(&dir.join(CLEANER_OFFSET_CHECKPOINT)).unwrap_or_default();
-            Ok::<_, Error>((lock, cluster_id, StartupCheckpoints::read(&dir), cleaner))
+            Ok::<_, Error>((lock, meta, StartupCheckpoints::read(&dir), cleaner))
         })
         .await??;
         let replicas = Arc::new(ReplicaManager::new(node_id));
@@ -128,92 +145,80 @@ impl Broker {
             Box::new(GroupPublisher { groups: Arc::clone(&groups), local: node_id }),
         ];
         let loader = loader::start(publishers).map_err(|e| Error::Task(format!("cannot start the loader: {e}")))?;
+        let directory_id = meta.directory_id.parse::<DirectoryId>().ok();
+        let options = QuorumOptions {
+            cluster_id: meta.cluster_id.clone(),
+            local: ReplicaKey { id: NodeId(node_id.0), directory_id },
+            voters: config.cluster.voters.clone(),
+            config: config.cluster.quorum.clone(),
+            snapshot_bytes: config.cluster.snapshot_bytes,
+        };
         let metadata_dir = data_dir.join(METADATA_TOPIC_DIR);
-        let committed = loader.committed.clone();
-        let opened = tokio::task::spawn_blocking(move || LocalQuorum::open(&metadata_dir, committed)).await??;
-        // Serve nothing until every record already committed is in the image (Kafka's broker
-        // waits to catch up with the metadata log before it unfences).
-        if !loader.published.wait_for(opened.last.offset).await {
-            return Err(Error::Task("the metadata loader stopped during start-up".into()));
-        }
+        let (committed, runtime) = (loader.committed.clone(), tokio::runtime::Handle::current());
+        let peers = Peers::new(config.cluster.voters.clone());
+        let (quorum, quorum_thread) =
+            tokio::task::spawn_blocking(move || RaftQuorum::start(options, &metadata_dir, committed, runtime, peers))
+                .await?
+                .map_err(Error::Controller)?;
         let metadata = loader.published.clone();
-        let (controller, controller_task) = Controller::start(Arc::new(opened.quorum), metadata.clone());
+        let duties = Duties {
+            session_timeout_ms: config.broker_session_timeout_ms,
+            max_idle_interval_ms: config.cluster.max_idle_interval_ms,
+            auto_leader_rebalance: config.cluster.auto_leader_rebalance_enable,
+            imbalance_check_interval_ms: config.cluster.leader_imbalance_check_interval_ms,
+        };
+        let (controller, controller_task) =
+            Controller::start(Arc::new(quorum.clone()), metadata.clone(), quorum.leader(), NodeId(node_id.0), duties);
+        let channel = ControllerChannel::new(NodeId(node_id.0), quorum.leader(), config.cluster.voters.clone());
+        let controller_role = config.cluster.roles.controller;
         let broker = Arc::new(Broker {
             node_id,
-            cluster_id,
+            cluster_id: meta.cluster_id,
             versions: VersionTable::new(ENABLED_APIS),
             data_dir,
+            incarnation_id: *uuid::Uuid::new_v4().as_bytes(),
+            broker_epoch: AtomicI64::new(-1),
             metadata,
             controller,
+            quorum,
+            channel,
             replicas,
             groups,
             cleaners: Arc::new(CleanerManager::load(cleaner_checkpoint)),
             producer_ids: Mutex::new(0..0),
-            workers: Mutex::new(Some(Workers { controller: controller_task, metadata_log: opened.thread, loader })),
+            workers: Mutex::new(Some(Workers { controller: controller_task, quorum: quorum_thread, loader })),
             _lock: lock,
             config,
         });
-        broker.register().await?;
+        if controller_role {
+            broker.channel.set_local(Arc::new(ControllerService { broker: Arc::downgrade(&broker) }));
+        }
         Ok(broker)
     }
 
-    /// Registers this process of the broker with the controller, then heartbeats until it is
-    /// unfenced (its metadata has caught up with its registration; Kafka's
-    /// `BrokerLifecycleManager` start-up). On one node both go to its own controller.
-    async fn register(&self) -> Result<()> {
-        let request = RegistrationRequest {
-            broker_id: self.node_id,
-            incarnation_id: *uuid::Uuid::new_v4().as_bytes(),
-            listeners: self
-                .config
-                .advertised_listeners
-                .iter()
-                .map(|l| Endpoint { listener: l.name.clone(), host: l.host.clone(), port: l.port })
-                .collect(),
-            rack: self.config.rack.clone(),
-        };
-        let id = self.node_id;
-        let session_timeout_ms = self.config.broker_session_timeout_ms;
-        let refused = |e: ControllerFailure| Error::Controller(format!("broker {id} cannot register: {e}"));
-        let epoch = self
-            .controller
-            .run(move |state| {
-                let now = Broker::now();
-                let alive = state.sessions.is_alive(id, now, session_timeout_ms);
-                let records = controller::register_broker(&state.image, &request, alive)?;
-                state.sessions.registered(id, now);
-                let committed = if records.is_empty() { None } else { Some(state.propose(records)?) };
-                Ok((state.image.brokers[&id].broker_epoch, committed))
-            })
-            .await
-            .map_err(refused)?;
-        loop {
-            let offset = self.image().provenance.offset;
-            let beat = HeartbeatRequest {
-                broker_id: id,
-                broker_epoch: epoch,
-                current_metadata_offset: offset,
-                want_fence: false,
-                want_shut_down: false,
-            };
-            let answer = self
-                .controller
-                .run(move |state| {
-                    state.sessions.touch(id, Broker::now(), offset);
-                    let next = state.image.provenance.offset.plus(1);
-                    let (records, answer) = controller::heartbeat(&state.image, &mut state.sessions, &beat, next)?;
-                    let committed = if records.is_empty() { None } else { Some(state.propose(records)?) };
-                    Ok((answer, committed))
-                })
-                .await
-                .map_err(refused)?;
-            if !answer.is_fenced {
-                tracing::info!(broker_epoch = epoch, "registered and unfenced");
-                return Ok(());
-            }
-            // Not caught up yet: the image moves on as the loader applies what was committed.
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+    /// The route to the active controller.
+    pub(crate) fn channel(&self) -> &ControllerChannel {
+        &self.channel
+    }
+
+    /// This node's controller (active or not).
+    pub(crate) fn controller(&self) -> &Controller {
+        &self.controller
+    }
+
+    /// This node's member of the metadata quorum.
+    pub(crate) fn quorum(&self) -> &RaftQuorum {
+        &self.quorum
+    }
+
+    /// The metadata offset this node's image has reached.
+    pub(crate) fn metadata_offset(&self) -> Offset {
+        self.metadata.offset()
+    }
+
+    /// Waits until this node's image has reached `offset`.
+    pub(crate) async fn wait_for_metadata(&self, offset: Offset) -> bool {
+        self.metadata.wait_for(offset).await
     }
 
     /// The current metadata image (what this broker has applied of the metadata log).
@@ -260,23 +265,25 @@ impl Broker {
         .await
     }
 
-    /// A fresh producer id, from this broker's block (a new block is allocated through the
-    /// controller when it runs out).
-    pub(crate) async fn next_producer_id(&self) -> Result<i64, ControllerFailure> {
+    /// A fresh producer id, from this broker's block (the next block comes from the active
+    /// controller, AllocateProducerIds, when it runs out: ids are unique in the cluster).
+    pub(crate) async fn next_producer_id(&self) -> Result<i64, ErrorCode> {
         if let Some(id) = self.producer_ids.lock().next() {
             return Ok(id);
         }
-        let node = self.node_id;
-        let block = self
-            .decide(false, move |image| {
-                let (record, range) = controller::allocate_producer_ids(image, node);
-                (vec![record], range)
-            })
-            .await?;
+        let request = pb::AllocateProducerIdsRequest {
+            broker_id: self.node_id.0,
+            broker_epoch: self.broker_epoch.load(Ordering::Acquire),
+        };
+        let answer =
+            self.channel.allocate_producer_ids(request, Duration::from_secs(30)).await.map_err(|e| e.code())?;
+        if answer.error_code != 0 {
+            return Err(ErrorCode::from_code(answer.error_code as i16));
+        }
         let mut ids = self.producer_ids.lock();
         // Another request may have refilled it meanwhile; the newer block is as good.
-        *ids = block;
-        Ok(ids.next().expect("a fresh block is not empty"))
+        *ids = answer.producer_id_start..answer.producer_id_start + i64::from(answer.producer_id_len);
+        ids.next().ok_or(ErrorCode::UnknownServerError)
     }
 
     /// Writes the high watermark, recovery point and log start checkpoints and each
@@ -389,9 +396,9 @@ impl Broker {
                 }
             }
         }
-        if let Some(Workers { controller, metadata_log, loader }) = self.workers.lock().take() {
-            // The controller holds the quorum; once it is gone the log thread closes the
-            // metadata log and ends, and with it the last sender to the loader.
+        if let Some(Workers { controller, quorum, loader }) = self.workers.lock().take() {
+            // The controller goes first, then the quorum (its thread ends its log cleanly, and
+            // with it the last sender to the loader).
             controller.abort();
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
@@ -403,10 +410,11 @@ impl Broker {
                     }
                 }
             }
+            self.quorum.stop();
             let loader::Loader { committed, thread, .. } = loader;
             drop(committed);
-            if metadata_log.join().is_err() {
-                tracing::error!("the metadata log thread panicked");
+            if quorum.join().is_err() {
+                tracing::error!("the metadata quorum thread panicked");
             }
             if thread.join().is_err() {
                 tracing::error!("the metadata loader thread panicked");

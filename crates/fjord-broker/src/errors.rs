@@ -87,6 +87,7 @@ pub(crate) fn controller_error(error: &ControllerError) -> ErrorCode {
 pub(crate) fn controller_failure(error: &ControllerFailure) -> ErrorCode {
     tracing::error!(error = %error, "metadata update failed");
     match error {
+        ControllerFailure::Quorum(QuorumError::NotLeader) => ErrorCode::NotController,
         ControllerFailure::Quorum(QuorumError::ShuttingDown) => ErrorCode::RequestTimedOut,
         ControllerFailure::Quorum(QuorumError::Storage(_)) => ErrorCode::KafkaStorageError,
         ControllerFailure::Inconsistent(_) => ErrorCode::UnknownServerError,

@@ -18,6 +18,7 @@
 
 mod broker;
 mod cleaner;
+mod cluster;
 mod config;
 mod connection;
 mod error;
@@ -28,10 +29,10 @@ mod metadata;
 pub mod properties;
 mod replicas;
 mod server;
-mod storage;
+pub mod storage;
 
 pub use broker::{Broker, ENABLED_APIS};
-pub use config::{BrokerConfig, ConfigError, Listener};
+pub use config::{BrokerConfig, ClusterConfig, ConfigError, Listener, Roles};
 pub use error::{Error, Result};
 pub use groups::{Groups, OFFSETS_TOPIC};
 pub use server::{RunningServer, Server};

@@ -1,5 +1,7 @@
-//! The listener: accepts connections under `max.connections`, runs the background tasks, and
-//! shuts down gracefully (mini-redis's `server.rs` choreography).
+//! The listeners: the client listeners accept connections under `max.connections`, the
+//! controller listener serves the node-to-node gRPC services; plus the background tasks, the
+//! broker's lifecycle in the cluster, and a graceful shutdown (mini-redis's `server.rs`
+//! choreography, with Kafka's controlled shutdown in front).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,6 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::cleaner::LogCleaner;
+use crate::cluster::{self, lifecycle, lifecycle::Stage};
 use crate::config::BrokerConfig;
 use crate::connection;
 use crate::error::{Error, Result};
@@ -55,7 +58,26 @@ pub struct Server {
     pub broker: Arc<Broker>,
     /// Each client listener's name and socket.
     listeners: Vec<(String, TcpListener)>,
+    /// The controller listener's address, if this node has one.
+    controller_addr: Option<SocketAddr>,
+    cluster: ClusterTasks,
 }
+
+/// The tasks that keep a node in its cluster.
+#[derive(Debug)]
+struct ClusterTasks {
+    /// Stops the gRPC server of the controller listener.
+    stop_rpc: watch::Sender<bool>,
+    rpc: Option<tokio::task::JoinHandle<()>>,
+    /// The broker's stage, from its lifecycle (`Running` at once on a controller-only node).
+    stage: watch::Receiver<Stage>,
+    /// Asks the lifecycle for a controlled shutdown.
+    leave: watch::Sender<bool>,
+    lifecycle: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How long a single node waits to register with its own controller before giving up.
+const SINGLE_NODE_READY: Duration = Duration::from_secs(30);
 
 impl Server {
     /// Opens the data (recovering it if needed) and binds the listeners.
@@ -66,14 +88,17 @@ impl Server {
             tracing::warn!(properties = ?unused, "these properties were supplied but are not used by this build");
         }
         let mut config = config;
+        let roles = config.cluster.roles;
         let mut listeners = Vec::new();
-        for listener in &config.listeners {
-            let address = format!("{}:{}", listener.host, listener.port);
-            let socket = TcpListener::bind(&address)
-                .await
-                .map_err(|source| Error::Listen { address: address.clone(), source })?;
-            listeners.push((listener.name.clone(), socket));
+        if roles.broker {
+            for listener in &config.listeners {
+                listeners.push((listener.name.clone(), bind(&listener.host, listener.port).await?));
+            }
         }
+        let controller_listener = match &config.cluster.controller_listener {
+            Some(l) if roles.controller => Some(bind(&l.host, l.port).await?),
+            _ => None,
+        };
         // A listener on port 0 gets an ephemeral port; advertise the one it got.
         for advertised in &mut config.advertised_listeners {
             if advertised.port == 0
@@ -87,19 +112,66 @@ impl Server {
             }
         }
 
+        let multi_node = config.cluster.is_multi_node(config.node_id);
         let broker = Broker::start(config).await?;
-        let addresses: Vec<String> =
-            listeners.iter().filter_map(|(_, l)| l.local_addr().ok()).map(|a| a.to_string()).collect();
+        let controller_addr = controller_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let (stop_rpc, rpc_stopped) = watch::channel(false);
+        let rpc = controller_listener.map(|listener| {
+            let serving = Arc::clone(&broker);
+            tokio::spawn(async move {
+                let mut stopped = rpc_stopped;
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                if let Err(e) = cluster::serve(&serving, listener, shutdown).await {
+                    tracing::error!(error = %e, "the controller listener failed");
+                }
+            })
+        });
+        let (stage_tx, mut stage) = watch::channel(if roles.broker { Stage::Starting } else { Stage::Running });
+        let (leave, leaving) = watch::channel(false);
+        let lifecycle = roles.broker.then(|| tokio::spawn(lifecycle::run(Arc::clone(&broker), stage_tx, leaving)));
+        let cluster = ClusterTasks { stop_rpc, rpc, stage: stage.clone(), leave, lifecycle };
+        let server = Server { broker, listeners, controller_addr, cluster };
+        if !multi_node {
+            // Its own controller answers at once: be ready to serve before returning.
+            let ready = tokio::time::timeout(SINGLE_NODE_READY, stage.wait_for(|s| *s != Stage::Starting))
+                .await
+                .ok()
+                .and_then(|staged| staged.ok().map(|s| *s));
+            if ready != Some(Stage::Running) {
+                let reason =
+                    format!("the node did not become ready within {SINGLE_NODE_READY:?} ({:?})", *stage.borrow());
+                server.abandon().await;
+                return Err(Error::Controller(reason));
+            }
+        }
+        let broker = &server.broker;
+        let addresses: Vec<String> = server.local_addrs().iter().map(|a| a.to_string()).collect();
         tracing::info!(
             node_id = broker.node_id.0,
             cluster_id = %broker.cluster_id,
+            roles = %broker.config.cluster.roles,
             listeners = ?addresses,
+            controller_listener = ?server.controller_addr.map(|a| a.to_string()),
             data = %broker.config.data_dir().display(),
             topics = broker.image().topics.len(),
             startup_ms = started.elapsed().as_millis() as u64,
             "fjord started"
         );
-        Ok(Server { broker, listeners })
+        Ok(server)
+    }
+
+    /// Stops a node that never served: its cluster tasks, then its logs and quorum.
+    async fn abandon(self) {
+        let Server { broker, cluster, .. } = self;
+        cluster.stop().await;
+        let _ = tokio::task::spawn_blocking(move || broker.shutdown()).await;
+    }
+
+    /// The controller listener's address, on a node with the controller role that binds one.
+    pub fn controller_addr(&self) -> Option<SocketAddr> {
+        self.controller_addr
     }
 
     /// The bound addresses.
@@ -118,24 +190,48 @@ impl Server {
         RunningServer { broker, addrs, stop, task }
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets connections finish their
-    /// current request (up to the grace period), flushes every log and writes checkpoints.
+    /// Serves until `shutdown` completes, then shuts down in Kafka's order: a controlled
+    /// shutdown first (the controller moves this broker's leaderships away), then it stops
+    /// accepting, lets connections finish their current request (up to the grace period),
+    /// flushes every log, writes checkpoints, and stops the quorum (resigning if it leads).
+    ///
+    /// In a cluster, clients are accepted once the controller has unfenced this broker; until
+    /// then they wait in the listen backlog.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        let broker = self.broker;
+        let Server { broker, listeners, cluster, .. } = self;
+        tokio::pin!(shutdown);
+        let mut stage = cluster.stage.clone();
+        let ready = tokio::select! {
+            () = &mut shutdown => None,
+            staged = stage.wait_for(|s| *s != Stage::Starting) => staged.ok().map(|s| *s),
+        };
+        match ready {
+            Some(Stage::Running) => {}
+            None => {
+                tracing::info!("shutting down before serving");
+                return stop_node(broker, cluster).await;
+            }
+            Some(other) => {
+                stop_node(Arc::clone(&broker), cluster).await?;
+                return Err(Error::Controller(format!(
+                    "node {} cannot join the cluster ({other:?}); see the log above",
+                    broker.node_id.0
+                )));
+            }
+        }
         let permits = Arc::new(Semaphore::new(broker.config.max_connections.min(Semaphore::MAX_PERMITS)));
         let (stop_tx, stop_rx) = watch::channel(false);
         let grace = Duration::from_millis(broker.config.shutdown_grace_ms);
         let background = tokio::spawn(background_tasks(Arc::clone(&broker), stop_rx.clone()));
         let cleaners = LogCleaner::start(&broker.cleaner_context());
         let mut accepts = JoinSet::new();
-        for (name, listener) in self.listeners {
+        for (name, listener) in listeners {
             let broker = Arc::clone(&broker);
             let permits = Arc::clone(&permits);
             let stop = stop_rx.clone();
             let name: Arc<str> = Arc::from(name);
             accepts.spawn(async move { accept_loop(listener, name, broker, permits, stop, grace).await });
         }
-        tokio::pin!(shutdown);
         tokio::select! {
             () = &mut shutdown => tracing::info!("shutting down"),
             Some(result) = accepts.join_next() => {
@@ -144,6 +240,7 @@ impl Server {
                 }
             }
         }
+        cluster.controlled_shutdown(&broker).await;
         let _ = stop_tx.send(true);
         // Each accept loop waits for its connections to finish their current request.
         let drained = tokio::time::timeout(grace + Duration::from_secs(1), async {
@@ -154,10 +251,63 @@ impl Server {
         }
         let _ = background.await;
         tokio::task::spawn_blocking(move || cleaners.stop()).await?;
-        let closing = Arc::clone(&broker);
-        tokio::task::spawn_blocking(move || closing.shutdown()).await?;
-        tracing::info!("fjord stopped cleanly");
-        Ok(())
+        stop_node(broker, cluster).await
+    }
+}
+
+/// Binds one listener.
+async fn bind(host: &str, port: u16) -> Result<TcpListener> {
+    let address = format!("{host}:{port}");
+    TcpListener::bind(&address).await.map_err(|source| Error::Listen { address, source })
+}
+
+/// Closes the logs and stops the quorum, then the cluster tasks.
+async fn stop_node(broker: Arc<Broker>, cluster: ClusterTasks) -> Result<()> {
+    if let Some(lifecycle) = &cluster.lifecycle {
+        lifecycle.abort();
+    }
+    let closing = Arc::clone(&broker);
+    tokio::task::spawn_blocking(move || closing.shutdown()).await?;
+    cluster.stop().await;
+    tracing::info!("fjord stopped cleanly");
+    Ok(())
+}
+
+impl ClusterTasks {
+    /// Kafka's controlled shutdown (`controlled.shutdown.enable`): the broker asks through its
+    /// heartbeat to leave, and waits until the controller has moved its leaderships and the
+    /// other brokers know it, or until a session timeout has passed (a controller that does
+    /// not answer fences it then anyway).
+    async fn controlled_shutdown(&self, broker: &Broker) {
+        if self.lifecycle.is_none() || !broker.config.cluster.controlled_shutdown_enable {
+            return;
+        }
+        let started = Instant::now();
+        self.leave.send_replace(true);
+        let limit = Duration::from_millis(broker.config.broker_session_timeout_ms.max(1) as u64);
+        let mut stage = self.stage.clone();
+        match tokio::time::timeout(limit, stage.wait_for(|s| *s == Stage::ShutDown)).await {
+            Ok(Ok(_)) => tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "controlled shutdown: the controller has moved this broker's leaderships"
+            ),
+            _ => tracing::warn!(?limit, "controlled shutdown did not complete; stopping anyway"),
+        }
+    }
+
+    /// Stops the lifecycle and the gRPC server.
+    async fn stop(self) {
+        if let Some(lifecycle) = self.lifecycle {
+            lifecycle.abort();
+            let _ = lifecycle.await;
+        }
+        let _ = self.stop_rpc.send(true);
+        if let Some(rpc) = self.rpc {
+            // Connections from other nodes are closed after their current call.
+            if tokio::time::timeout(Duration::from_secs(5), rpc).await.is_err() {
+                tracing::warn!("the controller listener did not stop within 5 s");
+            }
+        }
     }
 }
 

@@ -29,31 +29,63 @@ pub(crate) fn lock(data_dir: &Path) -> Result<File> {
 }
 
 /// Kafka-style 22-character URL-safe base64 of 16 random bytes (cluster and directory ids).
-pub(crate) fn random_base64_id() -> String {
+pub fn random_base64_id() -> String {
     fjord_types::TopicId(*uuid::Uuid::new_v4().as_bytes()).to_string()
 }
 
-/// Reads `meta.properties`, creating it (with a new cluster id) on first start. Returns the
-/// cluster id; refuses a directory that belongs to another node.
-pub(crate) fn meta_properties(data_dir: &Path, node_id: i32) -> Result<String> {
+/// What `meta.properties` says a data directory is (Kafka's `MetaProperties`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaProperties {
+    /// The cluster it belongs to.
+    pub cluster_id: String,
+    /// The node it belongs to.
+    pub node_id: i32,
+    /// This directory's own id (KIP-853's voter key uses it).
+    pub directory_id: String,
+}
+
+/// The cluster id a node formats its empty directory with when none is given: derived from the
+/// voters, so every node of a cluster configured with the same `controller.quorum.voters`
+/// starts with the same id. `fjord storage format --cluster-id` pins another.
+pub fn derived_cluster_id(voters: &str) -> String {
+    let hash = xxhash_rust::xxh3::xxh3_128(format!("fjord-cluster:{voters}").as_bytes());
+    fjord_types::TopicId(hash.to_be_bytes()).to_string()
+}
+
+/// Reads `meta.properties`, refusing a directory that belongs to another node.
+pub fn read_meta_properties(data_dir: &Path) -> Result<Option<MetaProperties>> {
     let path = data_dir.join("meta.properties");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let props = crate::properties::parse(&text);
-        let invalid = |what: &str| Error::DataDir(format!("{} lacks {what}", path.display()));
-        let stored_node: i32 = props.get("node.id").and_then(|v| v.parse().ok()).ok_or_else(|| invalid("node.id"))?;
-        if stored_node != node_id {
-            return Err(Error::DataDir(format!(
-                "{} belongs to node.id {stored_node}, but this broker is node.id {node_id}",
-                data_dir.display()
-            )));
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let props = crate::properties::parse(&text);
+    let invalid = |what: &str| Error::DataDir(format!("{} lacks {what}", path.display()));
+    let node_id = props.get("node.id").and_then(|v| v.parse().ok()).ok_or_else(|| invalid("node.id"))?;
+    let cluster_id = props.get("cluster.id").cloned().ok_or_else(|| invalid("cluster.id"))?;
+    // Directories written before directory ids get one on their next format only.
+    let directory_id = props.get("directory.id").cloned().unwrap_or_default();
+    Ok(Some(MetaProperties { cluster_id, node_id, directory_id }))
+}
+
+/// Writes `meta.properties` (temp file, fsync, rename, fsync of the directory), making the
+/// directory if needed. Refuses to change an existing one's cluster or node.
+pub fn format(data_dir: &Path, node_id: i32, cluster_id: &str) -> Result<MetaProperties> {
+    std::fs::create_dir_all(data_dir).map_err(Error::io(data_dir))?;
+    if let Some(existing) = read_meta_properties(data_dir)? {
+        if existing.cluster_id == cluster_id && existing.node_id == node_id {
+            return Ok(existing);
         }
-        return props.get("cluster.id").cloned().ok_or_else(|| invalid("cluster.id"));
+        return Err(Error::DataDir(format!(
+            "{} is already formatted for cluster {} and node {}",
+            data_dir.display(),
+            existing.cluster_id,
+            existing.node_id
+        )));
     }
-    let cluster_id = random_base64_id();
+    let meta = MetaProperties { cluster_id: cluster_id.to_owned(), node_id, directory_id: random_base64_id() };
     let text = format!(
-        "#\n#Written by Fjord\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={}\n",
-        random_base64_id()
+        "#\n#Written by Fjord\nversion=1\ncluster.id={}\nnode.id={node_id}\ndirectory.id={}\n",
+        meta.cluster_id, meta.directory_id
     );
+    let path = data_dir.join("meta.properties");
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
         let mut file = File::create(&tmp)?;
@@ -63,7 +95,21 @@ pub(crate) fn meta_properties(data_dir: &Path, node_id: i32) -> Result<String> {
         File::open(data_dir)?.sync_all()
     };
     write().map_err(Error::io(&path))?;
-    Ok(cluster_id)
+    Ok(meta)
+}
+
+/// The directory's identity: read, or formatted now with `new_cluster_id` on first start.
+/// Refuses a directory that belongs to another node.
+pub(crate) fn meta_properties(data_dir: &Path, node_id: i32, new_cluster_id: &str) -> Result<MetaProperties> {
+    match read_meta_properties(data_dir)? {
+        Some(meta) if meta.node_id != node_id => Err(Error::DataDir(format!(
+            "{} belongs to node.id {}, but this node is node.id {node_id}",
+            data_dir.display(),
+            meta.node_id
+        ))),
+        Some(meta) => Ok(meta),
+        None => format(data_dir, node_id, new_cluster_id),
+    }
 }
 
 /// Renames a deleted partition's directory `<dir>.<id>-delete`, as Kafka does, and removes it

@@ -64,6 +64,7 @@ impl MetadataImage {
         for (index, record) in records.iter().enumerate() {
             match record {
                 MetadataRecord::RegisterBroker { broker_id, .. }
+                | MetadataRecord::BrokerState { broker_id, .. }
                 | MetadataRecord::BrokerRegistrationChange { broker_id, .. } => {
                     delta.changed_brokers.insert(*broker_id);
                 }

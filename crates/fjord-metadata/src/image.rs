@@ -156,6 +156,26 @@ impl MetadataImage {
                 *current = next;
             }
             MetadataRecord::NoOp => {}
+            MetadataRecord::BrokerState {
+                broker_id,
+                incarnation_id,
+                broker_epoch,
+                listeners,
+                rack,
+                fenced,
+                in_controlled_shutdown,
+            } => {
+                let registration = BrokerRegistration {
+                    broker_id: *broker_id,
+                    incarnation_id: *incarnation_id,
+                    broker_epoch: *broker_epoch,
+                    listeners: listeners.clone(),
+                    rack: rack.clone(),
+                    fenced: *fenced,
+                    in_controlled_shutdown: *in_controlled_shutdown,
+                };
+                self.brokers.insert(*broker_id, registration);
+            }
             MetadataRecord::Topic { name, topic_id } => {
                 if self.topics.contains_key(name) {
                     return Err(Error::Inconsistent(format!("topic {name} exists already")));

@@ -19,6 +19,7 @@ mod image;
 mod metadata_log;
 mod naming;
 mod record;
+mod snapshot;
 pub mod topic_config;
 
 pub use delta::{MetadataDelta, PartitionDelta};

@@ -115,6 +115,24 @@ pub enum MetadataRecord {
         /// The new replicas, if they change.
         replicas: Option<Vec<BrokerId>>,
     },
+    /// A broker's whole registration as a snapshot holds it (a snapshot has no record at the
+    /// registration's offset to give the epoch).
+    BrokerState {
+        /// Its `node.id`.
+        broker_id: BrokerId,
+        /// Its process.
+        incarnation_id: [u8; 16],
+        /// Its registration's epoch.
+        broker_epoch: i64,
+        /// Its advertised listeners.
+        listeners: Vec<Endpoint>,
+        /// `broker.rack`.
+        rack: Option<String>,
+        /// Fenced or not.
+        fenced: bool,
+        /// In controlled shutdown or not.
+        in_controlled_shutdown: bool,
+    },
     /// Nothing: the active controller writes one when idle, so the high watermark keeps moving
     /// and brokers can show they are caught up (Kafka's `NoOpRecord`, KAFKA-13883).
     NoOp,
@@ -129,6 +147,7 @@ const PRODUCER_IDS: u8 = 6;
 const BROKER_REGISTRATION_CHANGE: u8 = 7;
 const PARTITION_CHANGE: u8 = 8;
 const NO_OP: u8 = 9;
+const BROKER_STATE: u8 = 10;
 const VERSION: u8 = 0;
 /// RegisterBroker's version since brokers have incarnations, listeners and fencing.
 const REGISTER_BROKER_VERSION: u8 = 1;
@@ -142,12 +161,7 @@ impl MetadataRecord {
                 w.0.extend_from_slice(&[REGISTER_BROKER, REGISTER_BROKER_VERSION]);
                 w.i32(broker_id.0);
                 w.bytes16(incarnation_id);
-                w.0.extend_from_slice(&(listeners.len() as u32).to_be_bytes());
-                for endpoint in listeners {
-                    w.string(&endpoint.listener);
-                    w.string(&endpoint.host);
-                    w.u16(endpoint.port);
-                }
+                w.endpoints(listeners);
                 w.optional_string(rack.as_deref());
                 w.0.push(u8::from(*fenced));
             }
@@ -212,6 +226,24 @@ impl MetadataRecord {
                 w.optional_brokers(replicas.as_deref());
             }
             MetadataRecord::NoOp => w.header(NO_OP),
+            MetadataRecord::BrokerState {
+                broker_id,
+                incarnation_id,
+                broker_epoch,
+                listeners,
+                rack,
+                fenced,
+                in_controlled_shutdown,
+            } => {
+                w.header(BROKER_STATE);
+                w.i32(broker_id.0);
+                w.bytes16(incarnation_id);
+                w.i64(*broker_epoch);
+                w.endpoints(listeners);
+                w.optional_string(rack.as_deref());
+                w.0.push(u8::from(*fenced));
+                w.0.push(u8::from(*in_controlled_shutdown));
+            }
         }
     }
 
@@ -240,10 +272,7 @@ impl MetadataRecord {
             REGISTER_BROKER => {
                 let broker_id = BrokerId(r.i32()?);
                 let incarnation_id = r.bytes16()?;
-                let count = r.count(10)?;
-                let listeners = (0..count)
-                    .map(|_| Ok(Endpoint { listener: r.string()?, host: r.string()?, port: r.u16()? }))
-                    .collect::<Result<Vec<_>>>()?;
+                let listeners = r.endpoints()?;
                 MetadataRecord::RegisterBroker {
                     broker_id,
                     incarnation_id,
@@ -270,6 +299,15 @@ impl MetadataRecord {
                 replicas: r.optional_brokers()?,
             },
             NO_OP => MetadataRecord::NoOp,
+            BROKER_STATE => MetadataRecord::BrokerState {
+                broker_id: BrokerId(r.i32()?),
+                incarnation_id: r.bytes16()?,
+                broker_epoch: r.i64()?,
+                listeners: r.endpoints()?,
+                rack: r.optional_string()?,
+                fenced: r.bool()?,
+                in_controlled_shutdown: r.bool()?,
+            },
             TOPIC => MetadataRecord::Topic { name: r.string()?, topic_id: TopicId(r.bytes16()?) },
             PARTITION => MetadataRecord::Partition {
                 topic_id: TopicId(r.bytes16()?),
@@ -345,6 +383,14 @@ impl Writer<'_> {
             }
         }
     }
+    fn endpoints(&mut self, endpoints: &[Endpoint]) {
+        self.0.extend_from_slice(&(endpoints.len() as u32).to_be_bytes());
+        for endpoint in endpoints {
+            self.string(&endpoint.listener);
+            self.string(&endpoint.host);
+            self.u16(endpoint.port);
+        }
+    }
     fn optional_bool(&mut self, v: Option<bool>) {
         self.0.push(match v {
             None => 0,
@@ -414,6 +460,10 @@ impl Reader<'_> {
             other => Err(Error::CorruptRecord(format!("bad option tag {other}"))),
         }
     }
+    fn endpoints(&mut self) -> Result<Vec<Endpoint>> {
+        let count = self.count(10)?;
+        (0..count).map(|_| Ok(Endpoint { listener: self.string()?, host: self.string()?, port: self.u16()? })).collect()
+    }
     fn bool(&mut self) -> Result<bool> {
         match self.u8()? {
             0 => Ok(false),
@@ -480,6 +530,17 @@ mod tests {
                     replicas,
                 }),
             Just(MetadataRecord::NoOp),
+            (any::<i32>(), any::<i64>(), any::<bool>(), any::<bool>()).prop_map(|(b, epoch, fenced, shutting)| {
+                MetadataRecord::BrokerState {
+                    broker_id: BrokerId(b),
+                    incarnation_id: [3; 16],
+                    broker_epoch: epoch,
+                    listeners: vec![Endpoint { listener: "L".into(), host: "h".into(), port: 1 }],
+                    rack: None,
+                    fenced,
+                    in_controlled_shutdown: shutting,
+                }
+            }),
             (".*", id.clone()).prop_map(|(name, topic_id)| MetadataRecord::Topic { name, topic_id }),
             (id.clone(), any::<i32>(), brokers.clone(), brokers, any::<i32>(), any::<i32>(), any::<i32>()).prop_map(
                 |(topic_id, partition, replicas, isr, leader, epoch, pe)| MetadataRecord::Partition {

@@ -10,10 +10,13 @@
 //! for vectored writes and keeps fetched batches by reference instead of copying them.
 //!
 //! It mirrors Kafka's `NetworkReceive`/`RequestHeader`/`ApiVersionsResponse` logic and does no
-//! I/O. It depends only on `fjord-types` among Fjord's crates.
+//! I/O of its own. [`cluster`] holds the protobuf messages and gRPC service definitions of the
+//! node-to-node RPCs, generated from `proto/cluster.proto` at build time (tonic's generated
+//! transports do the I/O, in the broker). It depends only on `fjord-types` among Fjord's crates.
 
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod codec;
 pub mod frame;
 pub mod guard;

@@ -180,7 +180,7 @@ fn broker_configs_refused() -> (ErrorCode, Option<String>) {
     (ErrorCode::InvalidRequest, Some("Dynamic broker configs are not supported yet; edit server.properties".into()))
 }
 
-pub(super) async fn alter(broker: &Arc<Broker>, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub(crate) async fn alter(broker: &Arc<Broker>, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in &request.resources {
         let (code, message) = match resource.resource_type {
@@ -206,7 +206,7 @@ pub(super) async fn alter(broker: &Arc<Broker>, request: AlterConfigsRequest) ->
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-pub(super) async fn incremental_alter(
+pub(crate) async fn incremental_alter(
     broker: &Arc<Broker>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {

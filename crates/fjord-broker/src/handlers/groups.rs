@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fjord_coordinator::{CommitRequest, JoinRequest, LeaveRequest, SyncRequest};
-use fjord_metadata::ControllerError;
 use fjord_metadata::controller::Creator;
 use fjord_types::{BrokerId, ErrorCode};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -62,15 +61,15 @@ async fn find_one(
     }
     let unavailable = |why: &str| (ErrorCode::CoordinatorNotAvailable, why.to_owned());
     if !broker.image().topics.contains_key(OFFSETS_TOPIC) {
-        let created = broker.create_topics(vec![offsets_topic(&broker.config)], Creator::Broker, false).await;
+        let created = super::forward::create_topics(broker, vec![offsets_topic(&broker.config)], Creator::Broker).await;
         match created.as_deref() {
-            Ok([Ok(_)]) | Ok([Err(ControllerError::TopicExists(_))]) => {}
+            Ok([(_, ErrorCode::None | ErrorCode::TopicAlreadyExists, _)]) => {}
             Ok(results) => {
                 tracing::warn!(?results, "cannot create {OFFSETS_TOPIC}");
                 return Err(unavailable("the __consumer_offsets topic cannot be created"));
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");
+            Err(code) => {
+                tracing::warn!(?code, "cannot create {OFFSETS_TOPIC}");
                 return Err(unavailable("the __consumer_offsets topic cannot be created"));
             }
         }

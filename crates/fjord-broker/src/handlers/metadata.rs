@@ -88,17 +88,16 @@ pub(super) async fn handle(
                     .map(|name| NewTopic { name, num_partitions: -1, replication_factor: -1, ..NewTopic::default() })
                     .collect();
                 if !missing.is_empty() {
-                    let names: Vec<String> = missing.iter().map(|t| t.name.clone()).collect();
-                    match broker.create_topics(missing, Creator::User, false).await {
+                    match super::forward::create_topics(broker, missing, Creator::User).await {
                         Ok(results) => {
-                            for (name, result) in names.iter().zip(results) {
-                                match result {
-                                    Ok(_) => tracing::info!(topic = %name, "auto-created topic"),
-                                    Err(e) => tracing::debug!(topic = %name, error = %e, "auto-creation refused"),
+                            for (name, code, message) in results {
+                                match code {
+                                    ErrorCode::None => tracing::info!(topic = %name, "auto-created topic"),
+                                    code => tracing::debug!(topic = %name, ?code, ?message, "auto-creation refused"),
                                 }
                             }
                         }
-                        Err(e) => tracing::error!(error = %e, "auto-creation failed"),
+                        Err(code) => tracing::warn!(?code, "auto-creation failed"),
                     }
                     image = broker.image();
                 }

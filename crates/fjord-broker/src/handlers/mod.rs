@@ -5,6 +5,7 @@ mod api_versions;
 mod cluster;
 mod configs;
 mod fetch;
+pub(crate) mod forward;
 mod groups;
 mod list_offsets;
 mod metadata;
@@ -46,6 +47,9 @@ pub(crate) struct RequestContext {
 
 /// Routes a request to its handler.
 pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, context: &RequestContext) -> Outcome {
+    if forward::FORWARDED.contains(&request.api_key) {
+        return forward::forward_or_error(broker, request).await;
+    }
     let peer = context.peer.as_str();
     let version = request.header.request_api_version;
     let client_id = request.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
@@ -60,14 +64,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, context: &Req
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(records::offset_for_leader_epoch(broker, r))
         }
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create_topics(broker, version, r).await),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete_topics(broker, version, r).await),
-        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(topics::create_partitions(broker, r).await),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(broker, version, r)),
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(broker, r).await),
-        RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r).await)
-        }
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, context, r)),
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(groups::find_coordinator(broker, context, version, r).await)

@@ -26,7 +26,7 @@ pub(super) async fn init_producer_id(broker: &Arc<Broker>, request: InitProducer
     }
     match broker.next_producer_id().await {
         Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
-        Err(e) => response.with_error_code(errors::controller_failure(&e).code()),
+        Err(code) => response.with_error_code(code.code()),
     }
 }
 

@@ -17,10 +17,11 @@ use super::{text, topic_name, wire_uuid};
 use crate::broker::Broker;
 use crate::errors;
 
-pub(super) async fn create_topics(
+pub(crate) async fn create_topics(
     broker: &Arc<Broker>,
     version: i16,
     request: CreateTopicsRequest,
+    creator: Creator,
 ) -> CreateTopicsResponse {
     let topics: Vec<NewTopic> = request
         .topics
@@ -37,7 +38,7 @@ pub(super) async fn create_topics(
             configs: t.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect(),
         })
         .collect();
-    let results = match broker.create_topics(topics.clone(), Creator::User, request.validate_only).await {
+    let results = match broker.create_topics(topics.clone(), creator, request.validate_only).await {
         Ok(results) => results,
         Err(e) => {
             let code = errors::controller_failure(&e);
@@ -92,7 +93,7 @@ pub(super) async fn create_topics(
     CreateTopicsResponse::default().with_topics(results)
 }
 
-pub(super) async fn delete_topics(
+pub(crate) async fn delete_topics(
     broker: &Arc<Broker>,
     version: i16,
     request: DeleteTopicsRequest,
@@ -139,7 +140,7 @@ pub(super) async fn delete_topics(
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub(super) async fn create_partitions(
+pub(crate) async fn create_partitions(
     broker: &Arc<Broker>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {

@@ -4,19 +4,26 @@
 //! proposes the records through the [`MetadataQuorum`], and answers once they have committed
 //! and this node's published image contains them.
 //!
-//! The decisions themselves are `fjord_metadata::controller`'s pure functions; the broker
-//! sessions its heartbeat decisions need are the controller's soft state, here too.
+//! Only the active controller decides: the task runs on every controller node and becomes
+//! active when the quorum makes this node its leader (once its image has caught up with
+//! everything committed before), and inactive when it loses the leadership; decisions meanwhile
+//! are answered NOT_CONTROLLER. While active it also does the controller's own duties: fencing
+//! brokers whose session expired, writing a no-op when idle, moving leaderships back to
+//! preferred replicas.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use fjord_metadata::controller::BrokerHeartbeatManager;
+use fjord_metadata::controller::{self, BrokerHeartbeatManager};
 use fjord_metadata::{MetadataBatch, MetadataImage, MetadataRecord};
-use fjord_types::{Clock, SystemClock};
-use tokio::sync::{mpsc, oneshot};
+use fjord_quorum::NodeId;
+use fjord_types::{Clock, SystemClock, Timestamp};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::loader::Published;
 use super::quorum::{MetadataQuorum, QuorumError};
+use super::raft::QuorumLeader;
 
 /// Why a decision's records did not take effect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,12 +31,25 @@ pub(crate) enum ControllerFailure {
     /// The records do not apply to the controller's image (a bug in a decision).
     #[error("the controller's records do not apply: {0}")]
     Inconsistent(String),
-    /// The quorum did not commit them.
+    /// The quorum did not commit them (or this node is not the active controller).
     #[error(transparent)]
     Quorum(#[from] QuorumError),
     /// The controller refused the request (a broker's registration or heartbeat).
     #[error(transparent)]
     Refused(#[from] fjord_metadata::ControllerError),
+}
+
+/// The controller's own duties and how often it does them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Duties {
+    /// `broker.session.timeout.ms`.
+    pub(crate) session_timeout_ms: i64,
+    /// `metadata.max.idle.interval.ms`.
+    pub(crate) max_idle_interval_ms: u64,
+    /// `auto.leader.rebalance.enable`.
+    pub(crate) auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`, in ms.
+    pub(crate) imbalance_check_interval_ms: u64,
 }
 
 /// What a decision works on: the controller's image and the brokers' sessions.
@@ -43,12 +63,19 @@ pub(crate) struct ControllerState {
     /// Set when a proposal fails: the image holds records that never committed, so the next
     /// decision starts again from the published one.
     stale: Arc<AtomicBool>,
+    last_proposal: Timestamp,
+    last_rebalance: Timestamp,
 }
 
 /// A proposal in flight: resolves once committed and in this node's image.
-type Committed = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ControllerFailure>> + Send>>;
+pub(crate) type Committed = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ControllerFailure>> + Send>>;
 
 impl ControllerState {
+    /// Where the next proposal's records will start.
+    pub(crate) fn next_offset(&self) -> fjord_types::Offset {
+        self.quorum.next_position().offset
+    }
+
     /// Applies `records` to the controller's image at the offsets the quorum gives them and
     /// proposes them. Returns what to wait on for the commit.
     pub(crate) fn propose(&mut self, records: Vec<MetadataRecord>) -> Result<Committed, ControllerFailure> {
@@ -70,6 +97,7 @@ impl ControllerState {
             )));
         }
         self.image = Arc::new(next);
+        self.last_proposal = SystemClock.now();
         let (published, stale, last) = (self.published.clone(), Arc::clone(&self.stale), batch.last().offset);
         let committed = proposed.committed;
         Ok(Box::pin(async move {
@@ -83,38 +111,92 @@ impl ControllerState {
             }
         }))
     }
+
+    /// Proposes records of the controller's own duties; failures are logged, not answered.
+    fn propose_duty(&mut self, what: &'static str, records: Vec<MetadataRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        match self.propose(records) {
+            Ok(committed) => {
+                tokio::spawn(async move {
+                    if let Err(e) = committed.await {
+                        tracing::warn!(duty = what, error = %e, "controller duty did not commit");
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(duty = what, error = %e, "controller duty not proposed"),
+        }
+    }
+
+    /// Fences a broker whose session expired (one per round), writes a no-op when idle, and
+    /// moves leaderships back to preferred replicas when it is time.
+    fn do_duties(&mut self, duties: &Duties, now: Timestamp) {
+        if let Some(stale) = self.sessions.next_stale(&self.image, now, duties.session_timeout_ms) {
+            tracing::info!(broker = stale.0, "fencing a broker whose session expired");
+            let records = controller::fence_broker(&self.image, stale);
+            self.propose_duty("fence", records);
+        }
+        if duties.auto_leader_rebalance && now.0 - self.last_rebalance.0 >= duties.imbalance_check_interval_ms as i64 {
+            self.last_rebalance = now;
+            let imbalanced = controller::imbalanced_partitions(&self.image);
+            if !imbalanced.is_empty() {
+                let (records, _) = controller::elect_preferred(&self.image, &imbalanced);
+                tracing::info!(partitions = records.len(), "moving leaderships back to preferred replicas");
+                self.propose_duty("rebalance", records);
+            }
+        }
+        if now.0 - self.last_proposal.0 >= duties.max_idle_interval_ms as i64 {
+            self.propose_duty("no-op", vec![MetadataRecord::NoOp]);
+        }
+    }
 }
 
-type Job = Box<dyn FnOnce(&mut ControllerState) + Send>;
+type Job = Box<dyn FnOnce(Result<&mut ControllerState, ControllerFailure>) + Send>;
 
 /// Decisions waiting for the controller: bounded, so a flood of admin requests waits.
 const DECISIONS_QUEUED: usize = 1024;
 
-/// A handle on the active controller.
+/// How often the active controller looks at its duties.
+const DUTY_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A handle on the controller of this node.
 #[derive(Debug, Clone)]
 pub(crate) struct Controller {
     jobs: mpsc::Sender<Job>,
+    active: watch::Receiver<bool>,
 }
 
 impl Controller {
-    /// Starts the controller's task on the current runtime, on the published image.
+    /// Starts the controller's task on the current runtime. It becomes active whenever
+    /// `leader` names `local`.
     pub(crate) fn start(
         quorum: Arc<dyn MetadataQuorum>,
         published: Published,
+        leader: watch::Receiver<QuorumLeader>,
+        local: NodeId,
+        duties: Duties,
     ) -> (Controller, tokio::task::JoinHandle<()>) {
         let (jobs, queue) = mpsc::channel(DECISIONS_QUEUED);
-        let task = tokio::spawn(run(quorum, published, queue));
-        (Controller { jobs }, task)
+        let (active_tx, active) = watch::channel(false);
+        let task = tokio::spawn(run(quorum, published, leader, local, duties, queue, active_tx));
+        (Controller { jobs, active }, task)
+    }
+
+    /// Whether this node is the active controller now.
+    pub(crate) fn is_active(&self) -> bool {
+        *self.active.borrow()
     }
 
     /// Runs `work` on the controller's state, in turn with every other decision, and waits for
-    /// what it returns: an answer now, or one that comes when its records commit.
+    /// what it returns: an answer now, or one that comes when its records commit. Refused with
+    /// NOT_CONTROLLER unless this node is the active controller.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut ControllerState) -> Result<(T, Option<Committed>), ControllerFailure> + Send + 'static,
     ) -> Result<T, ControllerFailure> {
         let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |state| match work(state) {
+        let job: Job = Box::new(move |state| match state.and_then(work) {
             Ok((value, None)) => {
                 let _ = answer.send(Ok(value));
             }
@@ -149,14 +231,78 @@ impl Controller {
     }
 }
 
-async fn run(quorum: Arc<dyn MetadataQuorum>, published: Published, mut queue: mpsc::Receiver<Job>) {
-    let image = published.image();
-    let sessions = BrokerHeartbeatManager::new(&image, SystemClock.now());
-    let mut state = ControllerState { image, sessions, quorum, published, stale: Arc::new(AtomicBool::new(false)) };
-    while let Some(job) = queue.recv().await {
-        if state.stale.swap(false, Ordering::AcqRel) {
-            state.image = state.published.image();
+async fn run(
+    quorum: Arc<dyn MetadataQuorum>,
+    published: Published,
+    mut leader: watch::Receiver<QuorumLeader>,
+    local: NodeId,
+    duties: Duties,
+    mut queue: mpsc::Receiver<Job>,
+    active: watch::Sender<bool>,
+) {
+    let mut state: Option<ControllerState> = None;
+    let mut ticks = tokio::time::interval(DUTY_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut leading_epoch = None;
+    // The quorum may have named its leader before this task subscribed (one voter leads at once).
+    leader.mark_changed();
+    loop {
+        tokio::select! {
+            job = queue.recv() => {
+                let Some(job) = job else { return };
+                match state.as_mut() {
+                    Some(state) => {
+                        if state.stale.swap(false, Ordering::AcqRel) {
+                            state.image = state.published.image();
+                        }
+                        job(Ok(state));
+                    }
+                    None => job(Err(ControllerFailure::Quorum(QuorumError::NotLeader))),
+                }
+            }
+            changed = leader.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let now_leader = *leader.borrow_and_update();
+                if now_leader.leader == Some(local) {
+                    if leading_epoch == Some(now_leader.epoch) {
+                        continue;
+                    }
+                    // Decide nothing before the image holds everything committed before this
+                    // epoch: decisions on an old image would contradict the log.
+                    if !published.wait_for(now_leader.applied).await {
+                        return;
+                    }
+                    let image = published.image();
+                    let now = SystemClock.now();
+                    let sessions = BrokerHeartbeatManager::new(&image, now);
+                    state = Some(ControllerState {
+                        image,
+                        sessions,
+                        quorum: Arc::clone(&quorum),
+                        published: published.clone(),
+                        stale: Arc::new(AtomicBool::new(false)),
+                        last_proposal: now,
+                        last_rebalance: now,
+                    });
+                    leading_epoch = Some(now_leader.epoch);
+                    active.send_replace(true);
+                    tracing::info!(epoch = now_leader.epoch.0, "this node is the active controller");
+                } else if state.take().is_some() {
+                    leading_epoch = None;
+                    active.send_replace(false);
+                    tracing::info!(leader = ?now_leader.leader.map(|l| l.0), "this node is no longer the active controller");
+                }
+            }
+            _ = ticks.tick() => {
+                if let Some(state) = state.as_mut() {
+                    if state.stale.swap(false, Ordering::AcqRel) {
+                        state.image = state.published.image();
+                    }
+                    state.do_duties(&duties, SystemClock.now());
+                }
+            }
         }
-        job(&mut state);
     }
 }

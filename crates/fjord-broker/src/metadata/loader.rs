@@ -1,6 +1,7 @@
-//! The observer path (Kafka's `MetadataLoader` and its publishers): committed batches, in log
-//! order, become a new image and a delta; the publishers react to the delta; then the image is
-//! published, with the offset it contains, to everyone who reads metadata.
+//! The observer path (Kafka's `MetadataLoader` and its publishers): each committed batch (or
+//! loaded snapshot) has become a new image and a delta on the quorum's thread; here the
+//! publishers react to the delta, then the image is published, with the offset it contains, to
+//! everyone who reads metadata.
 //!
 //! Every broker-local reaction to metadata happens here, by a publisher applying a delta —
 //! partitions opened, led, followed or deleted, coordinators loaded — never as a side effect
@@ -10,7 +11,7 @@
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use fjord_metadata::{MetadataBatch, MetadataDelta, MetadataImage};
+use fjord_metadata::{MetadataDelta, MetadataImage};
 use fjord_types::Offset;
 use parking_lot::RwLock;
 use tokio::sync::watch;
@@ -42,16 +43,30 @@ impl Published {
         Arc::clone(&self.image.read())
     }
 
+    /// The metadata log offset the published image has reached.
+    pub(crate) fn offset(&self) -> Offset {
+        *self.offset.borrow()
+    }
+
     /// Waits until the published image contains `offset`. False if the loader stopped first.
     pub(crate) async fn wait_for(&self, offset: Offset) -> bool {
         self.offset.clone().wait_for(|published| *published >= offset).await.is_ok()
     }
 }
 
-/// The running loader: where the quorum sends committed batches.
+/// A committed change of the metadata: the image after it, what changed, and the metadata
+/// log offset it takes the image to.
+#[derive(Debug)]
+pub(crate) struct Update {
+    pub(crate) image: Arc<MetadataImage>,
+    pub(crate) delta: MetadataDelta,
+    pub(crate) offset: fjord_types::Offset,
+}
+
+/// The running loader: where the quorum sends committed updates.
 #[derive(Debug)]
 pub(crate) struct Loader {
-    pub(crate) committed: SyncSender<MetadataBatch>,
+    pub(crate) committed: SyncSender<Update>,
     pub(crate) published: Published,
     pub(crate) thread: std::thread::JoinHandle<()>,
 }
@@ -69,38 +84,23 @@ pub(crate) fn start(publishers: Vec<Box<dyn MetadataPublisher>>) -> std::io::Res
 }
 
 fn load(
-    batches: Receiver<MetadataBatch>,
+    updates: Receiver<Update>,
     image: Arc<RwLock<Arc<MetadataImage>>>,
     offset: watch::Sender<Offset>,
     mut publishers: Vec<Box<dyn MetadataPublisher>>,
 ) {
-    let mut current = Arc::clone(&image.read());
-    for batch in batches {
-        let last = batch.last();
-        match current.apply_batch(&batch) {
-            Ok((next, delta)) => {
-                for publisher in &mut publishers {
-                    let started = std::time::Instant::now();
-                    publisher.publish(&delta, &next);
-                    if started.elapsed() > SLOW_PUBLISH {
-                        let elapsed_ms = started.elapsed().as_millis() as u64;
-                        tracing::warn!(
-                            publisher = publisher.name(),
-                            offset = last.offset.0,
-                            elapsed_ms,
-                            "slow metadata publisher"
-                        );
-                    }
+    for Update { image: next, delta, offset: at } in updates {
+        if !delta.is_empty() {
+            for publisher in &mut publishers {
+                let started = std::time::Instant::now();
+                publisher.publish(&delta, &next);
+                if started.elapsed() > SLOW_PUBLISH {
+                    let elapsed_ms = started.elapsed().as_millis() as u64;
+                    tracing::warn!(publisher = publisher.name(), offset = at.0, elapsed_ms, "slow metadata publisher");
                 }
-                current = Arc::new(next);
-                *image.write() = Arc::clone(&current);
-            }
-            Err(e) => {
-                // The controller checks every batch against its image before proposing it, so
-                // this is a bug; the image stays as it was rather than take half a batch.
-                tracing::error!(offset = batch.base_offset.0, error = %e, "cannot apply a committed metadata batch");
             }
         }
-        offset.send_replace(last.offset);
+        *image.write() = next;
+        offset.send_replace(at);
     }
 }

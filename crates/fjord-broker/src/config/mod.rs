@@ -4,10 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use fjord_coordinator::CoordinatorConfig;
-use fjord_log::{LogConfig, TimestampType};
 use fjord_metadata::topic_config::TOPIC_CONFIGS;
-use fjord_replication::PartitionConfig;
-use fjord_retention::{CleanerOptions, CompactionConfig, RetentionConfig};
+use fjord_retention::CleanerOptions;
 
 /// A configured listener: `NAME://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +35,8 @@ pub struct ConfigError {
 pub struct BrokerConfig {
     /// `node.id`.
     pub node_id: i32,
-    /// `process.roles`.
-    pub process_roles: Vec<String>,
+    /// Roles, the controller listener, the quorum's voters and timers.
+    pub cluster: ClusterConfig,
     /// `listeners` that serve clients (all but `controller.listener.names`).
     pub listeners: Vec<Listener>,
     /// `advertised.listeners` (defaults to `listeners`).
@@ -131,10 +129,15 @@ impl BrokerConfig {
             .split(',')
             .map(|s| s.trim().to_owned())
             .collect();
-        let all =
-            parse_listeners("listeners", &get("listeners").unwrap_or_else(|| "PLAINTEXT://127.0.0.1:9092".into()))?;
+        // The default: one combined node, clients on 9092 and the controller on 9093.
+        let listeners_value =
+            get("listeners").unwrap_or_else(|| "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093".into());
+        let all = parse_listeners("listeners", &listeners_value)?;
+        cluster::check_ports(&all, &listeners_value)?;
+        let node_id: i32 = number("node.id", get("node.id"), 1)?;
+        let cluster = cluster::parse(&properties, node_id, &all, &controller_names)?;
         let listeners: Vec<Listener> = all.into_iter().filter(|l| !controller_names.contains(&l.name)).collect();
-        if listeners.is_empty() {
+        if listeners.is_empty() && cluster.roles.broker {
             return Err(ConfigError {
                 name: "listeners".into(),
                 value: get("listeners").unwrap_or_default(),
@@ -145,9 +148,11 @@ impl BrokerConfig {
             Some(value) => parse_listeners("advertised.listeners", &value)?,
             None => listeners.clone(),
         };
+        let advertised: Vec<Listener> =
+            advertised.into_iter().filter(|l| !controller_names.contains(&l.name)).collect();
         let refuse =
             |name: &str, value: String, reason: &str| ConfigError { name: name.into(), value, reason: reason.into() };
-        if advertised.is_empty() {
+        if advertised.is_empty() && cluster.roles.broker {
             let reason = "no listener to advertise: give NAME://host:port, or leave it out to advertise listeners";
             return Err(refuse("advertised.listeners", get("advertised.listeners").unwrap_or_default(), reason));
         }
@@ -174,12 +179,8 @@ impl BrokerConfig {
             return Err(refuse("log.dirs", dirs_value(), &reason));
         }
         let config = BrokerConfig {
-            node_id: number("node.id", get("node.id"), 1)?,
-            process_roles: get("process.roles")
-                .unwrap_or_else(|| "broker,controller".into())
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .collect(),
+            node_id,
+            cluster,
             listeners,
             advertised_listeners: advertised,
             log_dirs,
@@ -285,109 +286,7 @@ impl BrokerConfig {
                 reason: "must be at least 1".into(),
             });
         }
-        if let Some(voters) = get("controller.quorum.voters") {
-            let others = voters.split(',').filter(|v| !v.trim().starts_with(&format!("{}@", config.node_id))).count();
-            if others > 0 {
-                return Err(ConfigError {
-                    name: "controller.quorum.voters".into(),
-                    value: voters,
-                    reason: "multi-node quorums are not supported yet; this build runs a single node".into(),
-                });
-            }
-        }
         Ok(config)
-    }
-
-    /// The broker-level default of a topic config: the synonym property if set (with Kafka's
-    /// `.minutes`/`.hours` variants), else Kafka's default. Returns the value and whether it
-    /// came from `server.properties`.
-    pub fn topic_default(&self, topic_config: &str) -> Option<(String, bool)> {
-        let def = TOPIC_CONFIGS.iter().find(|d| d.name == topic_config)?;
-        let prop = |name: &str| self.properties.get(name).map(|v| v.trim().to_owned());
-        let scaled =
-            |name: &str, factor: i64| prop(name).and_then(|v| v.parse::<i64>().ok()).map(|v| (v * factor).to_string());
-        let configured = match topic_config {
-            "retention.ms" => prop("log.retention.ms")
-                .or_else(|| scaled("log.retention.minutes", 60_000))
-                .or_else(|| scaled("log.retention.hours", 3_600_000)),
-            "segment.ms" => prop("log.roll.ms").or_else(|| scaled("log.roll.hours", 3_600_000)),
-            _ => prop(def.broker_name),
-        };
-        Some(match configured {
-            Some(value) => (value, true),
-            None => (def.default.to_owned(), false),
-        })
-    }
-
-    /// A topic config's effective value: the topic's override, else the broker default.
-    pub fn topic_value(&self, overrides: &BTreeMap<String, String>, name: &str) -> String {
-        overrides.get(name).cloned().or_else(|| self.topic_default(name).map(|(v, _)| v)).unwrap_or_default()
-    }
-
-    /// The delete policy of a topic with `overrides`: `None` unless `cleanup.policy` includes
-    /// `delete`; else the retention limits and `file.delete.delay.ms`.
-    pub fn retention(&self, overrides: &BTreeMap<String, String>) -> Option<(RetentionConfig, u64)> {
-        let value = |name: &str| self.topic_value(overrides, name);
-        if !value("cleanup.policy").split(',').any(|p| p.trim() == "delete") {
-            return None;
-        }
-        let long = |name: &str, default: i64| value(name).trim().parse::<i64>().unwrap_or(default);
-        let retention = RetentionConfig {
-            retention_ms: long("retention.ms", 604_800_000),
-            retention_bytes: long("retention.bytes", -1),
-        };
-        Some((retention, long("file.delete.delay.ms", 60_000).max(0) as u64))
-    }
-
-    /// The compact policy of a topic with `overrides`: `None` unless `cleanup.policy` includes
-    /// `compact`; else its settings and `file.delete.delay.ms`.
-    pub fn compaction(&self, overrides: &BTreeMap<String, String>) -> Option<(CompactionConfig, u64)> {
-        let value = |name: &str| self.topic_value(overrides, name);
-        if !value("cleanup.policy").split(',').any(|p| p.trim() == "compact") {
-            return None;
-        }
-        let long = |name: &str, default: i64| value(name).trim().parse::<i64>().unwrap_or(default);
-        let compaction = CompactionConfig {
-            delete_retention_ms: long("delete.retention.ms", 86_400_000),
-            min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
-            max_compaction_lag_ms: long("max.compaction.lag.ms", i64::MAX),
-            min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio").trim().parse().unwrap_or(0.5),
-        };
-        Some((compaction, long("file.delete.delay.ms", 60_000).max(0) as u64))
-    }
-
-    /// The settings of a partition of a topic with `overrides`.
-    pub fn partition_config(&self, overrides: &BTreeMap<String, String>) -> PartitionConfig {
-        let value = |name: &str| self.topic_value(overrides, name);
-        let long = |name: &str, default: i64| value(name).trim().parse::<i64>().unwrap_or(default);
-        let compacted = value("cleanup.policy").split(',').any(|p| p.trim() == "compact");
-        let mut segment_ms = long("segment.ms", 604_800_000).max(1);
-        if compacted {
-            // KIP-354: a compacted log rolls by max.compaction.lag.ms too, so no record waits
-            // longer than that in the active segment, which is never cleaned.
-            segment_ms = segment_ms.min(long("max.compaction.lag.ms", i64::MAX).max(1));
-        }
-        let log = LogConfig {
-            segment_bytes: long("segment.bytes", 1 << 30).max(14) as u64,
-            segment_ms,
-            segment_index_bytes: long("segment.index.bytes", 10 << 20).max(4) as usize,
-            index_interval_bytes: long("index.interval.bytes", 4096).max(0) as u64,
-            flush_messages: long("flush.messages", i64::MAX).max(1),
-            flush_ms: long("flush.ms", i64::MAX).max(0),
-            max_message_bytes: long("max.message.bytes", 1_048_588).max(0) as usize,
-            message_timestamp_type: if value("message.timestamp.type").trim() == "LogAppendTime" {
-                TimestampType::LogAppendTime
-            } else {
-                TimestampType::CreateTime
-            },
-        };
-        PartitionConfig {
-            log,
-            min_insync_replicas: long("min.insync.replicas", 1) as i32,
-            timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX),
-            timestamp_after_max_ms: long("message.timestamp.after.max.ms", 3_600_000),
-            compacted,
-        }
     }
 
     /// Properties given in `server.properties` that this build does not use, for a startup
@@ -395,11 +294,8 @@ impl BrokerConfig {
     pub fn unused_properties(&self) -> Vec<&str> {
         const USED: &[&str] = &[
             "node.id",
-            "process.roles",
             "listeners",
             "advertised.listeners",
-            "controller.listener.names",
-            "controller.quorum.voters",
             "log.dirs",
             "log.dir",
             "num.partitions",
@@ -429,7 +325,12 @@ impl BrokerConfig {
         self.properties
             .keys()
             .map(String::as_str)
-            .filter(|k| !USED.contains(k) && !TOPIC_CONFIGS.iter().any(|d| d.broker_name == *k))
+            .filter(|k| {
+                !USED.contains(k)
+                    && !cluster::PROPERTIES.contains(k)
+                    && !fjord_quorum::QuorumConfig::PROPERTIES.contains(k)
+                    && !TOPIC_CONFIGS.iter().any(|d| d.broker_name == *k)
+            })
             .collect()
     }
 
@@ -438,6 +339,11 @@ impl BrokerConfig {
         &self.log_dirs[0]
     }
 }
+
+mod cluster;
+mod topics;
+
+pub use cluster::{ClusterConfig, Roles};
 
 #[cfg(test)]
 mod tests {
@@ -494,7 +400,7 @@ mod tests {
         assert_eq!(with_extra.unused_properties(), vec!["num.network.threads"]);
         assert!(config("num.partitions=0").is_err());
         assert!(config("listeners=nonsense").is_err());
-        assert!(config("controller.quorum.voters=1@a:1,2@b:2").is_err());
+        assert!(config("controller.quorum.voters=2@a:1,3@b:2").is_err(), "a controller that is no voter");
     }
 
     #[test]
@@ -506,5 +412,40 @@ mod tests {
         assert!(refused("advertised.listeners=\n").contains("no listener to advertise"));
         assert!(refused("advertised.listeners=PLAINTEXT://0.0.0.0:9092\n").contains("cannot connect to 0.0.0.0"));
         assert_eq!(BrokerConfig::single_node().fetch_max_bytes, 55 * 1024 * 1024);
+    }
+
+    #[test]
+    fn cluster_roles_and_voters_are_checked_with_a_clear_reason() {
+        let three = "controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093\n";
+        let node = |id: i32, port: u16| {
+            format!("node.id={id}\n{three}listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{}\n", port + 1)
+        };
+        let c = config(&node(2, 29092)).unwrap();
+        assert!(c.cluster.roles.broker && c.cluster.roles.controller);
+        assert_eq!(c.cluster.voters.len(), 3);
+        assert!(c.cluster.is_multi_node(2));
+        assert_eq!(c.cluster.controller_listener.as_ref().map(|l| l.port), Some(29093));
+        assert_eq!(c.advertised_listeners.len(), 1, "the controller listener is not advertised to clients");
+
+        let refused = |text: &str| config(text).unwrap_err().to_string();
+        assert!(refused(&node(4, 49092)).contains("not one of the voters"));
+        assert!(refused(&format!("process.roles=broker\n{}", node(2, 29092))).contains("needs the controller role"));
+        assert!(refused("process.roles=broker\nnode.id=7\n").contains("must name the controllers"));
+        assert!(refused(&node(2, 19092)).contains("port"), "voter 2's port is not its listener's");
+        assert!(refused("listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9092\n").contains("both use"));
+        assert!(refused("process.roles=chef\n").contains("unknown role"));
+        assert!(
+            refused(&format!("node.id=2\n{three}listeners=PLAINTEXT://127.0.0.1:29092\n"))
+                .contains("controller.listener.names")
+        );
+        let broker =
+            config(&format!("process.roles=broker\nnode.id=7\n{three}listeners=PLAINTEXT://127.0.0.1:7092\n")).unwrap();
+        assert!(!broker.cluster.roles.controller && broker.cluster.is_multi_node(7));
+
+        let single = BrokerConfig::single_node();
+        assert_eq!(single.cluster.controller_listener.as_ref().map(|l| l.port), Some(9093));
+        assert!(!single.cluster.is_multi_node(1));
+        let bare = config("listeners=PLAINTEXT://127.0.0.1:0\n").unwrap();
+        assert!(bare.cluster.controller_listener.is_none() && !bare.cluster.is_multi_node(1), "its own only voter");
     }
 }

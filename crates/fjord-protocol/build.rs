@@ -1,0 +1,10 @@
+//! Compiles `proto/cluster.proto` (the node-to-node RPCs) with the protoc that
+//! `protoc-bin-vendored` ships, so building needs no protobuf compiler on the machine.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto/cluster.proto");
+    let mut config = prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    tonic_prost_build::configure().compile_with_config(config, &["proto/cluster.proto"], &["proto"])?;
+    Ok(())
+}
