@@ -64,6 +64,8 @@ pub const ENABLED_APIS: &[ApiKey] = &[
     ApiKey::DescribeGroups,
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
+    ApiKey::ElectLeaders,
+    ApiKey::DescribeQuorum,
 ];
 
 /// The threads and tasks a clean shutdown stops, in order.

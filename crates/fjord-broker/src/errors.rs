@@ -85,7 +85,14 @@ pub(crate) fn controller_error(error: &ControllerError) -> ErrorCode {
 
 /// The code for a decision whose records did not take effect.
 pub(crate) fn controller_failure(error: &ControllerFailure) -> ErrorCode {
-    tracing::error!(error = %error, "metadata update failed");
+    match error {
+        // Not failures: the request goes to the next active controller.
+        ControllerFailure::Quorum(QuorumError::NotLeader | QuorumError::ShuttingDown) => {
+            tracing::debug!(error = %error, "not the active controller")
+        }
+        ControllerFailure::Refused(_) => tracing::debug!(error = %error, "the controller refused a request"),
+        _ => tracing::error!(error = %error, "metadata update failed"),
+    }
     match error {
         ControllerFailure::Quorum(QuorumError::NotLeader) => ErrorCode::NotController,
         ControllerFailure::Quorum(QuorumError::ShuttingDown) => ErrorCode::RequestTimedOut,

@@ -33,6 +33,12 @@ pub fn random_base64_id() -> String {
     fjord_types::TopicId(*uuid::Uuid::new_v4().as_bytes()).to_string()
 }
 
+/// Whether `id` can be a cluster id: a Uuid in Kafka's printed form (22 characters of URL-safe
+/// base64).
+pub fn is_valid_cluster_id(id: &str) -> bool {
+    id.parse::<fjord_quorum::DirectoryId>().is_ok()
+}
+
 /// What `meta.properties` says a data directory is (Kafka's `MetaProperties`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetaProperties {

@@ -23,6 +23,8 @@ pub struct PartitionInfo {
     pub replicas: Vec<i32>,
     /// The in-sync replicas' node ids.
     pub isr: Vec<i32>,
+    /// The replicas on brokers that are down (Metadata v5+).
+    pub offline_replicas: Vec<i32>,
     /// Kafka's error code for this partition (0 when fine).
     pub error_code: i16,
 }
@@ -203,6 +205,7 @@ impl Client {
                     leader: p.leader_id.0,
                     replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
                     isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                    offline_replicas: p.offline_replicas.iter().map(|b| b.0).collect(),
                     error_code: p.error_code,
                 })
                 .collect();

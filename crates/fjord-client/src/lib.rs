@@ -35,6 +35,7 @@
 
 mod admin;
 mod client;
+mod cluster;
 mod connection;
 mod consumer;
 mod error;
@@ -44,6 +45,7 @@ mod producer;
 
 pub use admin::{ConfigEntry, NewTopic};
 pub use client::{Client, PartitionInfo, TopicInfo};
+pub use cluster::{BrokerDescription, ClusterDescription, ElectionResult, ElectionType, QuorumInfo, QuorumReplica};
 pub use connection::Connection;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset, StartOffset};
 pub use error::Error;

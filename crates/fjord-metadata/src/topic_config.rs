@@ -12,6 +12,8 @@ pub enum ConfigType {
     String,
     /// A 32-bit integer.
     Int,
+    /// A 16-bit integer.
+    Short,
     /// A 64-bit integer.
     Long,
     /// A floating-point number.
@@ -27,6 +29,7 @@ impl ConfigType {
             ConfigType::Boolean => 1,
             ConfigType::String => 2,
             ConfigType::Int => 3,
+            ConfigType::Short => 4,
             ConfigType::Long => 5,
             ConfigType::Double => 6,
             ConfigType::List => 7,
@@ -282,6 +285,10 @@ pub fn validate(name: &str, value: &str) -> Result<(), ControllerError> {
         ConfigType::Int => match trimmed.parse::<i32>() {
             Ok(v) => Some(f64::from(v)),
             Err(_) => return invalid("Not a number of type INT"),
+        },
+        ConfigType::Short => match trimmed.parse::<i16>() {
+            Ok(v) => Some(f64::from(v)),
+            Err(_) => return invalid("Not a number of type SHORT"),
         },
         ConfigType::Long => match trimmed.parse::<i64>() {
             Ok(v) => Some(v as f64),

@@ -23,6 +23,14 @@ pub mod guard;
 pub mod outbox;
 pub mod versions;
 
+/// Fjord's additions to Kafka's messages, in tagged fields that clients which do not know them
+/// skip (the protocol's own way to extend a flexible message).
+pub mod extensions {
+    /// In each DescribeCluster broker: its broker epoch, an 8-byte big-endian integer (the
+    /// offset of its registration in the metadata log).
+    pub const DESCRIBE_CLUSTER_BROKER_EPOCH_TAG: i32 = 10_000;
+}
+
 pub use codec::{DecodeError, Request, decode_request, encode_response, encode_response_into};
 pub use frame::{DEFAULT_MAX_REQUEST_BYTES, FrameError, take_frame};
 pub use kafka_protocol;

@@ -54,7 +54,9 @@ pub const KAFKA_4_1: &[ApiRange] = &[
     range(ApiKey::DeleteGroups, 0, 2),
     range(ApiKey::IncrementalAlterConfigs, 0, 1),
     range(ApiKey::OffsetDelete, 0, 0),
-    range(ApiKey::DescribeCluster, 0, 1),
+    range(ApiKey::DescribeCluster, 0, 2),
+    range(ApiKey::ElectLeaders, 0, 2),
+    range(ApiKey::DescribeQuorum, 0, 2),
 ];
 
 /// The APIs a broker has enabled, with their ranges.

@@ -64,6 +64,81 @@ pub enum Command {
         #[command(subcommand)]
         command: PerfCommand,
     },
+    /// The metadata quorum, as kafka-metadata-quorum.sh shows it.
+    Quorum {
+        /// The verb.
+        #[command(subcommand)]
+        command: QuorumCommand,
+    },
+    /// The cluster's brokers and its active controller.
+    Cluster {
+        /// The verb.
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+    /// Elect partition leaders, as kafka-leader-election.sh does.
+    ///
+    /// Examples:
+    ///   fjord leader-election --election-type preferred --all-topic-partitions
+    ///   fjord leader-election --election-type preferred --topic orders --partition 0
+    ///   fjord leader-election --election-type unclean --topic orders --partition 3
+    #[command(verbatim_doc_comment)]
+    LeaderElection {
+        /// preferred (the first replica leads again) or unclean (a leaderless partition takes
+        /// any live replica, possibly losing acknowledged records).
+        #[arg(long, value_parser = ["preferred", "unclean", "PREFERRED", "UNCLEAN"])]
+        election_type: String,
+        /// Every partition of every topic.
+        #[arg(long, conflicts_with_all = ["topic", "partition"])]
+        all_topic_partitions: bool,
+        /// One topic (with --partition).
+        #[arg(long, requires = "partition")]
+        topic: Option<String>,
+        /// Its partition.
+        #[arg(long, requires = "topic")]
+        partition: Option<i32>,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+}
+
+/// `fjord quorum` verbs.
+#[derive(Subcommand, Debug)]
+pub enum QuorumCommand {
+    /// The quorum's leader, epoch, high watermark, lag and members (--status), or a line per
+    /// replica with its log end, lag and last fetch (--replication).
+    ///
+    /// Examples:
+    ///   fjord quorum describe --status
+    ///   fjord quorum describe --replication --bootstrap-server 127.0.0.1:9094
+    #[command(verbatim_doc_comment)]
+    Describe {
+        /// The summary.
+        #[arg(long, required_unless_present = "replication", conflicts_with = "replication")]
+        status: bool,
+        /// A line per replica.
+        #[arg(long)]
+        replication: bool,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
+}
+
+/// `fjord cluster` verbs.
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// The cluster id, the active controller, and every broker with its endpoint, rack, broker
+    /// epoch and whether it is fenced.
+    ///
+    /// Example: fjord cluster describe --bootstrap-server 127.0.0.1:9092
+    #[command(verbatim_doc_comment)]
+    Describe {
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
 }
 
 /// The producer settings `produce` and `perf produce` share.
@@ -154,6 +229,7 @@ pub enum TopicsCommand {
     /// Examples:
     ///   fjord topics describe --topic orders
     ///   fjord topics describe
+    ///   fjord topics describe --unavailable-partitions
     #[command(verbatim_doc_comment)]
     Describe {
         /// The topic (default: all).
@@ -162,6 +238,12 @@ pub enum TopicsCommand {
         /// Leave out internal topics.
         #[arg(long)]
         exclude_internal: bool,
+        /// Only partitions without a leader (or whose leader is not a live broker).
+        #[arg(long)]
+        unavailable_partitions: bool,
+        /// Only partitions whose ISR is smaller than their replica set.
+        #[arg(long, conflicts_with = "unavailable_partitions")]
+        under_replicated_partitions: bool,
         /// The brokers to bootstrap from (host:port, comma-separated).
         #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
         bootstrap_server: String,

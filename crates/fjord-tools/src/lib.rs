@@ -1,7 +1,8 @@
 //! Fjord's operator tools, one verb each as Kafka's `bin/*.sh` scripts: `topics`
 //! (kafka-topics.sh), `groups` (kafka-consumer-groups.sh), `produce` and `consume` (the console
-//! producer and consumer), `perf` (the producer and consumer perf tests) and `dump-log`
-//! (kafka-dump-log.sh).
+//! producer and consumer), `perf` (the producer and consumer perf tests), `quorum`
+//! (kafka-metadata-quorum.sh), `cluster` (the brokers and the active controller),
+//! `leader-election` (kafka-leader-election.sh) and `dump-log` (kafka-dump-log.sh).
 //!
 //! Every verb but `dump-log` talks to a cluster through `fjord-client`, like any other Kafka
 //! client; `dump-log` reads segment files with `fjord-log`. The `fjord` binary parses
@@ -12,6 +13,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
+mod cluster;
 mod console;
 mod groups;
 mod perf;
@@ -23,8 +25,8 @@ use anyhow::Result;
 use fjord_log::{DumpOptions, dump_file};
 
 pub use args::{
-    Command, ConsumeArgs, DEFAULT_BOOTSTRAP, GroupsCommand, PerfCommand, PerfConsumeArgs, PerfProduceArgs, ProduceArgs,
-    ProducerArgs, TopicsCommand,
+    ClusterCommand, Command, ConsumeArgs, DEFAULT_BOOTSTRAP, GroupsCommand, PerfCommand, PerfConsumeArgs,
+    PerfProduceArgs, ProduceArgs, ProducerArgs, QuorumCommand, TopicsCommand,
 };
 
 /// Runs one tool verb to completion.
@@ -41,8 +43,21 @@ pub fn run(command: Command) -> Result<()> {
                 TopicsCommand::List { exclude_internal, bootstrap_server } => {
                     topics::list(&bootstrap_server, exclude_internal).await
                 }
-                TopicsCommand::Describe { topic, exclude_internal, bootstrap_server } => {
-                    topics::describe(&bootstrap_server, topic.as_deref(), exclude_internal).await
+                TopicsCommand::Describe {
+                    topic,
+                    exclude_internal,
+                    unavailable_partitions,
+                    under_replicated_partitions,
+                    bootstrap_server,
+                } => {
+                    let only = if unavailable_partitions {
+                        topics::Only::Unavailable
+                    } else if under_replicated_partitions {
+                        topics::Only::UnderReplicated
+                    } else {
+                        topics::Only::All
+                    };
+                    topics::describe(&bootstrap_server, topic.as_deref(), exclude_internal, only).await
                 }
                 TopicsCommand::Alter { topic, partitions, configs, delete_configs, bootstrap_server } => {
                     topics::alter(&bootstrap_server, &topic, partitions, &configs, &delete_configs).await
@@ -94,6 +109,28 @@ pub fn run(command: Command) -> Result<()> {
                 PerfCommand::Consume(args) => perf::consume(args).await,
             }
         }),
+        Command::Quorum { command: QuorumCommand::Describe { status: _, replication, bootstrap_server } } => {
+            on_runtime(async move {
+                if replication {
+                    cluster::quorum_replication(&bootstrap_server).await
+                } else {
+                    cluster::quorum_status(&bootstrap_server).await
+                }
+            })
+        }
+        Command::Cluster { command: ClusterCommand::Describe { bootstrap_server } } => {
+            on_runtime(async move { cluster::describe(&bootstrap_server).await })
+        }
+        Command::LeaderElection { election_type, all_topic_partitions, topic, partition, bootstrap_server } => {
+            on_runtime(async move {
+                let partitions = match (all_topic_partitions, topic, partition) {
+                    (true, ..) => None,
+                    (false, Some(topic), Some(partition)) => Some(vec![(topic, partition)]),
+                    _ => anyhow::bail!("give --all-topic-partitions, or --topic with --partition"),
+                };
+                cluster::elect(&bootstrap_server, &election_type, partitions).await
+            })
+        }
     }
 }
 

@@ -51,18 +51,42 @@ pub(crate) async fn list(bootstrap: &str, exclude_internal: bool) -> Result<()> 
     Ok(())
 }
 
+/// Which partitions `topics describe` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Only {
+    /// All, each topic with its summary line.
+    All,
+    /// `--unavailable-partitions`: those without a live leader, no summaries.
+    Unavailable,
+    /// `--under-replicated-partitions`: those whose ISR is short, no summaries.
+    UnderReplicated,
+}
+
 /// `fjord topics describe [--topic T]`: kafka-topics' lines, a summary per topic with its
-/// overridden configs, then a line per partition with leader, replicas and ISR.
-pub(crate) async fn describe(bootstrap: &str, topic: Option<&str>, exclude_internal: bool) -> Result<()> {
+/// overridden configs, then a line per partition with leader, replicas and ISR. With a filter,
+/// as kafka-topics does, only the matching partitions' lines.
+pub(crate) async fn describe(bootstrap: &str, topic: Option<&str>, exclude_internal: bool, only: Only) -> Result<()> {
     let mut client = connect(bootstrap).await?;
+    let live: std::collections::HashSet<i32> = client.known_brokers().keys().copied().collect();
     let names = topic.map(|t| vec![t]);
     let topics = client.topics(names.as_deref()).await.map_err(|e| match (&e, topic) {
         (fjord_client::Error::Kafka { code: 3, .. }, Some(t)) => anyhow::anyhow!("topic '{t}' does not exist"),
         _ => e.into(),
     })?;
-    let join = |ids: &[i32]| ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
     for info in topics {
         if exclude_internal && info.internal {
+            continue;
+        }
+        if only != Only::All {
+            for p in &info.partitions {
+                let shown = match only {
+                    Only::Unavailable => p.leader < 0 || !live.contains(&p.leader),
+                    _ => p.isr.len() < p.replicas.len(),
+                };
+                if shown {
+                    print_partition(&info.name, p);
+                }
+            }
             continue;
         }
         let configs = client.describe_topic_configs(&info.name).await?;
@@ -81,18 +105,27 @@ pub(crate) async fn describe(bootstrap: &str, topic: Option<&str>, exclude_inter
             overrides.join(",")
         );
         for p in &info.partitions {
-            let leader = if p.leader < 0 { "none".to_owned() } else { p.leader.to_string() };
-            println!(
-                "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
-                info.name,
-                p.partition,
-                leader,
-                join(&p.replicas),
-                join(&p.isr)
-            );
+            print_partition(&info.name, p);
         }
     }
     Ok(())
+}
+
+/// One partition's line, as kafka-topics prints it.
+fn print_partition(topic: &str, p: &fjord_client::PartitionInfo) {
+    let join = |ids: &[i32]| ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+    let leader = if p.leader < 0 { "none".to_owned() } else { p.leader.to_string() };
+    let offline =
+        if p.offline_replicas.is_empty() { String::new() } else { format!("\tOffline: {}", join(&p.offline_replicas)) };
+    println!(
+        "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}{}",
+        topic,
+        p.partition,
+        leader,
+        join(&p.replicas),
+        join(&p.isr),
+        offline
+    );
 }
 
 /// `fjord topics alter --topic T [--partitions N] [--config k=v]... [--delete-config k]...`.

@@ -1,14 +1,16 @@
 //! `fjord`: the broker and its tools in one binary. `fjord server` runs `fjord-broker`; every
 //! other verb is one of `fjord-tools`.
 
-#![allow(clippy::print_stderr)]
+#![allow(clippy::print_stderr, clippy::print_stdout)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use fjord_broker::{BrokerConfig, Server, properties};
+use fjord_broker::{BrokerConfig, Server, properties, storage};
+
+mod dev;
 
 /// Fjord: a Kafka-compatible commit-log broker.
 #[derive(Parser, Debug)]
@@ -34,13 +36,86 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Format a node's data directory, as kafka-storage.sh does.
+    Storage {
+        /// The verb.
+        #[command(subcommand)]
+        command: StorageCommand,
+    },
+    /// Local development helpers.
+    Dev {
+        /// The verb.
+        #[command(subcommand)]
+        command: DevCommand,
+    },
     #[command(flatten)]
     Tool(fjord_tools::Command),
+}
+
+#[derive(Subcommand, Debug)]
+enum StorageCommand {
+    /// Write meta.properties (cluster id, node id, directory id) into the node's log.dirs.
+    /// Optional: a node formats an empty directory itself on first start, with a cluster id
+    /// derived from controller.quorum.voters; this pins an id of your choosing instead.
+    ///
+    /// Example:
+    ///   fjord storage format --config config/cluster/node-1.properties --cluster-id "$(fjord storage random-uuid)"
+    #[command(verbatim_doc_comment)]
+    Format {
+        /// The node's server.properties.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        /// The cluster id (22 characters of URL-safe base64, as `random-uuid` prints).
+        #[arg(long, short = 't')]
+        cluster_id: String,
+        /// Succeed on a directory already formatted with this cluster and node.
+        #[arg(long, short = 'g')]
+        ignore_formatted: bool,
+    },
+    /// Print a new random cluster id.
+    ///
+    /// Example: fjord storage random-uuid
+    #[command(verbatim_doc_comment)]
+    RandomUuid,
+}
+
+#[derive(Subcommand, Debug)]
+enum DevCommand {
+    /// Start a local cluster on 127.0.0.1 and keep it running until Ctrl-C: one process per
+    /// node, node i at client port base+2(i-1) and controller port base+2(i-1)+1.
+    ///
+    /// Examples:
+    ///   fjord dev cluster --nodes 3
+    ///   fjord dev cluster --nodes 3 --brokers 2 --dir /tmp/fjord-split
+    ///   fjord dev cluster --nodes 3 --override broker.session.timeout.ms=3000
+    #[command(verbatim_doc_comment)]
+    Cluster {
+        /// Controller nodes: combined broker+controller, or controllers only with --brokers.
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+        /// Broker-only nodes, after the controllers.
+        #[arg(long, default_value_t = 0)]
+        brokers: u16,
+        /// The working directory: each node's properties, data and log.
+        #[arg(long, default_value = "./fjord-dev-cluster")]
+        dir: PathBuf,
+        /// Node 1's client port.
+        #[arg(long, default_value_t = 9092)]
+        base_port: u16,
+        /// A property for every node: --override key=value.
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Server { file, overrides } => server(file, overrides),
+        Command::Storage { command } => storage(command),
+        Command::Dev { command: DevCommand::Cluster { nodes, brokers, dir, base_port, overrides } } => {
+            split_overrides(overrides)
+                .and_then(|overrides| dev::cluster(dev::Layout { nodes, brokers, dir, base_port, overrides }))
+        }
         Command::Tool(command) => fjord_tools::run(command),
     };
     match result {
@@ -48,6 +123,55 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn split_overrides(overrides: Vec<String>) -> Result<Vec<(String, String)>> {
+    overrides
+        .iter()
+        .map(|entry| {
+            let (key, value) =
+                entry.split_once('=').with_context(|| format!("--override expects key=value, got {entry}"))?;
+            Ok((key.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect()
+}
+
+fn read_properties(path: &std::path::Path) -> Result<std::collections::BTreeMap<String, String>> {
+    Ok(properties::parse(&std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?))
+}
+
+fn storage(command: StorageCommand) -> Result<()> {
+    match command {
+        StorageCommand::RandomUuid => {
+            println!("{}", storage::random_base64_id());
+            Ok(())
+        }
+        StorageCommand::Format { config, cluster_id, ignore_formatted } => {
+            if !storage::is_valid_cluster_id(&cluster_id) {
+                anyhow::bail!(
+                    "cluster id {cluster_id:?} is not 22 characters of URL-safe base64 (try `fjord storage random-uuid`)"
+                );
+            }
+            let config = BrokerConfig::from_properties(read_properties(&config)?)?;
+            let dir = config.data_dir();
+            if let Some(existing) = storage::read_meta_properties(dir)? {
+                let same = existing.cluster_id == cluster_id && existing.node_id == config.node_id;
+                if same && ignore_formatted {
+                    println!("{} is already formatted for cluster {cluster_id}; left as it is.", dir.display());
+                    return Ok(());
+                }
+                anyhow::bail!(
+                    "log directory {} is already formatted (cluster {}, node {}); use --ignore-formatted to leave it",
+                    dir.display(),
+                    existing.cluster_id,
+                    existing.node_id
+                );
+            }
+            storage::format(dir, config.node_id, &cluster_id)?;
+            println!("Formatted {} with cluster id {cluster_id} for node {}.", dir.display(), config.node_id);
+            Ok(())
         }
     }
 }
@@ -62,16 +186,10 @@ fn server(file: Option<PathBuf>, overrides: Vec<String>) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut props = match &file {
-        Some(path) => properties::parse(
-            &std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
-        ),
+        Some(path) => read_properties(path)?,
         None => Default::default(),
     };
-    for entry in overrides {
-        let (key, value) =
-            entry.split_once('=').with_context(|| format!("--override expects key=value, got {entry}"))?;
-        props.insert(key.trim().to_owned(), value.trim().to_owned());
-    }
+    props.extend(split_overrides(overrides)?);
     let config = BrokerConfig::from_properties(props)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

@@ -32,12 +32,18 @@ pub(crate) enum ChannelError {
     /// No active controller answered before the deadline.
     #[error("no active controller answered within {0:?}")]
     TimedOut(Duration),
+    /// This node's quorum has stopped: it is shutting down.
+    #[error("this node is shutting down")]
+    ShuttingDown,
 }
 
 impl ChannelError {
     /// The code a client gets for it.
     pub(crate) fn code(&self) -> ErrorCode {
-        ErrorCode::RequestTimedOut
+        match self {
+            ChannelError::TimedOut(_) => ErrorCode::RequestTimedOut,
+            ChannelError::ShuttingDown => ErrorCode::NotController,
+        }
     }
 }
 
@@ -136,7 +142,7 @@ impl ControllerChannel {
                     },
                     changed = leader.wait_for(|l| l.leader != current.leader) => {
                         if changed.is_err() {
-                            return Err(ChannelError::TimedOut(timeout));
+                            return Err(ChannelError::ShuttingDown);
                         }
                         tracing::debug!(from = ?current.leader, "the controller changed during a call; calling the new one");
                         continue;
@@ -147,8 +153,7 @@ impl ControllerChannel {
             // controller may just be catching up).
             let pause = left.min(Duration::from_millis(100));
             if let Ok(Err(_)) = tokio::time::timeout(pause, leader.changed()).await {
-                // The quorum has stopped: this node is shutting down.
-                return Err(ChannelError::TimedOut(timeout));
+                return Err(ChannelError::ShuttingDown);
             }
         }
     }

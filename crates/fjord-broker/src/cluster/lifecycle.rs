@@ -13,6 +13,7 @@ use fjord_types::ErrorCode;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
+use crate::cluster::channel::ChannelError;
 
 /// How long a call to the controller may take before the broker tries again.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,6 +66,7 @@ pub(crate) async fn run(broker: Arc<Broker>, stage: watch::Sender<Stage>, mut le
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
+            Err(ChannelError::ShuttingDown) => return,
             Err(e) => {
                 tracing::info!(error = %e, "waiting for an active controller to register with");
                 continue;
@@ -89,13 +91,27 @@ pub(crate) async fn run(broker: Arc<Broker>, stage: watch::Sender<Stage>, mut le
                         stage.send_replace(Stage::ShutDown);
                         return;
                     }
-                    if fenced && !answer.is_fenced {
+                    // Serve once this broker's own metadata shows it unfenced: then the
+                    // leaderships its unfencing gave it are in the image too (one batch).
+                    let unfenced_here = broker
+                        .image()
+                        .brokers
+                        .get(&broker.node_id)
+                        .is_some_and(|r| r.broker_epoch == epoch && !r.fenced);
+                    let now_fenced = answer.is_fenced || !unfenced_here;
+                    if fenced && !now_fenced {
                         tracing::info!(broker_epoch = epoch, "unfenced: serving");
-                        stage.send_replace(Stage::Running);
+                        stage.send_if_modified(|s| {
+                            let starting = *s == Stage::Starting;
+                            if starting {
+                                *s = Stage::Running;
+                            }
+                            starting
+                        });
                     } else if !fenced && answer.is_fenced && !leaving {
                         tracing::warn!("fenced by the controller");
                     }
-                    fenced = answer.is_fenced;
+                    fenced = now_fenced;
                 }
                 Ok(answer)
                     if answer.error_code == i32::from(ErrorCode::StaleBrokerEpoch.code())
@@ -108,6 +124,7 @@ pub(crate) async fn run(broker: Arc<Broker>, stage: watch::Sender<Stage>, mut le
                     continue 'register;
                 }
                 Ok(answer) => tracing::warn!(code = answer.error_code, "heartbeat refused"),
+                Err(ChannelError::ShuttingDown) => return,
                 Err(e) => tracing::warn!(error = %e, "no heartbeat answer"),
             }
             let pause = if fenced || leaving { QUICK_HEARTBEAT } else { interval };

@@ -2,11 +2,9 @@
 //! controller listener, the quorum's voters and timers, and the controller's duties, with the
 //! checks that stop a node that could never join with one clear line.
 
-use std::collections::BTreeMap;
-
 use fjord_quorum::{NodeId, QuorumConfig, Voter, VoterSet};
 
-use super::{ConfigError, Listener};
+use super::{ConfigError, Listener, Props};
 
 /// Which parts of Fjord a process runs (`process.roles`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,13 +67,13 @@ fn refuse(name: &str, value: &str, reason: impl Into<String>) -> ConfigError {
 /// Reads the cluster properties of node `node_id`, given all its listeners and the names of
 /// the controller listeners.
 pub(super) fn parse(
-    properties: &BTreeMap<String, String>,
+    props: &Props<'_>,
     node_id: i32,
     all_listeners: &[Listener],
     controller_names: &[String],
 ) -> Result<ClusterConfig, ConfigError> {
-    let get = |name: &str| properties.get(name).map(|v| v.trim().to_owned());
-    let roles_text = get("process.roles").unwrap_or_else(|| "broker,controller".into());
+    let get = |name: &str| props.get(name);
+    let roles_text = props.text("process.roles");
     let mut roles = Roles { broker: false, controller: false };
     for role in roles_text.split(',').map(str::trim).filter(|r| !r.is_empty()) {
         match role {
@@ -98,6 +96,14 @@ pub(super) fn parse(
     let voters = match &voters_text {
         Some(text) if !text.is_empty() => {
             VoterSet::parse(text).map_err(|e| refuse("controller.quorum.voters", text, e.to_string()))?
+        }
+        _ if get("controller.quorum.bootstrap.servers").is_some_and(|b| !b.is_empty()) => {
+            let text = get("controller.quorum.bootstrap.servers").unwrap_or_default();
+            return Err(refuse(
+                "controller.quorum.bootstrap.servers",
+                &text,
+                "dynamic quorums (KIP-853) are not supported yet: list the voters in controller.quorum.voters (id@host:port,...)",
+            ));
         }
         _ => {
             if !roles.controller {
@@ -167,12 +173,6 @@ pub(super) fn parse(
         }
     }
     quorum.validate().map_err(|e| refuse("controller.quorum.*", "", e.to_string()))?;
-    let number = |name: &str, default: u64| -> Result<u64, ConfigError> {
-        get(name).map_or(Ok(default), |v| v.parse().map_err(|_| refuse(name, &v, "not a number")))
-    };
-    let flag = |name: &str, default: bool| -> Result<bool, ConfigError> {
-        get(name).map_or(Ok(default), |v| v.parse().map_err(|_| refuse(name, &v, "true or false")))
-    };
     let client_listener = all_listeners.iter().find(|l| !controller_names.contains(&l.name));
     let inter_broker_listener_name = match get("inter.broker.listener.name") {
         Some(name) => {
@@ -188,13 +188,14 @@ pub(super) fn parse(
         controller_listener,
         voters,
         quorum,
-        snapshot_bytes: number("metadata.log.max.record.bytes.between.snapshots", 20 * 1024 * 1024)?,
-        max_idle_interval_ms: number("metadata.max.idle.interval.ms", 500)?,
+        snapshot_bytes: props.setting("metadata.log.max.record.bytes.between.snapshots")?,
+        max_idle_interval_ms: props.setting("metadata.max.idle.interval.ms")?,
         inter_broker_listener_name,
-        auto_leader_rebalance_enable: flag("auto.leader.rebalance.enable", true)?,
-        leader_imbalance_check_interval_ms: number("leader.imbalance.check.interval.seconds", 300)?
+        auto_leader_rebalance_enable: props.setting("auto.leader.rebalance.enable")?,
+        leader_imbalance_check_interval_ms: props
+            .setting::<u64>("leader.imbalance.check.interval.seconds")?
             .saturating_mul(1000),
-        controlled_shutdown_enable: flag("controlled.shutdown.enable", true)?,
+        controlled_shutdown_enable: props.setting("controlled.shutdown.enable")?,
     })
 }
 
@@ -211,18 +212,3 @@ pub(super) fn check_ports(listeners: &[Listener], value: &str) -> Result<(), Con
     }
     Ok(())
 }
-
-/// The properties read here, for the unused-property warning.
-pub(super) const PROPERTIES: &[&str] = &[
-    "process.roles",
-    "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers",
-    "controller.listener.names",
-    "metadata.log.max.record.bytes.between.snapshots",
-    "metadata.max.idle.interval.ms",
-    "inter.broker.listener.name",
-    "auto.leader.rebalance.enable",
-    "leader.imbalance.check.interval.seconds",
-    "leader.imbalance.per.broker.percentage",
-    "controlled.shutdown.enable",
-];

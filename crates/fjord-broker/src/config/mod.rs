@@ -116,26 +116,15 @@ impl BrokerConfig {
     /// Reads Kafka's property names, applying Kafka's defaults to the rest.
     pub fn from_properties(properties: BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
         let get = |name: &str| properties.get(name).map(|v| v.trim().to_owned());
-        fn number<T: std::str::FromStr>(name: &str, value: Option<String>, default: T) -> Result<T, ConfigError> {
-            match value {
-                None => Ok(default),
-                Some(v) => {
-                    v.parse().map_err(|_| ConfigError { name: name.into(), value: v, reason: "not a number".into() })
-                }
-            }
-        }
-        let controller_names: Vec<String> = get("controller.listener.names")
-            .unwrap_or_else(|| "CONTROLLER".into())
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .collect();
+        let props = Props(&properties);
+        let controller_names: Vec<String> =
+            props.text("controller.listener.names").split(',').map(|s| s.trim().to_owned()).collect();
         // The default: one combined node, clients on 9092 and the controller on 9093.
-        let listeners_value =
-            get("listeners").unwrap_or_else(|| "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093".into());
+        let listeners_value = props.text("listeners");
         let all = parse_listeners("listeners", &listeners_value)?;
         cluster::check_ports(&all, &listeners_value)?;
-        let node_id: i32 = number("node.id", get("node.id"), 1)?;
-        let cluster = cluster::parse(&properties, node_id, &all, &controller_names)?;
+        let node_id: i32 = props.setting("node.id")?;
+        let cluster = cluster::parse(&props, node_id, &all, &controller_names)?;
         let listeners: Vec<Listener> = all.into_iter().filter(|l| !controller_names.contains(&l.name)).collect();
         if listeners.is_empty() && cluster.roles.broker {
             return Err(ConfigError {
@@ -162,7 +151,7 @@ impl BrokerConfig {
         }
         let log_dirs: Vec<PathBuf> = get("log.dirs")
             .or_else(|| get("log.dir"))
-            .unwrap_or_else(|| "./fjord-data".into())
+            .unwrap_or_else(|| catalog::default_of("log.dirs").to_owned())
             .split(',')
             .map(|s| PathBuf::from(s.trim()))
             .filter(|p| !p.as_os_str().is_empty())
@@ -184,84 +173,36 @@ impl BrokerConfig {
             listeners,
             advertised_listeners: advertised,
             log_dirs,
-            num_partitions: number("num.partitions", get("num.partitions"), 1)?,
-            default_replication_factor: number("default.replication.factor", get("default.replication.factor"), 1)?,
-            auto_create_topics_enable: number("auto.create.topics.enable", get("auto.create.topics.enable"), true)?,
-            socket_request_max_bytes: number("socket.request.max.bytes", get("socket.request.max.bytes"), 104_857_600)?,
-            fetch_max_bytes: number("fetch.max.bytes", get("fetch.max.bytes"), 57_671_680)?,
-            max_connections: number("max.connections", get("max.connections"), i32::MAX as usize)?,
+            num_partitions: props.setting("num.partitions")?,
+            default_replication_factor: props.setting("default.replication.factor")?,
+            auto_create_topics_enable: props.setting("auto.create.topics.enable")?,
+            socket_request_max_bytes: props.setting("socket.request.max.bytes")?,
+            fetch_max_bytes: props.setting("fetch.max.bytes")?,
+            max_connections: props.setting("max.connections")?,
             rack: get("broker.rack"),
-            broker_session_timeout_ms: number("broker.session.timeout.ms", get("broker.session.timeout.ms"), 9_000)?,
-            broker_heartbeat_interval_ms: number(
-                "broker.heartbeat.interval.ms",
-                get("broker.heartbeat.interval.ms"),
-                2_000,
-            )?,
-            shutdown_grace_ms: number("fjord.shutdown.grace.ms", get("fjord.shutdown.grace.ms"), 5_000)?,
+            broker_session_timeout_ms: props.setting("broker.session.timeout.ms")?,
+            broker_heartbeat_interval_ms: props.setting("broker.heartbeat.interval.ms")?,
+            shutdown_grace_ms: props.setting("fjord.shutdown.grace.ms")?,
             coordinator: CoordinatorConfig {
-                group_min_session_timeout_ms: number(
-                    "group.min.session.timeout.ms",
-                    get("group.min.session.timeout.ms"),
-                    6_000,
-                )?,
-                group_max_session_timeout_ms: number(
-                    "group.max.session.timeout.ms",
-                    get("group.max.session.timeout.ms"),
-                    1_800_000,
-                )?,
-                group_initial_rebalance_delay_ms: number(
-                    "group.initial.rebalance.delay.ms",
-                    get("group.initial.rebalance.delay.ms"),
-                    3_000,
-                )?,
-                offsets_retention_ms: number::<i64>(
-                    "offsets.retention.minutes",
-                    get("offsets.retention.minutes"),
-                    7 * 24 * 60,
-                )?
-                .saturating_mul(60_000),
-                offset_metadata_max_bytes: number("offset.metadata.max.bytes", get("offset.metadata.max.bytes"), 4096)?,
+                group_min_session_timeout_ms: props.setting("group.min.session.timeout.ms")?,
+                group_max_session_timeout_ms: props.setting("group.max.session.timeout.ms")?,
+                group_initial_rebalance_delay_ms: props.setting("group.initial.rebalance.delay.ms")?,
+                offsets_retention_ms: props.setting::<i64>("offsets.retention.minutes")?.saturating_mul(60_000),
+                offset_metadata_max_bytes: props.setting("offset.metadata.max.bytes")?,
             },
-            offsets_topic_num_partitions: number(
-                "offsets.topic.num.partitions",
-                get("offsets.topic.num.partitions"),
-                50,
-            )?,
-            offsets_topic_replication_factor: number(
-                "offsets.topic.replication.factor",
-                get("offsets.topic.replication.factor"),
-                1,
-            )?,
-            offsets_topic_segment_bytes: number(
-                "offsets.topic.segment.bytes",
-                get("offsets.topic.segment.bytes"),
-                104_857_600,
-            )?,
-            offsets_retention_check_interval_ms: number(
-                "offsets.retention.check.interval.ms",
-                get("offsets.retention.check.interval.ms"),
-                600_000,
-            )?,
-            log_retention_check_interval_ms: number(
-                "log.retention.check.interval.ms",
-                get("log.retention.check.interval.ms"),
-                300_000,
-            )?,
-            log_cleaner_enable: number("log.cleaner.enable", get("log.cleaner.enable"), true)?,
-            log_cleaner_threads: number("log.cleaner.threads", get("log.cleaner.threads"), 1)?,
-            log_cleaner_backoff_ms: number("log.cleaner.backoff.ms", get("log.cleaner.backoff.ms"), 15_000)?,
+            offsets_topic_num_partitions: props.setting("offsets.topic.num.partitions")?,
+            offsets_topic_replication_factor: props.setting("offsets.topic.replication.factor")?,
+            offsets_topic_segment_bytes: props.setting("offsets.topic.segment.bytes")?,
+            offsets_retention_check_interval_ms: props.setting("offsets.retention.check.interval.ms")?,
+            log_retention_check_interval_ms: props.setting("log.retention.check.interval.ms")?,
+            log_cleaner_enable: props.setting("log.cleaner.enable")?,
+            log_cleaner_threads: props.setting("log.cleaner.threads")?,
+            log_cleaner_backoff_ms: props.setting("log.cleaner.backoff.ms")?,
             cleaner: CleanerOptions {
-                dedupe_buffer_size: number(
-                    "log.cleaner.dedupe.buffer.size",
-                    get("log.cleaner.dedupe.buffer.size"),
-                    134_217_728usize,
-                )? / number("log.cleaner.threads", get("log.cleaner.threads"), 1usize)?.max(1),
-                io_max_bytes_per_second: number(
-                    "log.cleaner.io.max.bytes.per.second",
-                    get("log.cleaner.io.max.bytes.per.second"),
-                    f64::MAX,
-                )?,
-                io_buffer_size: number("log.cleaner.io.buffer.size", get("log.cleaner.io.buffer.size"), 524_288)?,
+                dedupe_buffer_size: props.setting::<usize>("log.cleaner.dedupe.buffer.size")?
+                    / props.setting::<usize>("log.cleaner.threads")?.max(1),
+                io_max_bytes_per_second: props.setting("log.cleaner.io.max.bytes.per.second")?,
+                io_buffer_size: props.setting("log.cleaner.io.buffer.size")?,
             },
             properties: properties.clone(),
         };
@@ -292,45 +233,10 @@ impl BrokerConfig {
     /// Properties given in `server.properties` that this build does not use, for a startup
     /// warning (Kafka logs the same for configs it does not know).
     pub fn unused_properties(&self) -> Vec<&str> {
-        const USED: &[&str] = &[
-            "node.id",
-            "listeners",
-            "advertised.listeners",
-            "log.dirs",
-            "log.dir",
-            "num.partitions",
-            "default.replication.factor",
-            "auto.create.topics.enable",
-            "socket.request.max.bytes",
-            "fetch.max.bytes",
-            "max.connections",
-            "broker.rack",
-            "broker.session.timeout.ms",
-            "broker.heartbeat.interval.ms",
-            "fjord.shutdown.grace.ms",
-            "log.retention.minutes",
-            "log.retention.hours",
-            "log.roll.hours",
-            "group.min.session.timeout.ms",
-            "group.max.session.timeout.ms",
-            "group.initial.rebalance.delay.ms",
-            "offsets.retention.minutes",
-            "offset.metadata.max.bytes",
-            "offsets.topic.num.partitions",
-            "offsets.topic.replication.factor",
-            "offsets.topic.segment.bytes",
-            "offsets.retention.check.interval.ms",
-            "log.retention.check.interval.ms",
-        ];
         self.properties
             .keys()
             .map(String::as_str)
-            .filter(|k| {
-                !USED.contains(k)
-                    && !cluster::PROPERTIES.contains(k)
-                    && !fjord_quorum::QuorumConfig::PROPERTIES.contains(k)
-                    && !TOPIC_CONFIGS.iter().any(|d| d.broker_name == *k)
-            })
+            .filter(|k| catalog::property(k).is_none() && !TOPIC_CONFIGS.iter().any(|d| d.broker_name == *k))
             .collect()
     }
 
@@ -340,8 +246,37 @@ impl BrokerConfig {
     }
 }
 
+pub(crate) mod catalog;
 mod cluster;
 mod topics;
+
+/// The properties as given, read with the catalog's defaults.
+pub(crate) struct Props<'a>(&'a BTreeMap<String, String>);
+
+impl Props<'_> {
+    /// The value as given, trimmed.
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(|v| v.trim().to_owned())
+    }
+
+    /// The value as given, else the catalog's default.
+    pub(crate) fn text(&self, name: &str) -> String {
+        self.get(name).unwrap_or_else(|| catalog::default_of(name).to_owned())
+    }
+
+    /// The value parsed as `T`, else the catalog's default.
+    pub(crate) fn setting<T: std::str::FromStr>(&self, name: &str) -> Result<T, ConfigError> {
+        let value = self.text(name);
+        value.parse().map_err(|_| {
+            let ty = catalog::property(name).map_or("value", |p| match p.ty {
+                fjord_metadata::topic_config::ConfigType::Boolean => "true or false",
+                fjord_metadata::topic_config::ConfigType::Double => "a number",
+                _ => "an integer in range",
+            });
+            ConfigError { name: name.into(), value, reason: format!("expected {ty}") }
+        })
+    }
+}
 
 pub use cluster::{ClusterConfig, Roles};
 

@@ -1,5 +1,5 @@
-//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (and describing the
-//! broker's static configs).
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics, and DescribeConfigs
+//! for the broker's static configs (with Kafka's types, sources and synonyms).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use kafka_protocol::messages::{
 
 use super::text;
 use crate::broker::Broker;
+use crate::config::catalog::BROKER_PROPERTIES;
 use crate::errors;
 
 const TOPIC: i8 = 2;
@@ -66,6 +67,46 @@ pub(crate) fn topic_config_entries(
             ConfigEntry { name: def.name, value, source, synonyms, ty: def.ty.code(), doc: def.doc }
         })
         .collect()
+}
+
+/// A broker config's value (`None`: unset) and where it comes from.
+struct BrokerEntry {
+    name: &'static str,
+    value: Option<String>,
+    source: i8,
+    synonyms: Vec<(String, Option<String>, i8)>,
+    ty: i8,
+    doc: &'static str,
+}
+
+/// Every broker property (or those in `keys`): the broker's own and the topic configs'
+/// broker synonyms, each from `server.properties` (STATIC_BROKER_CONFIG) or its default
+/// (DEFAULT_CONFIG). None can change at run time, so all are read-only.
+fn broker_config_entries(broker: &Broker, keys: Option<&[String]>) -> Vec<BrokerEntry> {
+    let own = BROKER_PROPERTIES.iter().map(|p| (p.name, p.default, p.ty.code(), p.doc));
+    let synonyms = TOPIC_CONFIGS.iter().map(|d| (d.broker_name, Some(d.default), d.ty.code(), d.doc));
+    let mut entries: Vec<BrokerEntry> = own
+        .chain(synonyms)
+        .filter(|(name, ..)| keys.is_none_or(|k| k.iter().any(|k| k == name)))
+        .map(|(name, default, ty, doc)| {
+            let given = broker.config.properties.get(name).map(|v| v.trim().to_owned());
+            let mut synonyms = Vec::new();
+            if let Some(value) = &given {
+                synonyms.push((name.to_owned(), Some(value.clone()), SOURCE_STATIC_BROKER));
+            }
+            if let Some(default) = default {
+                synonyms.push((name.to_owned(), Some(default.to_owned()), SOURCE_DEFAULT));
+            }
+            let (value, source) = match given {
+                Some(value) => (Some(value), SOURCE_STATIC_BROKER),
+                None => (default.map(str::to_owned), SOURCE_DEFAULT),
+            };
+            BrokerEntry { name, value, source, synonyms, ty, doc }
+        })
+        .collect();
+    entries.sort_by_key(|e| e.name);
+    entries.dedup_by_key(|e| e.name);
+    entries
 }
 
 pub(super) fn describe(broker: &Arc<Broker>, version: i16, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
@@ -124,19 +165,33 @@ pub(super) fn describe(broker: &Arc<Broker>, version: i16, request: DescribeConf
                             .with_error_code(ErrorCode::InvalidRequest.code())
                             .with_error_message(Some(text(&format!("Unexpected broker id {name}"))));
                     }
-                    broker
-                        .config
-                        .properties
-                        .iter()
-                        .filter(|(k, _)| keys.as_ref().is_none_or(|keys| keys.contains(k)))
-                        .map(|(k, v)| {
-                            let sensitive = k.contains("password") || k.contains("secret");
+                    broker_config_entries(broker, keys.as_deref())
+                        .into_iter()
+                        .map(|e| {
+                            let synonyms = if request.include_synonyms {
+                                e.synonyms
+                                    .iter()
+                                    .map(|(n, v, s)| {
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(text(n))
+                                            .with_value(v.as_deref().map(text))
+                                            .with_source(*s)
+                                    })
+                                    .collect()
+                            } else {
+                                Vec::new()
+                            };
                             DescribeConfigsResourceResult::default()
-                                .with_name(text(k))
-                                .with_value((!sensitive).then(|| text(v)))
-                                .with_is_sensitive(sensitive)
+                                .with_name(text(e.name))
+                                .with_value(e.value.as_deref().map(text))
+                                .with_config_source(e.source)
                                 .with_read_only(true)
-                                .with_config_source(SOURCE_STATIC_BROKER)
+                                .with_is_sensitive(false)
+                                .with_synonyms(synonyms)
+                                .with_config_type(if version >= 3 { e.ty } else { 0 })
+                                .with_documentation(
+                                    (request.include_documentation && version >= 3).then(|| text(e.doc)),
+                                )
                         })
                         .collect()
                 }

@@ -15,7 +15,7 @@ use fjord_types::{ErrorCode, Offset};
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
-use super::{Outcome, configs, topics};
+use super::{Outcome, configs, quorum, topics};
 use crate::broker::Broker;
 
 /// The APIs only the active controller answers.
@@ -25,6 +25,8 @@ pub(crate) const FORWARDED: &[ApiKey] = &[
     ApiKey::CreatePartitions,
     ApiKey::AlterConfigs,
     ApiKey::IncrementalAlterConfigs,
+    ApiKey::ElectLeaders,
+    ApiKey::DescribeQuorum,
 ];
 
 /// How long a forwarded request may wait for a controller (through an election).
@@ -155,8 +157,28 @@ fn error_response(request: &RequestKind, code: ErrorCode) -> Option<ResponseKind
                     .collect(),
             ),
         ),
+        RequestKind::ElectLeaders(_) => {
+            ResponseKind::ElectLeaders(ElectLeadersResponse::default().with_error_code(error))
+        }
+        RequestKind::DescribeQuorum(_) => {
+            ResponseKind::DescribeQuorum(DescribeQuorumResponse::default().with_error_code(error))
+        }
         _ => return None,
     })
+}
+
+/// Whether any part of a forwarded request's answer is NOT_CONTROLLER.
+fn lost_leadership(response: &ResponseKind) -> bool {
+    let not_controller = ErrorCode::NotController.code();
+    match response {
+        ResponseKind::CreateTopics(r) => r.topics.iter().any(|t| t.error_code == not_controller),
+        ResponseKind::DeleteTopics(r) => r.responses.iter().any(|t| t.error_code == not_controller),
+        ResponseKind::CreatePartitions(r) => r.results.iter().any(|t| t.error_code == not_controller),
+        ResponseKind::AlterConfigs(r) => r.responses.iter().any(|c| c.error_code == not_controller),
+        ResponseKind::IncrementalAlterConfigs(r) => r.responses.iter().any(|c| c.error_code == not_controller),
+        ResponseKind::ElectLeaders(r) => r.error_code == not_controller,
+        _ => false,
+    }
 }
 
 /// Runs a forwarded request on this node, the active controller (the Controller service's
@@ -190,8 +212,15 @@ pub(crate) async fn serve(broker: &Arc<Broker>, request: pb::ForwardRequest) -> 
         RequestKind::IncrementalAlterConfigs(r) => {
             ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(broker, r).await)
         }
+        RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(quorum::elect_leaders(broker, r).await),
+        RequestKind::DescribeQuorum(r) => ResponseKind::DescribeQuorum(quorum::describe_quorum(broker, r).await),
         _ => return refuse(ErrorCode::InvalidRequest),
     };
+    if lost_leadership(&response) {
+        // This node stopped leading while deciding: nothing of it committed, so the broker
+        // sends the request again to the next active controller instead of failing it.
+        return refuse(ErrorCode::NotController);
+    }
     let mut body = BytesMut::new();
     if response.encode(&mut body, version).is_err() {
         tracing::error!(?api_key, version, "cannot encode a forwarded request's response");

@@ -10,6 +10,7 @@ mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod quorum;
 mod records;
 mod topics;
 

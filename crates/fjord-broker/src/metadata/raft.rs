@@ -209,7 +209,13 @@ impl RaftQuorum {
         thread.after_input();
         let handle = std::thread::Builder::new()
             .name("fjord-metadata-quorum".into())
-            .spawn(move || thread.run())
+            .spawn(move || {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| thread.run())).is_err() {
+                    // As for a fatal error: without its quorum the node would serve a frozen image.
+                    tracing::error!("the metadata quorum thread panicked; stopping the process");
+                    std::process::exit(1);
+                }
+            })
             .map_err(|e| format!("cannot start the quorum thread: {e}"))?;
         Ok((quorum, handle))
     }
@@ -411,6 +417,8 @@ impl QuorumThread {
         }
         let correlation_id = message.correlation_id;
         let (inputs, local, timeout) = (self.inputs.clone(), self.local, self.request_timeout);
+        // Channels are made on the runtime that will drive them.
+        let _runtime = self.runtime.enter();
         let Some(mut client) = self.peers.client(to) else {
             let _ = inputs.send(Input::Failed { to, correlation_id });
             return;

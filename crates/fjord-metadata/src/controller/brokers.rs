@@ -270,8 +270,74 @@ pub enum ElectionOutcome {
     NotNeeded,
     /// The preferred replica cannot lead now.
     PreferredNotAvailable,
+    /// No replica can lead (unclean election: none is on an active broker).
+    EligibleLeadersNotAvailable,
     /// No such partition.
     Unknown,
+}
+
+/// ElectLeaders' election types (`ElectionType`: 0 preferred, 1 unclean).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionType {
+    /// The first replica leads if it is in the ISR and active.
+    Preferred,
+    /// A partition without a leader takes any replica on an active broker, even one outside
+    /// the ISR (it may lack acknowledged records: the operator's explicit choice to lose them
+    /// rather than stay offline).
+    Unclean,
+}
+
+/// Each partition ElectLeaders named (or found), with its outcome.
+pub type ElectionAnswers = Vec<((String, i32), ElectionOutcome)>;
+
+/// ElectLeaders: runs `election` on each named partition, or with `None` on every partition
+/// (then, as Kafka does, partitions that needed nothing are left out of the answer).
+pub fn elect_leaders(
+    image: &MetadataImage,
+    election: ElectionType,
+    partitions: Option<&[(String, i32)]>,
+) -> (Vec<MetadataRecord>, ElectionAnswers) {
+    let all = partitions.is_none();
+    let asked: Vec<(String, i32)> = match partitions {
+        Some(p) => p.to_vec(),
+        None => image.topics.values().flat_map(|t| t.partitions.keys().map(move |&p| (t.name.clone(), p))).collect(),
+    };
+    let (records, outcomes) = match election {
+        ElectionType::Preferred => elect_preferred(image, &asked),
+        ElectionType::Unclean => elect_unclean(image, &asked),
+    };
+    let answers = asked
+        .into_iter()
+        .zip(outcomes)
+        .filter(|(_, outcome)| !(all && *outcome == ElectionOutcome::NotNeeded))
+        .collect();
+    (records, answers)
+}
+
+/// Unclean elections for `partitions`: each one without a leader gets its first replica on
+/// an active broker, which becomes its whole ISR.
+fn elect_unclean(image: &MetadataImage, partitions: &[(String, i32)]) -> (Vec<MetadataRecord>, Vec<ElectionOutcome>) {
+    let valid = |b: BrokerId| image.brokers.get(&b).is_some_and(|r| r.is_active());
+    let mut records = Vec::new();
+    let outcomes = partitions
+        .iter()
+        .map(|(topic, partition)| {
+            let Some(t) = image.topics.get(topic) else { return ElectionOutcome::Unknown };
+            let Some(registration) = t.partitions.get(partition) else { return ElectionOutcome::Unknown };
+            if !registration.leader.is_none() {
+                return ElectionOutcome::NotNeeded;
+            }
+            let placed = Placed { topic_id: t.id, partition: *partition, registration };
+            match election::unclean(&placed, &valid) {
+                Some(record) => {
+                    records.push(record);
+                    ElectionOutcome::Elected
+                }
+                None => ElectionOutcome::EligibleLeadersNotAvailable,
+            }
+        })
+        .collect();
+    (records, outcomes)
 }
 
 /// Preferred leader elections (ElectLeaders with election type PREFERRED, and the periodic

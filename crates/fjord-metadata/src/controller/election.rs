@@ -73,6 +73,13 @@ pub(crate) fn prefer(
     Ok(change(placed, preferred, current.isr.clone()))
 }
 
+/// The change that makes the first replica on a valid broker the leader and only ISR member
+/// of `placed`, which has no leader: `None` if no replica can lead.
+pub(crate) fn unclean(placed: &Placed<'_>, valid: &dyn Fn(BrokerId) -> bool) -> Option<MetadataRecord> {
+    let leader = placed.registration.replicas.iter().copied().find(|&b| valid(b))?;
+    change(placed, leader, vec![leader])
+}
+
 /// Why a preferred election did nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Preferred {

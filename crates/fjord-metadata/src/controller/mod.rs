@@ -15,8 +15,9 @@ mod election;
 mod topics;
 
 pub use brokers::{
-    BrokerHeartbeatManager, ElectionOutcome, HeartbeatAnswer, HeartbeatRequest, RegistrationRequest, elect_preferred,
-    fence_broker, heartbeat, imbalanced_partitions, register_broker,
+    BrokerHeartbeatManager, ElectionAnswers, ElectionOutcome, ElectionType, HeartbeatAnswer, HeartbeatRequest,
+    RegistrationRequest, elect_leaders, elect_preferred, fence_broker, heartbeat, imbalanced_partitions,
+    register_broker,
 };
 pub use configs::{ConfigOp, alter_topic_configs};
 pub use topics::{CreatedTopic, Creator, NewTopic, TopicDefaults, create_partitions, create_topics, delete_topics};

@@ -373,6 +373,50 @@ fn preferred_elections_and_the_imbalance_they_fix() {
 }
 
 #[test]
+fn unclean_elections_take_any_live_replica_and_all_partitions_omit_the_settled() {
+    let mut image = image_with_brokers(3);
+    create_assigned(&mut image, "t", &[&[1, 2], &[3, 2], &[2, 3]]);
+    // t-0's ISR shrinks to 1 alone, then 1 is fenced: it keeps its ISR of one and goes offline.
+    let shrink = MetadataRecord::PartitionChange {
+        topic_id: image.topics["t"].id,
+        partition: 0,
+        leader: None,
+        isr: Some(vec![BrokerId(1)]),
+        replicas: None,
+    };
+    apply(&mut image, &[shrink]);
+    let records = fence_broker(&image, BrokerId(1));
+    apply(&mut image, &records);
+    assert_eq!(leader(&image, "t", 0).0, -1, "no ISR member can lead");
+    let (records, answers) = elect_leaders(&image, ElectionType::Preferred, None);
+    assert!(records.is_empty());
+    assert_eq!(
+        answers,
+        vec![(("t".to_owned(), 0), ElectionOutcome::PreferredNotAvailable)],
+        "settled ones are left out"
+    );
+    let (records, answers) = elect_leaders(&image, ElectionType::Unclean, None);
+    assert_eq!(answers, vec![(("t".to_owned(), 0), ElectionOutcome::Elected)]);
+    apply(&mut image, &records);
+    assert_eq!(leader(&image, "t", 0).0, 2, "the first live replica, from outside the ISR");
+    assert_eq!(image.topics["t"].partitions[&0].isr, vec![BrokerId(2)]);
+    let named = [("t".to_owned(), 1), ("u".to_owned(), 0)];
+    let (records, answers) = elect_leaders(&image, ElectionType::Unclean, Some(&named));
+    assert!(records.is_empty());
+    assert_eq!(
+        answers.iter().map(|(_, o)| *o).collect::<Vec<_>>(),
+        vec![ElectionOutcome::NotNeeded, ElectionOutcome::Unknown]
+    );
+    // With no replica on an active broker, nothing can lead.
+    for b in [2, 3] {
+        let records = fence_broker(&image, BrokerId(b));
+        apply(&mut image, &records);
+    }
+    let (_, answers) = elect_leaders(&image, ElectionType::Unclean, Some(&named[..1]));
+    assert_eq!(answers[0].1, ElectionOutcome::EligibleLeadersNotAvailable);
+}
+
+#[test]
 fn replicas_spread_over_racks_and_only_over_active_brokers() {
     let mut image = image_with_racks(6, &["a", "b", "c"]);
     let records = fence_broker(&image, BrokerId(6));

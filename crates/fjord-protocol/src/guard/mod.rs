@@ -101,6 +101,8 @@ pub(crate) fn schema(key: ApiKey) -> Option<&'static Schema> {
         ApiKey::DescribeGroups => &DESCRIBE_GROUPS_REQUEST,
         ApiKey::DeleteGroups => &DELETE_GROUPS_REQUEST,
         ApiKey::OffsetDelete => &OFFSET_DELETE_REQUEST,
+        ApiKey::ElectLeaders => &ELECT_LEADERS_REQUEST,
+        ApiKey::DescribeQuorum => &DESCRIBE_QUORUM_REQUEST,
         _ => return None,
     })
 }

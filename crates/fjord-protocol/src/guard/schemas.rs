@@ -716,3 +716,45 @@ pub(crate) const OFFSET_DELETE_REQUEST: Schema = Schema {
         f(Ty::Array(OFFSET_DELETE_TOPIC), 0, i16::MAX),
     ],
 };
+
+// ---------------------------------------------------------------------------------------
+// ElectLeaders (API key 43). kafka-protocol 0.18 supports v0..=2. Flexible from v2.
+// ---------------------------------------------------------------------------------------
+const ELECT_LEADERS_TOPIC: &[F] = &[
+    // Topic
+    f(Ty::Str, 0, i16::MAX),
+    // Partitions
+    f(Ty::PArray(&Ty::I32), 0, i16::MAX),
+];
+pub(crate) const ELECT_LEADERS_REQUEST: Schema = Schema {
+    flexible_from: 2,
+    fields: &[
+        // ElectionType
+        f(Ty::I8, 1, i16::MAX),
+        // TopicPartitions (null: every partition)
+        f(Ty::NArray(ELECT_LEADERS_TOPIC), 0, i16::MAX),
+        // TimeoutMs
+        f(Ty::I32, 0, i16::MAX),
+    ],
+};
+
+// ---------------------------------------------------------------------------------------
+// DescribeQuorum (API key 55). kafka-protocol 0.18 supports v0..=2. Flexible from v0.
+// ---------------------------------------------------------------------------------------
+const DESCRIBE_QUORUM_PARTITION: &[F] = &[
+    // PartitionIndex
+    f(Ty::I32, 0, i16::MAX),
+];
+const DESCRIBE_QUORUM_TOPIC: &[F] = &[
+    // TopicName
+    f(Ty::Str, 0, i16::MAX),
+    // Partitions
+    f(Ty::Array(DESCRIBE_QUORUM_PARTITION), 0, i16::MAX),
+];
+pub(crate) const DESCRIBE_QUORUM_REQUEST: Schema = Schema {
+    flexible_from: 0,
+    fields: &[
+        // Topics
+        f(Ty::Array(DESCRIBE_QUORUM_TOPIC), 0, i16::MAX),
+    ],
+};

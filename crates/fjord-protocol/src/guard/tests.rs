@@ -41,6 +41,8 @@ fn default_request(key: ApiKey) -> RequestKind {
         ApiKey::DescribeGroups => RequestKind::DescribeGroups(DescribeGroupsRequest::default()),
         ApiKey::DeleteGroups => RequestKind::DeleteGroups(DeleteGroupsRequest::default()),
         ApiKey::OffsetDelete => RequestKind::OffsetDelete(OffsetDeleteRequest::default()),
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(ElectLeadersRequest::default()),
+        ApiKey::DescribeQuorum => RequestKind::DescribeQuorum(DescribeQuorumRequest::default()),
         other => panic!("no default for {other:?}"),
     }
 }
@@ -88,12 +90,29 @@ fn create_topics() -> CreateTopicsRequest {
     CreateTopicsRequest::default().with_topics(vec![topic])
 }
 
+fn elect_leaders() -> ElectLeadersRequest {
+    let topic = elect_leaders_request::TopicPartitions::default()
+        .with_topic(TopicName(StrBytes::from_static_str("orders")))
+        .with_partitions(vec![0, 1, 2, 3]);
+    ElectLeadersRequest::default().with_topic_partitions(Some(vec![topic.clone(), topic])).with_timeout_ms(30_000)
+}
+
+fn describe_quorum() -> DescribeQuorumRequest {
+    let partition = describe_quorum_request::PartitionData::default().with_partition_index(0);
+    let topic = describe_quorum_request::TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![partition; 4]);
+    DescribeQuorumRequest::default().with_topics(vec![topic])
+}
+
 #[test]
 fn populated_requests_pass_and_their_truncations_fail() {
     let cases: Vec<(ApiKey, RequestKind)> = vec![
         (ApiKey::Produce, RequestKind::Produce(produce(100))),
         (ApiKey::Fetch, RequestKind::Fetch(fetch())),
         (ApiKey::CreateTopics, RequestKind::CreateTopics(create_topics())),
+        (ApiKey::ElectLeaders, RequestKind::ElectLeaders(elect_leaders())),
+        (ApiKey::DescribeQuorum, RequestKind::DescribeQuorum(describe_quorum())),
     ];
     for (key, request) in cases {
         let range = KAFKA_4_1.iter().find(|r| r.key == key).unwrap();
