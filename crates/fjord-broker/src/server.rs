@@ -201,9 +201,23 @@ impl Server {
         let Server { broker, listeners, cluster, .. } = self;
         tokio::pin!(shutdown);
         let mut stage = cluster.stage.clone();
+        let mut refused = broker.quorum().refused();
+        let refusal = async move {
+            if refused.wait_for(Option::is_some).await.is_err() {
+                // The quorum stopped without refusing: nothing to report, ever.
+                std::future::pending::<()>().await;
+            }
+            let reason = refused.borrow().clone();
+            reason.unwrap_or_default()
+        };
+        tokio::pin!(refusal);
         let ready = tokio::select! {
             () = &mut shutdown => None,
-            staged = stage.wait_for(|s| *s != Stage::Starting) => staged.ok().map(|s| *s),
+            staged = stage.wait_for(|s| *s != Stage::Starting) => Some(staged.map_or(Stage::ShutDown, |s| *s)),
+            reason = &mut refusal => {
+                tracing::error!("{reason}");
+                Some(Stage::Refused)
+            }
         };
         match ready {
             Some(Stage::Running) => {}
@@ -232,6 +246,7 @@ impl Server {
             let name: Arc<str> = Arc::from(name);
             accepts.spawn(async move { accept_loop(listener, name, broker, permits, stop, grace).await });
         }
+        let mut refused_later = None;
         tokio::select! {
             () = &mut shutdown => tracing::info!("shutting down"),
             Some(result) = accepts.join_next() => {
@@ -239,6 +254,7 @@ impl Server {
                     tracing::error!(error = %e, "listener failed");
                 }
             }
+            reason = &mut refusal => refused_later = Some(reason),
         }
         cluster.controlled_shutdown(&broker).await;
         let _ = stop_tx.send(true);
@@ -251,7 +267,11 @@ impl Server {
         }
         let _ = background.await;
         tokio::task::spawn_blocking(move || cleaners.stop()).await?;
-        stop_node(broker, cluster).await
+        stop_node(broker, cluster).await?;
+        match refused_later {
+            Some(reason) => Err(Error::Controller(reason)),
+            None => Ok(()),
+        }
     }
 }
 

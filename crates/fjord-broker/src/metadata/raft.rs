@@ -84,6 +84,7 @@ pub(crate) struct RaftQuorum {
     leader: watch::Receiver<QuorumLeader>,
     local: NodeId,
     request_timeout: Duration,
+    refused: watch::Receiver<Option<String>>,
 }
 
 /// The state machine the quorum feeds: the metadata image, advanced batch by batch on the
@@ -175,6 +176,7 @@ impl RaftQuorum {
         let store = FileQuorumStateStore::new(dir).map_err(|e| format!("cannot open quorum-state: {e}"))?;
         let request_timeout = Duration::from_millis(options.config.request_timeout_ms.max(1) as u64);
         let local = options.local.id;
+        let cluster_id = options.cluster_id.clone();
         let node_options = NodeOptions {
             cluster_id: options.cluster_id,
             local: options.local,
@@ -191,8 +193,15 @@ impl RaftQuorum {
         let (inputs, queue) = std::sync::mpsc::channel();
         let (leader_tx, leader) = watch::channel(QuorumLeader::default());
         let position = Arc::new(Mutex::new(None));
-        let quorum =
-            RaftQuorum { inputs: inputs.clone(), position: Arc::clone(&position), leader, local, request_timeout };
+        let (refused_tx, refused) = watch::channel(None);
+        let quorum = RaftQuorum {
+            inputs: inputs.clone(),
+            position: Arc::clone(&position),
+            leader,
+            local,
+            request_timeout,
+            refused,
+        };
         let mut thread = QuorumThread {
             driver,
             queue,
@@ -205,6 +214,8 @@ impl RaftQuorum {
             position,
             local,
             request_timeout,
+            cluster_id,
+            refused: refused_tx,
         };
         thread.after_input();
         let handle = std::thread::Builder::new()
@@ -218,6 +229,12 @@ impl RaftQuorum {
             })
             .map_err(|e| format!("cannot start the quorum thread: {e}"))?;
         Ok((quorum, handle))
+    }
+
+    /// Why this node may not join the quorum it reaches (another cluster's voters answer it),
+    /// once that is known.
+    pub(crate) fn refused(&self) -> watch::Receiver<Option<String>> {
+        self.refused.clone()
     }
 
     /// Who leads, as this node knows it, and its changes.
@@ -294,6 +311,9 @@ struct QuorumThread {
     position: Arc<Mutex<Option<OffsetAndEpoch>>>,
     local: NodeId,
     request_timeout: Duration,
+    cluster_id: String,
+    /// Why this node cannot be part of the quorum it reaches, once known.
+    refused: watch::Sender<Option<String>>,
 }
 
 impl QuorumThread {
@@ -338,7 +358,27 @@ impl QuorumThread {
                 self.inbound.insert(key, reply);
                 self.driver.handle_message(now, from, message)
             }
-            Input::Response { from, message } => self.driver.handle_message(now, from, message),
+            Input::Response { from, message } => {
+                if message.cluster_id != self.cluster_id {
+                    // The voters answer for another cluster: this node's data directory was
+                    // formatted for a different one, and it must not join this one.
+                    let reason = format!(
+                        "node {} answers for cluster {} but this node's meta.properties says {}: \
+                         this node belongs to another cluster and refuses to join",
+                        from.0, message.cluster_id, self.cluster_id
+                    );
+                    self.refused.send_if_modified(|r| {
+                        let first = r.is_none();
+                        if first {
+                            tracing::error!("{reason}");
+                            *r = Some(reason);
+                        }
+                        first
+                    });
+                    return Ok(());
+                }
+                self.driver.handle_message(now, from, message)
+            }
             Input::Failed { to, correlation_id } => self.driver.request_failed(now, to, correlation_id),
             Input::Propose { records, base, reply } => {
                 let count = records.len() as i64;
