@@ -116,7 +116,7 @@ impl Broker {
     /// Opens the data directory (lock, `meta.properties`, checkpoints), starts the metadata
     /// loader and the metadata quorum, which replays the local metadata log through it (opening,
     /// and if needed recovering, every partition hosted here), and the controller. Registration
-    /// with the active controller is the lifecycle's work ([`crate::cluster::lifecycle`]).
+    /// with the active controller is the lifecycle's work (the `cluster::lifecycle` module).
     pub async fn start(config: BrokerConfig) -> Result<Arc<Broker>> {
         let data_dir = config.data_dir().clone();
         let node_id = BrokerId(config.node_id);
