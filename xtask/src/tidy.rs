@@ -16,7 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("fjord-retention", &["fjord-types", "fjord-log"]),
     ("fjord-replication", &["fjord-types", "fjord-log", "fjord-protocol"]),
     ("fjord-quorum", &["fjord-types", "fjord-log"]),
-    ("fjord-metadata", &["fjord-types", "fjord-log", "fjord-quorum"]),
+    ("fjord-metadata", &["fjord-types"]),
     ("fjord-coordinator", &["fjord-types", "fjord-protocol"]),
     ("fjord-client", &["fjord-types", "fjord-protocol", "fjord-log"]),
     (

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fjord_types::{BrokerId, PartitionRegistration, TopicId};
 
+use crate::batch::MetadataBatch;
 use crate::error::Result;
 use crate::image::{MetadataImage, TopicImage};
-use crate::metadata_log::MetadataBatch;
 use crate::record::{ConfigResource, MetadataRecord};
 
 /// A partition created or changed by a batch.

@@ -2,7 +2,7 @@
 
 use fjord_types::BrokerId;
 
-/// A record or metadata log that cannot be used.
+/// A metadata record or snapshot that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bytes that are not a metadata record.
@@ -11,9 +11,6 @@ pub enum Error {
     /// A record that does not apply to the image (a partition of an unknown topic, say).
     #[error("metadata record does not apply: {0}")]
     Inconsistent(String),
-    /// The metadata log failed.
-    #[error(transparent)]
-    Log(#[from] fjord_log::Error),
 }
 
 /// The metadata layer's result type.

@@ -76,6 +76,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Local development helpers.
+    Dev {
+        /// The verb.
+        #[command(subcommand)]
+        command: DevCommand,
+    },
     /// Elect partition leaders, as kafka-leader-election.sh does.
     ///
     /// Examples:
@@ -100,6 +106,36 @@ pub enum Command {
         /// The brokers to bootstrap from (host:port, comma-separated).
         #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
         bootstrap_server: String,
+    },
+}
+
+/// `fjord dev` verbs.
+#[derive(Subcommand, Debug)]
+pub enum DevCommand {
+    /// Start a local cluster on 127.0.0.1 and keep it running until Ctrl-C: one `fjord server`
+    /// process per node, node i at client port base+2(i-1) and controller port base+2(i-1)+1.
+    ///
+    /// Examples:
+    ///   fjord dev cluster --nodes 3
+    ///   fjord dev cluster --nodes 3 --brokers 2 --dir /tmp/fjord-split
+    ///   fjord dev cluster --nodes 3 --override broker.session.timeout.ms=3000
+    #[command(verbatim_doc_comment)]
+    Cluster {
+        /// Controller nodes: combined broker+controller, or controllers only with --brokers.
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+        /// Broker-only nodes, after the controllers.
+        #[arg(long, default_value_t = 0)]
+        brokers: u16,
+        /// The working directory: each node's properties, data and log.
+        #[arg(long, default_value = "./fjord-dev-cluster")]
+        dir: PathBuf,
+        /// Node 1's client port.
+        #[arg(long, default_value_t = 9092)]
+        base_port: u16,
+        /// A property for every node: --override key=value.
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
 }
 

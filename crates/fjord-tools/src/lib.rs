@@ -2,7 +2,9 @@
 //! (kafka-topics.sh), `groups` (kafka-consumer-groups.sh), `produce` and `consume` (the console
 //! producer and consumer), `perf` (the producer and consumer perf tests), `quorum`
 //! (kafka-metadata-quorum.sh), `cluster` (the brokers and the active controller),
-//! `leader-election` (kafka-leader-election.sh) and `dump-log` (kafka-dump-log.sh).
+//! `leader-election` (kafka-leader-election.sh), `dump-log` (kafka-dump-log.sh), and `dev
+//! cluster`, which runs a local cluster of `fjord server` processes (the executable this
+//! crate is linked into must have a `server` verb, as the `fjord` binary does).
 //!
 //! Every verb but `dump-log` talks to a cluster through `fjord-client`, like any other Kafka
 //! client; `dump-log` reads segment files with `fjord-log`. The `fjord` binary parses
@@ -15,6 +17,7 @@
 mod args;
 mod cluster;
 mod console;
+mod dev;
 mod groups;
 mod perf;
 mod topics;
@@ -25,7 +28,7 @@ use anyhow::Result;
 use fjord_log::{DumpOptions, dump_file};
 
 pub use args::{
-    ClusterCommand, Command, ConsumeArgs, DEFAULT_BOOTSTRAP, GroupsCommand, PerfCommand, PerfConsumeArgs,
+    ClusterCommand, Command, ConsumeArgs, DEFAULT_BOOTSTRAP, DevCommand, GroupsCommand, PerfCommand, PerfConsumeArgs,
     PerfProduceArgs, ProduceArgs, ProducerArgs, QuorumCommand, TopicsCommand,
 };
 
@@ -117,6 +120,10 @@ pub fn run(command: Command) -> Result<()> {
                     cluster::quorum_status(&bootstrap_server).await
                 }
             })
+        }
+        Command::Dev { command: DevCommand::Cluster { nodes, brokers, dir, base_port, overrides } } => {
+            let overrides = topics::parse_configs(&overrides)?;
+            dev::cluster(dev::Layout { nodes, brokers, dir, base_port, overrides })
         }
         Command::Cluster { command: ClusterCommand::Describe { bootstrap_server } } => {
             on_runtime(async move { cluster::describe(&bootstrap_server).await })

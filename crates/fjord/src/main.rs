@@ -10,8 +10,6 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use fjord_broker::{BrokerConfig, Server, properties, storage};
 
-mod dev;
-
 /// Fjord: a Kafka-compatible commit-log broker.
 #[derive(Parser, Debug)]
 #[command(name = "fjord", version)]
@@ -41,12 +39,6 @@ enum Command {
         /// The verb.
         #[command(subcommand)]
         command: StorageCommand,
-    },
-    /// Local development helpers.
-    Dev {
-        /// The verb.
-        #[command(subcommand)]
-        command: DevCommand,
     },
     #[command(flatten)]
     Tool(fjord_tools::Command),
@@ -79,43 +71,10 @@ enum StorageCommand {
     RandomUuid,
 }
 
-#[derive(Subcommand, Debug)]
-enum DevCommand {
-    /// Start a local cluster on 127.0.0.1 and keep it running until Ctrl-C: one process per
-    /// node, node i at client port base+2(i-1) and controller port base+2(i-1)+1.
-    ///
-    /// Examples:
-    ///   fjord dev cluster --nodes 3
-    ///   fjord dev cluster --nodes 3 --brokers 2 --dir /tmp/fjord-split
-    ///   fjord dev cluster --nodes 3 --override broker.session.timeout.ms=3000
-    #[command(verbatim_doc_comment)]
-    Cluster {
-        /// Controller nodes: combined broker+controller, or controllers only with --brokers.
-        #[arg(long, default_value_t = 3)]
-        nodes: u16,
-        /// Broker-only nodes, after the controllers.
-        #[arg(long, default_value_t = 0)]
-        brokers: u16,
-        /// The working directory: each node's properties, data and log.
-        #[arg(long, default_value = "./fjord-dev-cluster")]
-        dir: PathBuf,
-        /// Node 1's client port.
-        #[arg(long, default_value_t = 9092)]
-        base_port: u16,
-        /// A property for every node: --override key=value.
-        #[arg(long = "override", value_name = "KEY=VALUE")]
-        overrides: Vec<String>,
-    },
-}
-
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Server { file, overrides } => server(file, overrides),
         Command::Storage { command } => storage(command),
-        Command::Dev { command: DevCommand::Cluster { nodes, brokers, dir, base_port, overrides } } => {
-            split_overrides(overrides)
-                .and_then(|overrides| dev::cluster(dev::Layout { nodes, brokers, dir, base_port, overrides }))
-        }
         Command::Tool(command) => fjord_tools::run(command),
     };
     match result {

@@ -382,5 +382,9 @@ mod tests {
         assert!(!single.cluster.is_multi_node(1));
         let bare = config("listeners=PLAINTEXT://127.0.0.1:0\n").unwrap();
         assert!(bare.cluster.controller_listener.is_none() && !bare.cluster.is_multi_node(1), "its own only voter");
+        let dynamic = refused("process.roles=broker\ncontroller.quorum.bootstrap.servers=127.0.0.1:9093\n");
+        assert!(dynamic.contains("KIP-853") && dynamic.contains("controller.quorum.voters"), "{dynamic}");
+        assert!(refused("broker.session.timeout.ms=soon\n").contains("expected an integer"));
+        assert!(refused("controlled.shutdown.enable=maybe\n").contains("true or false"));
     }
 }
