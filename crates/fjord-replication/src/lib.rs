@@ -21,6 +21,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(test)]
+mod bugs;
 mod checkpoint;
 mod delayed;
 mod error;
@@ -31,6 +33,8 @@ mod producer_state;
 mod purgatory;
 mod replica_manager;
 mod replica_state;
+#[cfg(test)]
+mod sim_tests;
 
 pub use checkpoint::{
     LEADER_EPOCH_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT, OffsetCheckpoint, RECOVERY_POINT_CHECKPOINT,
@@ -39,11 +43,11 @@ pub use checkpoint::{
 pub use delayed::{AcksError, DelayedFetch, DelayedOperation, DelayedProduce, FetchPartition};
 pub use error::{AppendError, ReadError, RecordError};
 pub use leader_epoch::{EpochEntry, LeaderEpochCache};
-pub use partition::{AppendResult, Partition, PartitionConfig, ReadResult};
+pub use partition::{AppendResult, Partition, PartitionConfig, ReadResult, ReplicaAnswer, ReplicaRead};
 pub use producer_snapshot::{SNAPSHOT_SUFFIX, SnapshotEntry};
 pub use producer_state::{BatchMetadata, ProducerStateManager, SequenceCheck};
 pub use purgatory::{Purgatory, Watch};
 pub use replica_manager::{
     PartitionChange, PartitionHandle, ReplicaChange, ReplicaError, ReplicaManager, local_changes,
 };
-pub use replica_state::{RemoteReplica, ReplicaState, Role, StateError};
+pub use replica_state::{DEFAULT_REPLICA_LAG_TIME_MAX_MS, RemoteReplica, ReplicaState, Role, StateError};

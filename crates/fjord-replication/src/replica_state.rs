@@ -33,7 +33,13 @@ pub struct RemoteReplica {
     pub last_caught_up: Timestamp,
     /// When it last fetched.
     pub last_fetch: Timestamp,
+    /// The leader's log end offset when it last fetched: a fetch that reaches it shows the
+    /// follower was caught up at that earlier fetch.
+    pub last_fetch_leader_log_end: Offset,
 }
+
+/// Kafka's default `replica.lag.time.max.ms`.
+pub const DEFAULT_REPLICA_LAG_TIME_MAX_MS: i64 = 30_000;
 
 /// A leadership change that must not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +77,17 @@ pub struct ReplicaState {
     /// The log end offset when this broker became leader in the current epoch.
     leader_epoch_start_offset: Offset,
     remotes: BTreeMap<BrokerId, RemoteReplica>,
+    /// An ISR proposed to the controller (AlterPartition) and not yet committed. The high
+    /// watermark counts the maximal ISR: the committed one plus any member being added, so
+    /// a shrink takes effect only once it is committed.
+    pending_isr: Option<Vec<BrokerId>>,
+    /// `min.insync.replicas`: below it (or the replica count, if smaller) in the committed
+    /// ISR the high watermark does not move (KAFKA-15583).
+    min_insync_replicas: usize,
+    /// `replica.lag.time.max.ms`.
+    lag_time_max_ms: i64,
+    /// The latest time passed in.
+    now: Timestamp,
 }
 
 impl ReplicaState {
@@ -95,7 +112,18 @@ impl ReplicaState {
             log_end_offset,
             leader_epoch_start_offset: Offset::NONE,
             remotes: BTreeMap::new(),
+            pending_isr: None,
+            min_insync_replicas: 1,
+            lag_time_max_ms: DEFAULT_REPLICA_LAG_TIME_MAX_MS,
+            now: Timestamp(0),
         }
+    }
+
+    /// Sets `min.insync.replicas` (the topic's) and `replica.lag.time.max.ms` (the broker's).
+    pub fn configure(&mut self, min_insync_replicas: i32, replica_lag_time_max_ms: i64) {
+        self.min_insync_replicas = min_insync_replicas.max(1) as usize;
+        self.lag_time_max_ms = replica_lag_time_max_ms.max(0);
+        self.maybe_increment_high_watermark();
     }
 
     /// This broker.
@@ -158,6 +186,95 @@ impl ReplicaState {
         self.remotes.get(&replica)
     }
 
+    /// The ISR change proposed to the controller and not yet committed, if any.
+    pub fn pending_isr(&self) -> Option<&[BrokerId]> {
+        self.pending_isr.as_deref()
+    }
+
+    /// The maximal ISR: the committed one plus members a pending change adds (Kafka's
+    /// `maximalIsr`). `acks=all` completes against it.
+    pub fn maximal_isr(&self) -> Vec<BrokerId> {
+        let mut isr = self.isr.clone();
+        for member in self.pending_isr.iter().flatten() {
+            if !isr.contains(member) {
+                isr.push(*member);
+            }
+        }
+        isr
+    }
+
+    /// The ISR size below which the high watermark stands still: `min.insync.replicas`, or
+    /// the replica count if that is smaller (Kafka's effective minimum ISR).
+    pub fn effective_min_isr(&self) -> usize {
+        self.min_insync_replicas.min(self.replicas.len().max(1))
+    }
+
+    /// Whether a follower is caught up (Kafka's `isCaughtUp`): it holds the leader's whole log,
+    /// or it did within `replica.lag.time.max.ms`.
+    pub fn is_caught_up(&self, replica: BrokerId, now: Timestamp) -> bool {
+        match self.remotes.get(&replica) {
+            Some(remote) => {
+                remote.log_end_offset == self.log_end_offset || now.0 - remote.last_caught_up.0 <= self.lag_time_max_ms
+            }
+            None => replica == self.local,
+        }
+    }
+
+    /// The ISR the leader should propose once its lagging members are dropped (Kafka's
+    /// `maybeShrinkIsr`): every member but the leader that is not caught up goes. `None` when
+    /// nothing changes, when this replica does not lead, or while a change is in flight.
+    pub fn isr_to_shrink(&self, now: Timestamp) -> Option<Vec<BrokerId>> {
+        if !self.is_leader() || self.pending_isr.is_some() {
+            return None;
+        }
+        let kept: Vec<BrokerId> =
+            self.isr.iter().copied().filter(|&member| member == self.local || self.is_caught_up(member, now)).collect();
+        (kept.len() < self.isr.len()).then_some(kept)
+    }
+
+    /// The ISR the leader should propose to add `replica` (Kafka's `maybeExpandIsr`): a
+    /// replica outside the ISR whose log reaches both the high watermark and the start of the
+    /// leader's epoch (KAFKA-7128: joining earlier could lose committed records). `eligible`
+    /// is the caller's word that the broker is neither fenced nor shutting down (KIP-841).
+    /// `None` when it does not qualify or a change is in flight.
+    pub fn isr_to_expand(&self, replica: BrokerId, eligible: bool) -> Option<Vec<BrokerId>> {
+        if !self.is_leader() || self.pending_isr.is_some() || !eligible || self.isr.contains(&replica) {
+            return None;
+        }
+        let remote = self.remotes.get(&replica)?;
+        #[cfg(test)]
+        let skip_epoch_start = crate::bugs::active(crate::bugs::Bug::ExpandBeforeEpochStart);
+        #[cfg(not(test))]
+        let skip_epoch_start = false;
+        let reaches_epoch =
+            !self.leader_epoch_start_offset.is_none() && remote.log_end_offset >= self.leader_epoch_start_offset;
+        let joins = !remote.log_end_offset.is_none()
+            && remote.log_end_offset >= self.high_watermark
+            && (reaches_epoch || skip_epoch_start);
+        joins.then(|| {
+            let mut isr = self.isr.clone();
+            isr.push(replica);
+            isr
+        })
+    }
+
+    /// Records that `isr` was proposed to the controller. Until a registration arrives (or
+    /// [`ReplicaState::abort_isr_change`]), no other change is proposed and the high
+    /// watermark counts the maximal ISR. Returns whether the high watermark moved.
+    pub fn begin_isr_change(&mut self, isr: Vec<BrokerId>) -> bool {
+        debug_assert!(self.pending_isr.is_none(), "one ISR change at a time");
+        self.pending_isr = Some(isr);
+        self.maybe_increment_high_watermark()
+    }
+
+    /// The controller refused the proposed change (or it could not be sent): forget it.
+    /// Returns whether the high watermark moved (a member that was to join no longer holds
+    /// it back).
+    pub fn abort_isr_change(&mut self) -> bool {
+        self.pending_isr = None;
+        self.maybe_increment_high_watermark()
+    }
+
     fn check_epoch(&self, registration: &PartitionRegistration) -> Result<(), StateError> {
         if !self.leader_epoch.is_none() && registration.leader_epoch < self.leader_epoch {
             return Err(StateError::StaleLeaderEpoch {
@@ -177,6 +294,7 @@ impl ReplicaState {
             return Err(StateError::WrongRole { local: self.local, expected: "the leader" });
         }
         self.check_epoch(registration)?;
+        self.now = self.now.max(now);
         let new_epoch = self.role != Role::Leader || registration.leader_epoch != self.leader_epoch;
         if new_epoch {
             self.remotes.clear();
@@ -193,6 +311,7 @@ impl ReplicaState {
                     log_end_offset: Offset::NONE,
                     last_caught_up: caught_up,
                     last_fetch: Timestamp(0),
+                    last_fetch_leader_log_end: Offset::NONE,
                 });
             }
         }
@@ -219,6 +338,8 @@ impl ReplicaState {
     }
 
     fn adopt(&mut self, registration: &PartitionRegistration) {
+        // A registration answers (or overtakes) any change in flight.
+        self.pending_isr = None;
         self.leader_epoch = registration.leader_epoch;
         self.partition_epoch = registration.partition_epoch;
         self.replicas = registration.replicas.clone();
@@ -240,13 +361,18 @@ impl ReplicaState {
         if !self.is_leader() {
             return false;
         }
+        self.now = self.now.max(now);
         let log_end = self.log_end_offset;
         let Some(remote) = self.remotes.get_mut(&replica) else { return false };
         remote.log_end_offset = fetch_offset.min(log_end);
-        remote.last_fetch = now;
         if fetch_offset >= log_end {
-            remote.last_caught_up = now;
+            remote.last_caught_up = remote.last_caught_up.max(now);
+        } else if !remote.last_fetch_leader_log_end.is_none() && fetch_offset >= remote.last_fetch_leader_log_end {
+            // It now holds what the leader held at its previous fetch: it was caught up then.
+            remote.last_caught_up = remote.last_caught_up.max(remote.last_fetch);
         }
+        remote.last_fetch = now;
+        remote.last_fetch_leader_log_end = log_end;
         self.maybe_increment_high_watermark()
     }
 
@@ -272,6 +398,14 @@ impl ReplicaState {
         self.high_watermark = self.high_watermark.min(self.log_end_offset);
     }
 
+    /// The local log was emptied and restarted at `offset` (a follower far behind the
+    /// leader's log start): start, end and high watermark all restart there (KAFKA-9491).
+    pub fn on_reset(&mut self, offset: Offset) {
+        self.log_start_offset = offset;
+        self.log_end_offset = offset;
+        self.high_watermark = offset;
+    }
+
     /// The log start offset moved up to `log_start_offset` (retention, DeleteRecords, or a
     /// follower restarting its log at the leader's start).
     pub fn on_log_start(&mut self, log_start_offset: Offset) {
@@ -280,24 +414,43 @@ impl ReplicaState {
         self.high_watermark = self.high_watermark.max(self.log_start_offset);
     }
 
-    /// The high watermark a leader's ISR allows now: the lowest log end offset among its
-    /// members (a follower that has not fetched yet holds nothing known).
+    /// The high watermark a leader's ISR allows now (Kafka's `maybeIncrementLeaderHW`): the
+    /// lowest log end offset among the maximal ISR's members (a follower that has not fetched
+    /// yet holds nothing known) and among caught-up replicas about to join, so that a follower
+    /// catching up under load can ever reach it (KAFKA-15021).
     fn isr_high_watermark(&self) -> Offset {
-        self.isr
+        let maximal = self.maximal_isr();
+        let end_of = |member: BrokerId| {
+            if member == self.local {
+                self.log_end_offset
+            } else {
+                self.remotes.get(&member).map_or(Offset::NONE, |r| r.log_end_offset)
+            }
+        };
+        let isr_min = maximal.iter().map(|&member| end_of(member)).min().unwrap_or(Offset::NONE);
+        let joining = self
+            .remotes
             .iter()
-            .map(|&member| {
-                if member == self.local {
-                    self.log_end_offset
-                } else {
-                    self.remotes.get(&member).map_or(Offset::NONE, |r| r.log_end_offset)
-                }
+            .filter(|(id, remote)| {
+                !maximal.contains(id)
+                    && !remote.log_end_offset.is_none()
+                    && !remote.last_fetch_leader_log_end.is_none()
+                    && self.now.0 - remote.last_caught_up.0 <= self.lag_time_max_ms
             })
-            .min()
-            .unwrap_or(Offset::NONE)
+            .map(|(_, remote)| remote.log_end_offset)
+            .min();
+        joining.map_or(isr_min, |j| j.min(isr_min))
     }
 
     fn maybe_increment_high_watermark(&mut self) -> bool {
         if !self.is_leader() {
+            return false;
+        }
+        #[cfg(test)]
+        let ignore_min_isr = crate::bugs::active(crate::bugs::Bug::HwBelowMinIsr);
+        #[cfg(not(test))]
+        let ignore_min_isr = false;
+        if self.isr.len() < self.effective_min_isr() && !ignore_min_isr {
             return false;
         }
         let candidate = self.isr_high_watermark();
@@ -331,7 +484,7 @@ impl ReplicaState {
                 if self.leader_epoch_start_offset > end {
                     return Err("the leader epoch starts past the log end".into());
                 }
-                if hw < self.isr_high_watermark() {
+                if self.isr.len() >= self.effective_min_isr() && hw < self.isr_high_watermark() {
                     return Err(format!("high watermark {hw} lags what the ISR holds ({})", self.isr_high_watermark()));
                 }
             }

@@ -49,7 +49,8 @@ fn shrinking_the_isr_lets_the_high_watermark_move_past_the_lagging_follower() {
     state.become_leader(&registration(1, 0, &[1, 2], &[1, 2]), Timestamp(0)).unwrap();
     state.on_local_append(Offset(10));
     state.on_follower_fetch(BrokerId(2), Offset(4), Timestamp(1));
-    assert!(!state.become_leader(&registration(1, 0, &[1, 2], &[1]), Timestamp(2)).unwrap(), "same epoch");
+    // Past replica.lag.time.max.ms the follower no longer counts as caught up.
+    assert!(!state.become_leader(&registration(1, 0, &[1, 2], &[1]), Timestamp(40_000)).unwrap(), "same epoch");
     assert_eq!(state.high_watermark(), Offset(10));
     assert_eq!(state.remote(BrokerId(2)).unwrap().log_end_offset, Offset(4), "kept within the epoch");
     state.validate().unwrap();
@@ -136,7 +137,10 @@ impl Model {
                 .isr
                 .iter()
                 .map(|b| if *b == 1 { self.end } else { self.follower_ends.get(b).copied().unwrap_or(-1) });
-            self.hw = self.hw.max(ends.min().unwrap_or(-1));
+            // Replicas outside the ISR that fetched in this epoch are caught up by time (every
+            // op happens within replica.lag.time.max.ms), so they hold it back too (KAFKA-15021).
+            let joining = self.follower_ends.iter().filter(|(b, _)| !self.isr.contains(b)).map(|(_, end)| *end);
+            self.hw = self.hw.max(ends.chain(joining).min().unwrap_or(-1));
         }
     }
 }

@@ -2,6 +2,7 @@
 //! from `LogValidator` in `validator.rs`, producer state recovery in `producers.rs`, and the
 //! offset look-ups in `offsets.rs`).
 
+mod follower;
 mod offsets;
 mod producers;
 mod validator;
@@ -17,6 +18,8 @@ use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{BatchMetadata, ProducerStateManager};
 use crate::replica_state::{ReplicaState, Role, StateError};
 
+pub use follower::{ReplicaAnswer, ReplicaRead};
+
 /// The settings of a partition beyond its log's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionConfig {
@@ -30,6 +33,9 @@ pub struct PartitionConfig {
     pub timestamp_after_max_ms: i64,
     /// `cleanup.policy` includes `compact`: every record needs a key.
     pub compacted: bool,
+    /// `replica.lag.time.max.ms` (a broker setting): how long an ISR member may lag before
+    /// the leader proposes to drop it.
+    pub replica_lag_time_max_ms: i64,
 }
 
 impl Default for PartitionConfig {
@@ -40,6 +46,7 @@ impl Default for PartitionConfig {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
             compacted: false,
+            replica_lag_time_max_ms: crate::replica_state::DEFAULT_REPLICA_LAG_TIME_MAX_MS,
         }
     }
 }
@@ -106,7 +113,8 @@ impl Partition {
     ) -> Result<Partition, fjord_log::Error> {
         let log = Log::open(dir, config.log.clone(), options, now)?;
         let saved_epochs = read_epoch_checkpoint(&dir.join(LEADER_EPOCH_CHECKPOINT)).unwrap_or_default();
-        let state = ReplicaState::new(local, log.log_start_offset(), log.log_end_offset(), high_watermark);
+        let mut state = ReplicaState::new(local, log.log_start_offset(), log.log_end_offset(), high_watermark);
+        state.configure(config.min_insync_replicas, config.replica_lag_time_max_ms);
         let mut partition = Partition {
             tp,
             dir: dir.to_path_buf(),
@@ -160,6 +168,18 @@ impl Partition {
     /// The replica state: role, epochs, ISR, high watermark.
     pub fn state(&self) -> &ReplicaState {
         &self.state
+    }
+
+    /// Records an ISR change proposed to the controller (see
+    /// [`ReplicaState::begin_isr_change`]). Returns whether the high watermark moved.
+    pub fn begin_isr_change(&mut self, isr: Vec<BrokerId>) -> bool {
+        self.state.begin_isr_change(isr)
+    }
+
+    /// Forgets a proposed ISR change the controller refused. Returns whether the high
+    /// watermark moved.
+    pub fn abort_isr_change(&mut self) -> bool {
+        self.state.abort_isr_change()
     }
 
     /// Leader or follower.
@@ -221,6 +241,7 @@ impl Partition {
     /// Applies changed settings (AlterConfigs) from the next append on.
     pub fn set_config(&mut self, config: PartitionConfig) {
         self.log.set_config(config.log.clone());
+        self.state.configure(config.min_insync_replicas, config.replica_lag_time_max_ms);
         self.config = config;
     }
 

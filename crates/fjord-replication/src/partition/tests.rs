@@ -254,3 +254,124 @@ fn a_follower_takes_no_produce_and_serves_no_consumer() {
     assert_eq!(partition.end_offset_for_epoch(LeaderEpoch(3), None).unwrap(), Some((LeaderEpoch(2), Offset(2))));
     assert_eq!(partition.end_offset_for_epoch(LeaderEpoch(4), None).unwrap(), Some((LeaderEpoch(4), Offset(2))));
 }
+
+fn follower_registration(leader: i32, epoch: i32, isr: &[i32]) -> PartitionRegistration {
+    PartitionRegistration {
+        replicas: vec![BrokerId(1), BrokerId(2)],
+        isr: isr.iter().copied().map(BrokerId).collect(),
+        leader: BrokerId(leader),
+        leader_epoch: LeaderEpoch(epoch),
+        partition_epoch: epoch,
+    }
+}
+
+fn open_as(dir: &Path, local: i32) -> Partition {
+    Partition::open(
+        dir,
+        TopicPartition::new("t", 0),
+        PartitionConfig::default(),
+        OpenOptions::default(),
+        BrokerId(local),
+        Offset(0),
+        NOW,
+    )
+    .unwrap()
+}
+
+/// Copies what the leader answers into the follower, as a fetcher does; returns the answer.
+fn replicate(leader: &mut Partition, follower: &mut Partition) -> crate::ReplicaAnswer {
+    let read = leader
+        .read_for_replica(
+            BrokerId(2),
+            follower.log_end_offset(),
+            follower.last_fetched_epoch(),
+            Some(leader.leader_epoch()),
+            1 << 20,
+            NOW,
+        )
+        .unwrap();
+    match &read.answer {
+        crate::ReplicaAnswer::Records(Some(range)) => {
+            let mut bytes = vec![0; range.len as usize];
+            range.read_into(&mut bytes).unwrap();
+            follower.append_as_follower(&bytes, NOW).unwrap();
+            follower.apply_leader_offsets(read.high_watermark, read.log_start_offset);
+        }
+        crate::ReplicaAnswer::Records(None) => {
+            follower.apply_leader_offsets(read.high_watermark, read.log_start_offset);
+        }
+        crate::ReplicaAnswer::Diverging { epoch, end_offset } => {
+            let cut = follower.divergence_truncation_offset(*epoch, *end_offset);
+            follower.truncate_to(cut, NOW).unwrap();
+        }
+    }
+    read.answer
+}
+
+#[test]
+fn a_follower_copies_the_leader_and_the_high_watermark_waits_for_it() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut leader, mut follower) = (open_as(a.path(), 1), open_as(b.path(), 2));
+    leader.make_leader(&follower_registration(1, 1, &[1, 2]), NOW).unwrap();
+    follower.make_follower(&follower_registration(1, 1, &[1, 2])).unwrap();
+    leader.append_as_leader(&batch(3, Some((7, 0, 0))), -1, NOW).unwrap();
+    assert_eq!(leader.high_watermark(), Offset(0), "the follower holds nothing yet");
+    replicate(&mut leader, &mut follower);
+    assert_eq!(follower.log_end_offset(), Offset(3));
+    assert_eq!(follower.high_watermark(), Offset(0), "the leader's high watermark before this fetch");
+    replicate(&mut leader, &mut follower);
+    assert_eq!(leader.high_watermark(), Offset(3));
+    assert_eq!(follower.high_watermark(), Offset(3));
+    leader.validate().unwrap();
+    follower.validate().unwrap();
+    // The follower takes over: the producer's retry is recognised from the replicated state.
+    follower.make_leader(&follower_registration(2, 2, &[2]), NOW).unwrap();
+    let retry = follower.append_as_leader(&batch(3, Some((7, 0, 0))), -1, NOW).unwrap();
+    assert!(retry.duplicate, "a retried batch after failover is written twice");
+    assert_eq!(retry.base_offset, Offset(0));
+}
+
+#[test]
+fn a_diverging_follower_truncates_to_the_leaders_epoch_end_and_catches_up() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut old, mut new) = (open_as(a.path(), 1), open_as(b.path(), 2));
+    // Broker 1 leads epoch 1; broker 2 copies the first 2 records, not the last 3.
+    old.make_leader(&follower_registration(1, 1, &[1, 2]), NOW).unwrap();
+    new.make_follower(&follower_registration(1, 1, &[1, 2])).unwrap();
+    old.append_as_leader(&batch(2, None), 1, NOW).unwrap();
+    replicate(&mut old, &mut new);
+    old.append_as_leader(&batch(3, None), 1, NOW).unwrap();
+    // Broker 2 takes over in epoch 2 and writes its own record at offset 2.
+    new.make_leader(&follower_registration(2, 2, &[2]), NOW).unwrap();
+    new.append_as_leader(&batch(1, None), 1, NOW).unwrap();
+    old.make_follower(&follower_registration(2, 2, &[2])).unwrap();
+    // The old leader names epoch 1 at offset 5; the new one holds epoch 1 only up to 2.
+    let read = new.read_for_replica(BrokerId(1), old.log_end_offset(), old.last_fetched_epoch(), None, 1 << 20, NOW);
+    assert!(matches!(
+        read.as_ref().unwrap().answer,
+        crate::ReplicaAnswer::Diverging { epoch: LeaderEpoch(1), end_offset: Offset(2) }
+    ));
+    assert_eq!(
+        new.state().remote(BrokerId(1)).map(|r| r.log_end_offset),
+        Some(Offset::NONE),
+        "a diverging fetch is not progress"
+    );
+    let cut = old.divergence_truncation_offset(LeaderEpoch(1), Offset(2));
+    assert_eq!(cut, Offset(2));
+    old.truncate_to(cut, NOW).unwrap();
+    assert_eq!((old.log_end_offset(), old.last_fetched_epoch()), (Offset(2), Some(LeaderEpoch(1))));
+    old.validate().unwrap();
+}
+
+#[test]
+fn a_follower_below_the_leaders_log_start_restarts_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut follower = open_as(dir.path(), 2);
+    follower.make_follower(&follower_registration(1, 1, &[1, 2])).unwrap();
+    follower.truncate_fully_and_start_at(Offset(40), NOW).unwrap();
+    assert_eq!(
+        (follower.log_start_offset(), follower.log_end_offset(), follower.high_watermark()),
+        (Offset(40), Offset(40), Offset(40))
+    );
+    follower.validate().unwrap();
+}
