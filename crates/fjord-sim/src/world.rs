@@ -322,6 +322,8 @@ impl World {
                 self.leader_hint = leader;
                 Ok(None)
             }
+            // A new leader before its LeaderChange commits: the client tries it again later.
+            Err(Error::LeaderNotReady { .. }) => Ok(None),
             Err(e) => Err(e),
         };
         if let Ok(Some(proposal)) = proposal {
