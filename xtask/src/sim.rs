@@ -25,6 +25,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         "truncate-below-hw",
         "no-check-quorum",
         "restart-as-leader",
+        "reused-correlation-ids",
     ] {
         sim(&["--seeds", "1000", "--bug", bug])?;
         sim(&["--seeds", "1000", "--bug", bug, "--consequences"])?;

@@ -25,6 +25,10 @@ pub enum Bug {
     NoCheckQuorum,
     /// A restarted leader takes up its old epoch again instead of resigning (KAFKA-10527).
     RestartAsLeader,
+    /// Correlation ids start at 1 on every start and an answer is matched by (peer,
+    /// correlation id) alone, not by the kind and epoch of the request: a late answer to the
+    /// previous incarnation's request is taken for the answer to a new one.
+    ReusedCorrelationIds,
 }
 
 impl Bug {
@@ -36,6 +40,7 @@ impl Bug {
         (Bug::TruncateBelowHw, "truncate-below-hw"),
         (Bug::NoCheckQuorum, "no-check-quorum"),
         (Bug::RestartAsLeader, "restart-as-leader"),
+        (Bug::ReusedCorrelationIds, "reused-correlation-ids"),
     ];
 
     /// The command-line name.

@@ -93,6 +93,9 @@ pub struct Driver<L: RaftLog, S: QuorumStateStore, M: StateMachine> {
     outbox: Vec<(NodeId, Message)>,
     events: Vec<DriverEvent>,
     wake_up: Option<Timestamp>,
+    /// Why the driver stopped: the state machine failed to apply or restore, so nothing after
+    /// that point may be applied (it would be applied over a hole).
+    failed: Option<String>,
 }
 
 impl<L: RaftLog, S: QuorumStateStore, M: StateMachine> Driver<L, S, M> {
@@ -109,6 +112,7 @@ impl<L: RaftLog, S: QuorumStateStore, M: StateMachine> Driver<L, S, M> {
             outbox: Vec::new(),
             events: Vec::new(),
             wake_up: None,
+            failed: None,
         };
         driver.run_effects(now)?;
         Ok(driver)
@@ -116,18 +120,21 @@ impl<L: RaftLog, S: QuorumStateStore, M: StateMachine> Driver<L, S, M> {
 
     /// Handles a message from `from`.
     pub fn handle_message(&mut self, now: Timestamp, from: NodeId, message: Message) -> Result<()> {
+        self.check_running()?;
         self.node.handle_message(now, from, message)?;
         self.run_effects(now)
     }
 
     /// Lets time pass.
     pub fn tick(&mut self, now: Timestamp) -> Result<()> {
+        self.check_running()?;
         self.node.tick(now)?;
         self.run_effects(now)
     }
 
     /// Proposes records (see [`RaftNode::propose`]).
     pub fn propose(&mut self, now: Timestamp, records: Vec<Vec<u8>>) -> Result<OffsetAndEpoch> {
+        self.check_running()?;
         let result = self.node.propose(now, records);
         self.run_effects(now)?;
         result
@@ -135,14 +142,30 @@ impl<L: RaftLog, S: QuorumStateStore, M: StateMachine> Driver<L, S, M> {
 
     /// Resigns leadership gracefully (see [`RaftNode::resign`]).
     pub fn resign(&mut self, now: Timestamp) -> Result<()> {
+        self.check_running()?;
         self.node.resign(now)?;
         self.run_effects(now)
     }
 
     /// Reports a request the transport could not complete.
     pub fn request_failed(&mut self, now: Timestamp, to: NodeId, correlation_id: u64) -> Result<()> {
+        self.check_running()?;
         self.node.request_failed(now, to, correlation_id)?;
         self.run_effects(now)
+    }
+
+    /// Why the driver stopped, if it did: the state machine failed to apply a committed batch
+    /// or to load a snapshot (or the node failed). Every input after that returns
+    /// [`Error::Failed`]; the process should restart from durable state.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref().or(self.node.failure())
+    }
+
+    fn check_running(&self) -> Result<()> {
+        match &self.failed {
+            Some(reason) => Err(Error::Failed(reason.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Messages to send, in order.
@@ -185,7 +208,19 @@ impl<L: RaftLog, S: QuorumStateStore, M: StateMachine> Driver<L, S, M> {
         (self.node, self.machine)
     }
 
+    /// Executes the node's effects; a failure to execute one latches: the effects after it are
+    /// dropped and the driver takes no more input.
     fn run_effects(&mut self, now: Timestamp) -> Result<()> {
+        let result = self.execute_all(now);
+        if let Err(error) = &result
+            && error.is_fatal()
+        {
+            self.failed.get_or_insert_with(|| error.to_string());
+        }
+        result
+    }
+
+    fn execute_all(&mut self, now: Timestamp) -> Result<()> {
         loop {
             for effect in self.node.take_effects() {
                 self.execute(effect)?;
@@ -204,6 +239,7 @@ impl<L: RaftLog, S: QuorumStateStore, M: StateMachine> Driver<L, S, M> {
         self.bytes_since_snapshot >= self.policy.max_bytes_between_snapshots
             && self.applied > self.node.log().log_start_offset()
             && self.node.failure().is_none()
+            && self.failed.is_none()
     }
 
     fn execute(&mut self, effect: Effect) -> Result<()> {
@@ -284,6 +320,25 @@ mod tests {
         }
     }
 
+    /// Sums like [`Sum`], but refuses a record that reads `bad`.
+    #[derive(Debug, Default)]
+    struct Picky(Sum);
+
+    impl StateMachine for Picky {
+        fn apply(&mut self, batch: &Batch) -> std::result::Result<(), String> {
+            if batch.records.iter().any(|r| r == b"bad") {
+                return Err("a record this machine cannot apply".into());
+            }
+            self.0.apply(batch)
+        }
+        fn snapshot(&self) -> Vec<u8> {
+            self.0.snapshot()
+        }
+        fn restore(&mut self, snapshot: &[u8]) -> std::result::Result<(), String> {
+            self.0.restore(snapshot)
+        }
+    }
+
     fn single_voter(log: MemoryLog, store: MemoryQuorumStateStore) -> Driver<MemoryLog, MemoryQuorumStateStore, Sum> {
         let options = NodeOptions {
             cluster_id: "c".into(),
@@ -323,5 +378,36 @@ mod tests {
         let restarted = single_voter(log, store);
         assert_eq!(restarted.machine().0, 60, "the snapshot, then nothing after it but a LeaderChange");
         assert_eq!(restarted.applied_offset(), Offset(5));
+    }
+
+    #[test]
+    fn a_failed_apply_stops_the_driver_for_good() {
+        let options = NodeOptions {
+            cluster_id: "c".into(),
+            local: ReplicaKey::of(1),
+            voters: VoterSet::from_ids([1]).unwrap(),
+            config: QuorumConfig::default(),
+            seed: 1,
+        };
+        let node = RaftNode::new(options, MemoryLog::new(), MemoryQuorumStateStore::new(), Timestamp(0)).unwrap();
+        let policy = SnapshotPolicy { max_bytes_between_snapshots: u64::MAX };
+        let mut driver = Driver::new(node, Picky::default(), policy, Timestamp(0)).unwrap();
+        driver.propose(Timestamp(1), vec![vec![1]]).unwrap();
+        let applied = driver.applied_offset();
+        assert_eq!(driver.machine().0.0, 1);
+        let error = driver.propose(Timestamp(2), vec![b"bad".to_vec()]).unwrap_err();
+        assert!(error.is_fatal(), "{error}");
+        assert!(driver.failure().is_some_and(|f| f.contains("cannot apply")), "{:?}", driver.failure());
+        assert_eq!(driver.applied_offset(), applied, "the batch that failed is not applied");
+        // Every later input is refused with the first failure; nothing is applied over the hole.
+        driver.take_events();
+        for attempt in 0..3 {
+            let later = driver.propose(Timestamp(3 + attempt), vec![vec![2]]);
+            assert!(matches!(&later, Err(Error::Failed(reason)) if reason.contains("cannot apply")), "{later:?}");
+            assert!(matches!(driver.tick(Timestamp(3 + attempt)), Err(Error::Failed(_))));
+        }
+        assert_eq!((driver.applied_offset(), driver.machine().0.0), (applied, 1));
+        assert!(driver.take_events().is_empty());
+        assert!(driver.take_outbox().is_empty());
     }
 }

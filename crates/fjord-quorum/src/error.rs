@@ -18,6 +18,17 @@ pub enum Error {
         /// This node's epoch.
         epoch: LeaderEpoch,
     },
+    /// `propose` on a leader that has not yet announced itself: its epoch's LeaderChange
+    /// record is not committed, so its state machine may not be current and records proposed
+    /// now could be decided on stale state (or, had the LeaderChange not been appended, precede
+    /// it). Not fatal: retry when the leader announces itself (`Effect::LeaderChange`).
+    #[error("leader of epoch {epoch} not ready: its LeaderChange record at {epoch_start_offset} is not committed yet")]
+    LeaderNotReady {
+        /// The epoch this node leads.
+        epoch: LeaderEpoch,
+        /// Where its LeaderChange record is (or goes).
+        epoch_start_offset: fjord_types::Offset,
+    },
     /// A proposal with no records, or more than the log takes in one batch.
     #[error("invalid proposal: {0}")]
     InvalidProposal(String),

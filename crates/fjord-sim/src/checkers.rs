@@ -7,13 +7,17 @@
 //!   grants two candidates in one epoch (across crashes), and the persisted epoch never goes back
 //!   (Kafka's `MonotonicEpoch`).
 //! - `log-matching`: an (offset, epoch) names one batch, with one predecessor, in every log.
-//! - `leader-completeness`: a new leader's log holds every committed batch.
+//! - `leader-completeness`: a new leader's log holds every batch committed before, at any time
+//!   by any node (or its snapshot covers it whole).
 //! - `state-machine-safety`: every node applies the same batch at each offset and reaches the
-//!   same state there.
+//!   same state there; committed batches never overlap, whichever was applied first.
 //! - `monotonic-high-watermark`: a node's high watermark never goes back, nor does the leaders'
-//!   as epochs advance; and (while no disk was wiped) a majority of voters has the leader's high
-//!   watermark on disk (Kafka's `MajorityReachedHighWatermark`).
-//! - `no-truncation-below-high-watermark`.
+//!   as epochs advance; and a majority of voters has the leader's high watermark on disk
+//!   (Kafka's `MajorityReachedHighWatermark`), a wiped voter counting for what its lost disk
+//!   held.
+//! - `no-truncation-below-high-watermark`: no node cuts below its high watermark, and no node
+//!   ever removes a committed batch it holds, by a truncation or by emptying its log for a
+//!   snapshot, whatever it remembers after a restart.
 //! - `snapshot-consistency`: a snapshot holds exactly the state at its offset, names the epoch of
 //!   its last record, covers only committed records, and a leader never loads one (KAFKA-12958).
 //! - `node-validate`: every node's own `validate()`.
@@ -74,8 +78,9 @@ pub struct Checkers {
     state_at: BTreeMap<Offset, u64>,
     committed_end: Offset,
     leader_high_watermarks: BTreeMap<LeaderEpoch, Offset>,
-    /// A disk was wiped: durable majorities no longer hold by construction.
-    pub disk_wiped: bool,
+    /// Voters whose disk was wiped, with the durable end of the disk they lost: what they held
+    /// still counts toward the majorities formed before the wipe.
+    wiped: BTreeMap<ReplicaKey, Offset>,
     /// Skip the two checks that look at a mechanism rather than its consequence (a vote on disk
     /// at the moment it is granted; the high watermark on a majority of disks), to show that
     /// the consequences of a bug are caught too.
@@ -105,6 +110,10 @@ pub struct Coverage {
     pub partitions: u64,
     /// Disks wiped.
     pub wipes: u64,
+    /// Processes frozen for a while (SIGSTOP).
+    pub stalls: u64,
+    /// Requests whose sender heard that they failed.
+    pub failed_requests: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -118,6 +127,8 @@ impl std::ops::AddAssign for Coverage {
         self.storage_failures += other.storage_failures;
         self.partitions += other.partitions;
         self.wipes += other.wipes;
+        self.stalls += other.stalls;
+        self.failed_requests += other.failed_requests;
     }
 }
 
@@ -164,13 +175,27 @@ impl Checkers {
             let mut probe = node.probe.borrow_mut();
             (std::mem::take(&mut probe.appends), std::mem::take(&mut probe.truncations))
         };
-        for offset in truncations {
+        for truncation in truncations {
             self.coverage.truncations += 1;
+            let offset = truncation.offset;
             if node.high_watermark_before.is_some_and(|hw| offset < hw) {
                 return self.fail(
                     "no-truncation-below-high-watermark",
                     format!("{id:?} truncated to {offset}, below its high watermark {:?}", node.high_watermark_before),
                 );
+            }
+            // A node that holds a committed batch holds the leader's log up to it (log
+            // matching), so no leader can tell it to drop it: a cut through committed records
+            // is a bug even when the node forgot its high watermark in a restart.
+            for (base, next_offset, hash) in &truncation.removed {
+                let committed = Committed { epoch: base.epoch, next_offset: *next_offset, hash: *hash };
+                if self.committed.get(&base.offset) == Some(&committed) {
+                    let how = if truncation.to_snapshot { "emptied its log for a snapshot at" } else { "truncated to" };
+                    return self.fail(
+                        "no-truncation-below-high-watermark",
+                        format!("{id:?} {how} {offset}, removing the committed batch at {base:?}"),
+                    );
+                }
             }
         }
         for append in appends {
@@ -223,6 +248,16 @@ impl Checkers {
                         format!(
                             "{node:?} applied a batch at {} inside the committed batch at {offset}",
                             batch.base_offset
+                        ),
+                    );
+                }
+                // The other direction: a committed batch starts inside this one.
+                if let Some((offset, _)) = self.committed.range(batch.base_offset..batch.next_offset).next() {
+                    return self.fail(
+                        "state-machine-safety",
+                        format!(
+                            "{node:?} applied a batch at [{}, {}) over the committed batch at {offset}",
+                            batch.base_offset, batch.next_offset
                         ),
                     );
                 }
@@ -370,10 +405,12 @@ impl Checkers {
         Ok(())
     }
 
-    /// Forgets a node's stored epoch (its disk was wiped).
-    pub(crate) fn forget_disk(&mut self, node: NodeId) {
+    /// Forgets a node's stored epoch (its disk was wiped), and remembers what the lost disk of
+    /// replica `key` held durably.
+    pub(crate) fn forget_disk(&mut self, node: NodeId, key: ReplicaKey, durable_end: Offset) {
         self.stored_epochs.remove(&node);
-        self.disk_wiped = true;
+        let held = self.wiped.entry(key).or_insert(durable_end);
+        *held = (*held).max(durable_end);
         self.coverage.wipes += 1;
     }
 
@@ -433,6 +470,19 @@ impl Checkers {
         let Some(driver) = node.driver() else { return Ok(()) };
         let log = &driver.node().log().inner;
         let start = log.log_start_offset();
+        // Below the log start the snapshot stands in, for whole batches only.
+        if let Some((offset, straddling)) = self.committed.range(..start).next_back()
+            && straddling.next_offset > start
+        {
+            return self.fail(
+                "leader-completeness",
+                format!(
+                    "{:?} leads epoch {} with its log starting at {start}, inside the committed batch at {offset}",
+                    node.id,
+                    driver.node().epoch()
+                ),
+            );
+        }
         let mut batches = log.batches().filter(|b| b.base_offset >= start).peekable();
         for (offset, committed) in self.committed.range(start..) {
             while batches.peek().is_some_and(|b| b.base_offset < *offset) {
@@ -468,7 +518,7 @@ impl Checkers {
                 top_leader = Some((node, raft.epoch()));
             }
         }
-        if self.disk_wiped || self.consequences_only {
+        if self.consequences_only {
             return Ok(());
         }
         let Some((leader, _)) = top_leader else { return Ok(()) };
@@ -479,7 +529,8 @@ impl Checkers {
         let mut total = 0;
         for key in voters {
             total += 1;
-            if nodes.iter().any(|n| n.key == key && n.durable_end() >= hw) {
+            let on_a_disk = nodes.iter().any(|n| n.key == key && n.durable_end() >= hw);
+            if on_a_disk || self.wiped.get(&key).is_some_and(|held| *held >= hw) {
                 holding += 1;
             }
         }

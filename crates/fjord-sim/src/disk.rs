@@ -26,6 +26,17 @@ pub(crate) struct AppendRecord {
     pub(crate) previous_epoch: Option<LeaderEpoch>,
 }
 
+/// A truncation, as the checkers need it: where the log was cut and what it lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TruncationRecord {
+    /// The new log end.
+    pub(crate) offset: Offset,
+    /// The batches removed at or above it: (base offset and epoch, next offset, hash).
+    pub(crate) removed: Vec<(OffsetAndEpoch, Offset, u64)>,
+    /// Whether it emptied the log down to a downloaded snapshot (`truncate_to_snapshot`).
+    pub(crate) to_snapshot: bool,
+}
+
 /// What the world controls about a disk and what it learns from it.
 #[derive(Debug, Default)]
 pub(crate) struct Probe {
@@ -35,8 +46,8 @@ pub(crate) struct Probe {
     pub(crate) fail_store_write: bool,
     /// Appends since the world last looked.
     pub(crate) appends: Vec<AppendRecord>,
-    /// Truncation offsets since the world last looked.
-    pub(crate) truncations: Vec<Offset>,
+    /// Truncations since the world last looked.
+    pub(crate) truncations: Vec<TruncationRecord>,
 }
 
 /// The shared handle.
@@ -54,6 +65,17 @@ impl SimLog {
     /// A log over `inner`, reporting to `probe`.
     pub(crate) fn new(inner: MemoryLog, probe: SharedProbe) -> SimLog {
         SimLog { inner, probe }
+    }
+
+    /// Journals a cut at `offset`, with the batches it is about to remove.
+    fn journal_truncation(&self, offset: Offset, to_snapshot: bool) {
+        let removed = self
+            .inner
+            .batches()
+            .filter(|b| b.next_offset() > offset)
+            .map(|b| (OffsetAndEpoch::new(b.base_offset, b.epoch), b.next_offset(), batch_hash(b)))
+            .collect();
+        self.probe.borrow_mut().truncations.push(TruncationRecord { offset, removed, to_snapshot });
     }
 }
 
@@ -96,7 +118,7 @@ impl RaftLog for SimLog {
     }
     fn truncate_to(&mut self, offset: Offset) -> Result<(), StorageError> {
         if offset < self.inner.log_end_offset() {
-            self.probe.borrow_mut().truncations.push(offset);
+            self.journal_truncation(offset, false);
         }
         self.inner.truncate_to(offset)
     }
@@ -135,6 +157,10 @@ impl RaftLog for SimLog {
         self.inner.delete_before_snapshot(id)
     }
     fn truncate_to_snapshot(&mut self, id: SnapshotId) -> Result<(), StorageError> {
+        // What lies below the snapshot is covered by it; what lies at or above it is lost.
+        if id.offset < self.inner.log_end_offset() {
+            self.journal_truncation(id.offset, true);
+        }
         self.inner.truncate_to_snapshot(id)
     }
 }

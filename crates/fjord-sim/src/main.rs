@@ -6,7 +6,8 @@
 //! - `--seeds N` runs N seeds from `--first` (default 0); `--seed S` runs one seed and prints its
 //!   trace; `--trace` prints every line of it.
 //! - `--bug NAME` switches on a planted bug (`vote-not-persisted`, `commit-before-flush`,
-//!   `hw-past-old-epoch`, `truncate-below-hw`, `no-check-quorum`, `restart-as-leader`) and
+//!   `hw-past-old-epoch`, `truncate-below-hw`, `no-check-quorum`, `restart-as-leader`,
+//!   `reused-correlation-ids`) and
 //!   stops at the first seed that catches it.
 //! - `--consequences` leaves out the two checks that look at a mechanism (a vote on disk when
 //!   granted, the high watermark on a majority of disks), to see a bug's consequences caught.
@@ -163,13 +164,15 @@ fn main() -> ExitCode {
     );
     println!(
         "  exercised: {elections} leaders elected, {} votes granted, {} crashes losing {} unflushed batches, \
-         {} stops on injected disk faults, {} partitions, {} disks wiped, {} truncations, {} snapshots created, \
-         {} loaded",
+         {} stops on injected disk faults, {} partitions, {} failed requests, {} stalls, {} disks wiped, \
+         {} truncations, {} snapshots created, {} loaded",
         coverage.votes_granted,
         coverage.crashes,
         coverage.lost_batches,
         coverage.storage_failures,
         coverage.partitions,
+        coverage.failed_requests,
+        coverage.stalls,
         coverage.wipes,
         coverage.truncations,
         coverage.snapshots_created,

@@ -170,6 +170,20 @@ fn handle(world: &mut World, plan: &mut Plan, event: Event) {
                 world.start(node);
             }
         }
+        Event::Resume { node, incarnation } => world.resume(node, incarnation),
+        Event::Crash { node } => {
+            if world.now < plan.chaos_end {
+                world.crash(node, "flapping");
+            }
+        }
+        Event::SendFailed { node, incarnation, to, correlation_id } => {
+            let n = &world.nodes[node];
+            if n.incarnation == incarnation && n.is_running() {
+                world.checkers.coverage.failed_requests += 1;
+                world.trace.line(world.now, format!("{:?}: its request #{correlation_id} to {to:?} failed", n.id));
+                world.step(node, Input::RequestFailed(to, correlation_id));
+            }
+        }
         Event::HealNetwork => {
             if world.now < plan.chaos_end {
                 world.network.heal();
@@ -222,7 +236,7 @@ fn propose(world: &mut World, plan: &mut Plan) {
 
 /// Picks one fault.
 fn chaos(world: &mut World, plan: &mut Plan) {
-    let roll = world.rng.below(100);
+    let roll = world.rng.below(110);
     let running = world.running_nodes();
     let all: Vec<NodeId> = world.nodes.iter().map(|n| n.id).collect();
     let random_node = |world: &mut World| world.rng.below(world.nodes.len() as u64) as usize;
@@ -312,6 +326,21 @@ fn chaos(world: &mut World, plan: &mut Plan) {
                 world.step(index, Input::Resign);
             }
         }
+        100..=104 => {
+            // SIGSTOP for 3 to 5 s, then SIGCONT: the node resumes with its old memory (a
+            // leader that still thinks it leads, timers long past, answers long stale).
+            let index = if world.rng.chance(0.5) { world.leader() } else { Some(random_node(world)) };
+            if let Some(index) = index {
+                let millis = world.rng.range(3_000, 5_001);
+                world.stall(index, millis);
+            }
+        }
+        105..=108 => {
+            // A node that flaps: short lives, restarts at once, answers to its previous lives
+            // still on the wire.
+            let index = random_node(world);
+            flap(world, index);
+        }
         _ => {
             if !plan.wiped && world.voters.len() >= 3 {
                 plan.wiped = true;
@@ -322,6 +351,22 @@ fn chaos(world: &mut World, plan: &mut Plan) {
             }
         }
     }
+}
+
+fn flap(world: &mut World, index: usize) {
+    if !world.nodes[index].is_running() {
+        return;
+    }
+    let mut at = world.now.0;
+    world.crash(index, "flapping");
+    for _ in 0..world.rng.range(2, 5) {
+        at += world.rng.range(0, 30);
+        world.schedule(Timestamp(at), Event::Restart { node: index });
+        at += world.rng.range(30, 400);
+        world.schedule(Timestamp(at), Event::Crash { node: index });
+    }
+    let last = Timestamp(at + world.rng.range(0, 30));
+    world.schedule(last, Event::Restart { node: index });
 }
 
 fn crash_for_a_while(world: &mut World, index: usize) {

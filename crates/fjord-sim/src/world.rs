@@ -45,6 +45,9 @@ pub(crate) struct SimNode {
     pub(crate) announced_leader: Option<LeaderEpoch>,
     /// Role, epoch and leader after its last step, for the trace.
     pub(crate) view: Option<(RoleKind, LeaderEpoch, Option<NodeId>)>,
+    /// The process is frozen (SIGSTOP) until then: it handles nothing, and what arrives for it
+    /// waits, as in its socket buffers.
+    pub(crate) stalled_until: Option<Timestamp>,
 }
 
 impl SimNode {
@@ -61,6 +64,11 @@ impl SimNode {
     /// Whether the process runs.
     pub(crate) fn is_running(&self) -> bool {
         self.running.is_some()
+    }
+
+    /// Whether the process is frozen at `now`.
+    pub(crate) fn is_stalled(&self, now: Timestamp) -> bool {
+        self.stalled_until.is_some_and(|until| now < until)
     }
 
     /// The election state on its disk.
@@ -89,14 +97,41 @@ pub(crate) enum Input {
     Tick,
     Propose(Vec<Vec<u8>>),
     Resign,
+    /// The transport could not deliver a request (the connection was refused).
+    RequestFailed(NodeId, u64),
 }
 
 /// Something scheduled.
 #[derive(Debug)]
 pub(crate) enum Event {
-    Deliver { from: NodeId, to: NodeId, message: Message },
-    Wake { node: usize, incarnation: u32 },
-    Restart { node: usize },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        message: Message,
+    },
+    Wake {
+        node: usize,
+        incarnation: u32,
+    },
+    Restart {
+        node: usize,
+    },
+    /// A node's process and machine go down (a flapping node).
+    Crash {
+        node: usize,
+    },
+    /// A stalled process runs again.
+    Resume {
+        node: usize,
+        incarnation: u32,
+    },
+    /// The sender of a request learns that it failed.
+    SendFailed {
+        node: usize,
+        incarnation: u32,
+        to: NodeId,
+        correlation_id: u64,
+    },
     HealNetwork,
     Chaos,
     Propose,
@@ -162,6 +197,7 @@ impl World {
                 high_watermark_max: None,
                 announced_leader: None,
                 view: None,
+                stalled_until: None,
             });
         }
         let voters = VoterSet::from_keys(nodes[..voter_count].iter().map(|n| n.key)).expect("at least one voter");
@@ -277,6 +313,7 @@ impl World {
         node.high_watermark_max = None;
         node.announced_leader = None;
         node.view = None;
+        node.stalled_until = None;
         *node.probe.borrow_mut() = Probe::default();
         self.checkers.coverage.crashes += 1;
         self.checkers.coverage.lost_batches += report.lost_batches as u64;
@@ -295,18 +332,49 @@ impl World {
     /// different replica, and so as an observer (KAFKA-14077).
     pub(crate) fn wipe(&mut self, index: usize) {
         self.crash(index, "disk lost");
+        let (old_key, durable_end) = (self.nodes[index].key, self.nodes[index].durable_end());
         let directory = random_directory(&mut self.rng);
         let node = &mut self.nodes[index];
         node.disk = Some((MemoryLog::new(), MemoryQuorumStateStore::new()));
         node.key = ReplicaKey { id: node.id, directory_id: Some(directory) };
         let id = node.id;
-        self.checkers.forget_disk(id);
+        self.checkers.forget_disk(id, old_key, durable_end);
         self.trace.line(self.now, format!("WIPE {id:?}: a new empty disk, directory {directory}"));
+    }
+
+    /// Freezes a running node for `millis` (SIGSTOP, then SIGCONT): it keeps its memory, its
+    /// timers run late, and its messages wait.
+    pub(crate) fn stall(&mut self, index: usize, millis: i64) {
+        let node = &mut self.nodes[index];
+        if !node.is_running() || node.is_stalled(self.now) {
+            return;
+        }
+        let until = Timestamp(self.now.0 + millis);
+        node.stalled_until = Some(until);
+        let (id, incarnation) = (node.id, node.incarnation);
+        self.trace.line(self.now, format!("STALL {id:?} for {millis} ms"));
+        self.checkers.coverage.stalls += 1;
+        self.schedule(until, Event::Resume { node: index, incarnation });
+    }
+
+    /// A stalled node runs again: it notices the time that passed.
+    pub(crate) fn resume(&mut self, index: usize, incarnation: u32) {
+        let node = &mut self.nodes[index];
+        if node.incarnation != incarnation || node.stalled_until.is_none() {
+            return;
+        }
+        node.stalled_until = None;
+        let id = node.id;
+        self.trace.line(self.now, format!("RESUME {id:?}"));
+        self.step(index, Input::Tick);
     }
 
     /// Feeds one input to a running node and processes what it did.
     pub(crate) fn step(&mut self, index: usize, input: Input) {
         let now = self.now;
+        if self.nodes[index].is_stalled(now) {
+            return;
+        }
         let Some(driver) = self.nodes[index].driver_mut() else { return };
         let (result, delivered) = match input {
             Input::Message(from, message) => {
@@ -315,6 +383,9 @@ impl World {
             Input::Tick => (driver.tick(now).map(|_| None), None),
             Input::Resign => (driver.resign(now).map(|_| None), None),
             Input::Propose(records) => (driver.propose(now, records).map(Some), None),
+            Input::RequestFailed(to, correlation_id) => {
+                (driver.request_failed(now, to, correlation_id).map(|_| None), None)
+            }
         };
         let proposal = match result {
             Ok(proposal) => Ok(proposal),
@@ -322,6 +393,8 @@ impl World {
                 self.leader_hint = leader;
                 Ok(None)
             }
+            // A new leader before its LeaderChange commits: the client tries it again later.
+            Err(Error::LeaderNotReady { .. }) => Ok(None),
             Err(e) => Err(e),
         };
         if let Ok(Some(proposal)) = proposal {
@@ -394,6 +467,11 @@ impl World {
     }
 
     fn send(&mut self, from: NodeId, to: NodeId, message: Message) {
+        if message.body.is_request() && !self.network.connected(from, to) && self.rng.chance(0.5) {
+            // Refused at once rather than lost: the sender hears of it (its transport's error).
+            self.refuse(from, to, &message);
+            return;
+        }
         let delays = self.network.delays(&mut self.rng, from, to);
         for delay in delays {
             let at = Timestamp(self.now.0 + delay);
@@ -401,10 +479,29 @@ impl World {
         }
     }
 
+    /// Schedules the failure of the request `from` sent to `to`, shortly, for the incarnation
+    /// that sent it (the transport's error).
+    fn refuse(&mut self, from: NodeId, to: NodeId, message: &Message) {
+        let Some(node) = self.index_of(from) else { return };
+        let incarnation = self.nodes[node].incarnation;
+        let at = Timestamp(self.now.0 + self.rng.range(0, 5));
+        let correlation_id = message.correlation_id;
+        self.schedule(at, Event::SendFailed { node, incarnation, to, correlation_id });
+    }
+
     /// Delivers a message, if its destination runs and the link is up at arrival.
     pub(crate) fn deliver(&mut self, from: NodeId, to: NodeId, message: Message) {
         let Some(index) = self.index_of(to) else { return };
+        if let Some(until) = self.nodes[index].stalled_until.filter(|u| self.now < *u) {
+            // Frozen: it waits in the receiver's buffers (in order: later copies queue behind).
+            self.schedule(until, Event::Deliver { from, to, message });
+            return;
+        }
         if !self.nodes[index].is_running() || !self.network.connected(from, to) {
+            if !self.nodes[index].is_running() && message.body.is_request() && self.rng.chance(0.5) {
+                // Nobody listens: the connection is refused.
+                self.refuse(from, to, &message);
+            }
             return;
         }
         self.trace.line(self.now, format!("{from:?} -> {to:?} {message}"));
@@ -436,7 +533,8 @@ impl World {
         for index in self.running_nodes() {
             let node = &self.nodes[index];
             let Some(driver) = node.driver() else { continue };
-            if driver.node().role() != RoleKind::Leader {
+            // A frozen leader cannot resign; it must once it runs again (its first tick).
+            if driver.node().role() != RoleKind::Leader || node.stalled_until.is_some() {
                 continue;
             }
             let epoch = driver.node().epoch();

@@ -111,3 +111,37 @@ fn a_new_leader_is_elected_within_kafkas_timeouts_after_leader_loss() {
     }
     const { assert!(LIVENESS_BOUND_MS >= 8_000) };
 }
+
+#[test]
+fn the_correct_core_passes_the_seeds_that_caught_reused_correlation_ids() {
+    // 167500: a follower truncated records it had acknowledged, on a late answer to its previous
+    // incarnation's fetch; 271350: a follower hit the guard against truncating below its high
+    // watermark the same way. (The fault mix has grown since, so these seeds now draw other
+    // runs; the unit tests of fjord-quorum replay the interleavings themselves.)
+    for seed in [167_500, 271_350] {
+        passes(seed, 1);
+    }
+}
+
+#[test]
+fn correlation_ids_reused_across_restarts_are_caught() {
+    // Rarer than the other bugs: a late answer must meet a new request with the same id, to the
+    // same node, in an incarnation that lived no longer than the first (flapping nodes do this).
+    let outcome = hunt(0, 4_000, Some(Bug::ReusedCorrelationIds), false)
+        .unwrap_or_else(|| panic!("reused-correlation-ids survived 4000 seeds"));
+    let violation = outcome.violation.expect("a hunt returns a violation");
+    assert!(
+        [
+            "monotonic-high-watermark",
+            "no-truncation-below-high-watermark",
+            "node-failure",
+            "election-safety",
+            "state-machine-safety",
+            "log-matching",
+            "leader-completeness"
+        ]
+        .contains(&violation.checker),
+        "caught at seed {} by {violation}",
+        outcome.seed
+    );
+}

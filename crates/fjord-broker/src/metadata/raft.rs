@@ -388,7 +388,9 @@ impl QuorumThread {
                         tracing::warn!(expected = base.0, got = last.offset.0, "a proposal landed off its numbering");
                         let _ = reply.send(Err(QuorumError::NotLeader));
                     }
-                    Err(fjord_quorum::Error::NotLeader { .. }) => {
+                    // A leader whose LeaderChange is not committed yet refuses too; the
+                    // controller retries once it is announced.
+                    Err(fjord_quorum::Error::NotLeader { .. } | fjord_quorum::Error::LeaderNotReady { .. }) => {
                         let _ = reply.send(Err(QuorumError::NotLeader));
                     }
                     Err(e) => {

@@ -56,7 +56,9 @@ pub struct FileLog {
     snapshots: BTreeSet<SnapshotId>,
     partial: Option<(SnapshotId, File, u64)>,
     flushed_end: Offset,
-    /// The active segment when the log was last flushed, with a handle to sync it by.
+    /// The active segment when the log was last flushed, with a handle to sync it by. Forgotten
+    /// whenever segments are removed: a truncation at a segment's base replaces its file by a
+    /// new one of the same name, and syncing the old handle would sync a deleted file.
     synced_segment: Option<(Offset, File)>,
     now: Timestamp,
 }
@@ -131,6 +133,7 @@ impl FileLog {
     }
 
     fn trim_to(&mut self, offset: Offset) -> Result<(), StorageError> {
+        self.synced_segment = None;
         self.log.increment_log_start_offset(offset)?;
         for segment in self.log.delete_segments_before(offset)? {
             segment.remove()?;
@@ -304,6 +307,7 @@ impl RaftLog for FileLog {
                 self.log.log_start_offset()
             )));
         }
+        self.synced_segment = None;
         self.log.truncate_to(offset, self.now)?;
         // The trait promises a durable truncation: a crash must not bring the records back.
         self.log.flush(self.now)?;
@@ -432,10 +436,69 @@ impl RaftLog for FileLog {
         if !self.snapshots.contains(&id) {
             return Err(StorageError::Refused(format!("no snapshot {id:?}")));
         }
+        self.synced_segment = None;
         self.log.truncate_fully_and_start_at(id.offset, self.now)?;
         self.log.flush(self.now)?;
         self.epochs.clear();
         self.flushed_end = id.offset;
         self.delete_snapshots_before(id)
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    /// Whether the handle a flush syncs by (if any) is the file now at its segment's path.
+    fn synced_segment_is_live(log: &FileLog) -> bool {
+        let Some((base, file)) = &log.synced_segment else { return true };
+        let path = log.dir.join(segment_file_name(*base, fjord_log::LOG_SUFFIX));
+        match (file.metadata(), fs::metadata(&path)) {
+            (Ok(held), Ok(live)) => (held.dev(), held.ino()) == (live.dev(), live.ino()),
+            _ => false,
+        }
+    }
+
+    fn batch(base: i64) -> Batch {
+        Batch {
+            base_offset: Offset(base),
+            epoch: LeaderEpoch(1),
+            append_timestamp: Timestamp(1_000 + base),
+            kind: BatchKind::Data,
+            records: vec![vec![b'x'; 100]],
+        }
+    }
+
+    #[test]
+    fn a_flush_after_a_truncation_at_a_segment_base_syncs_the_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { segment_bytes: 400, segment_index_bytes: 4096, ..LogConfig::default() };
+        let mut log = FileLog::open(&dir.path().join("__cluster_metadata-0"), config).unwrap();
+        let mut next = 0;
+        while log.log.active_segment_base() == Offset(0) || log.log.active_segment_base() == Offset(next - 1) {
+            log.append(batch(next)).unwrap();
+            log.flush().unwrap();
+            next += 1;
+        }
+        let base = log.log.active_segment_base();
+        assert!(base > Offset(0) && base < Offset(next), "a roll happened");
+        assert!(synced_segment_is_live(&log));
+        // Cut at the active segment's base: its file goes, and the next append rolls a new file
+        // of the same name.
+        log.truncate_to(base).unwrap();
+        log.append(batch(base.0)).unwrap();
+        assert_eq!(log.log.active_segment_base(), base, "a new segment at the same base");
+        log.flush().unwrap();
+        assert!(synced_segment_is_live(&log), "the flush synced the segment that holds the records");
+        assert_eq!(log.flushed_end_offset(), base.plus(1));
+        // The same after emptying the log down to a snapshot at the base of the active segment.
+        let id = SnapshotId::new(log.log.active_segment_base(), LeaderEpoch(1));
+        log.write_snapshot(id, b"snapshot").unwrap();
+        log.truncate_to_snapshot(id).unwrap();
+        log.append(batch(id.offset.0)).unwrap();
+        log.flush().unwrap();
+        assert!(synced_segment_is_live(&log));
     }
 }

@@ -11,6 +11,7 @@ use crate::message::{
     BeginQuorumEpochRequest, EndQuorumEpochRequest, EpochResponse, FetchResponse, FetchSnapshotResponse,
     INVALID_VOTER_KEY, MessageBody,
 };
+use crate::requests::RequestKind;
 use crate::state::Role;
 use crate::store::QuorumStateStore;
 
@@ -194,7 +195,8 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
         response: EpochResponse,
         end_quorum_epoch: bool,
     ) -> Result<()> {
-        if !self.requests.is_expected(from, correlation_id) {
+        let kind = if end_quorum_epoch { RequestKind::EndQuorumEpoch } else { RequestKind::BeginQuorumEpoch };
+        if !self.is_expected_answer(from, correlation_id, kind) {
             return Ok(());
         }
         if let Some(ok) =

@@ -20,6 +20,19 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
         let linger = self.options.config.append_linger_ms;
         let end = self.log.log_end_offset();
         let now = self.now;
+        let announced = self.announced;
+        let local = self.options.local.id;
+        // (A snapshot may have trimmed the record away since: then it is long committed.)
+        let log_start = self.log.log_start_offset();
+        let change_appended =
+            |epoch, start: Offset| end > start && (start < log_start || self.log.epoch_of(start) == Some(epoch));
+        let Role::Leader(state) = &self.role else { return Err(self.not_leader()) };
+        // Records go after the epoch's LeaderChange record, and only once it is committed and
+        // announced: then everything before the epoch is applied, and what is proposed now is
+        // decided on current state.
+        if !change_appended(state.epoch, state.epoch_start_offset) || announced != Some((state.epoch, Some(local))) {
+            return Err(Error::LeaderNotReady { epoch: state.epoch, epoch_start_offset: state.epoch_start_offset });
+        }
         let Role::Leader(state) = &mut self.role else { return Err(self.not_leader()) };
         if records.is_empty() {
             return Err(Error::InvalidProposal("no records".into()));

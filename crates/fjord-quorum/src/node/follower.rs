@@ -11,6 +11,7 @@ use crate::ids::{NodeId, OffsetAndEpoch, SnapshotId};
 use crate::log::{RaftLog, decode_snapshot};
 use crate::message::{FetchResponse, FetchSnapshotResponse};
 use crate::record::Batch;
+use crate::requests::RequestKind;
 use crate::state::{Role, SnapshotDownload};
 use crate::store::QuorumStateStore;
 
@@ -21,7 +22,7 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
         correlation_id: u64,
         response: FetchResponse,
     ) -> Result<()> {
-        if !self.requests.is_expected(from, correlation_id) {
+        if !self.is_expected_answer(from, correlation_id, RequestKind::Fetch) {
             return Ok(());
         }
         if let Some(ok) =
@@ -147,7 +148,7 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
         correlation_id: u64,
         response: FetchSnapshotResponse,
     ) -> Result<()> {
-        if !self.requests.is_expected(from, correlation_id) {
+        if !self.is_expected_answer(from, correlation_id, RequestKind::FetchSnapshot) {
             return Ok(());
         }
         if let Some(ok) =
@@ -191,6 +192,11 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
 
     /// A complete download: check it, store it, start the log at its end, and tell the state
     /// machine to load it. A download that does not check out is dropped and fetched again.
+    ///
+    /// A log that already holds the snapshot's last record (same offset, same epoch) matches
+    /// the leader's up to there, and what it holds beyond may be committed: it is trimmed below
+    /// the snapshot only, never emptied (a late redirect to a snapshot must not cost a follower
+    /// records it has acknowledged).
     fn install_snapshot(&mut self, download: SnapshotDownload) -> Result<()> {
         match decode_snapshot(&download.bytes) {
             Ok((id, _)) if id == download.id => {}
@@ -204,8 +210,13 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
             )));
         }
         self.log.write_snapshot(id, &download.bytes)?;
-        self.tail.clear();
-        self.log.truncate_to_snapshot(id)?;
+        if self.log_continues_past(id) {
+            self.log.delete_before_snapshot(id)?;
+            self.tail.drop_below(id.offset);
+        } else {
+            self.tail.clear();
+            self.log.truncate_to_snapshot(id)?;
+        }
         if let Role::Follower(state) = &mut self.role {
             // A snapshot holds only committed records.
             state.high_watermark = Some(state.high_watermark.map_or(id.offset, |hw| hw.max(id.offset)));
@@ -213,5 +224,19 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
         self.next_commit = id.offset;
         self.effects.push(Effect::LoadSnapshot { snapshot_id: id });
         Ok(())
+    }
+
+    /// Whether the log holds the snapshot's last record, of the snapshot's epoch, at the end of
+    /// a batch, with records after it: then it matches the leader's log up to the snapshot.
+    fn log_continues_past(&self, id: SnapshotId) -> bool {
+        let start = self.log.log_start_offset();
+        if id.offset <= start || id.offset >= self.log.log_end_offset() {
+            return false;
+        }
+        if self.log.epoch_of(id.offset.plus(-1)) != Some(id.epoch) {
+            return false;
+        }
+        // The snapshot must end on a batch boundary of this log, as the leader's does.
+        self.read_log(id.offset, 1).ok().and_then(|batches| batches.first().map(|b| b.base_offset)) == Some(id.offset)
     }
 }

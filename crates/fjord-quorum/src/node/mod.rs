@@ -34,7 +34,7 @@ use crate::log::{RaftLog, encode_snapshot};
 use crate::message::{Message, MessageBody};
 use crate::prng::Prng;
 use crate::record::Batch;
-use crate::requests::RequestManager;
+use crate::requests::{InFlight, RequestKind, RequestManager};
 use crate::state::{Role, RoleKind};
 use crate::store::{ElectionState, QuorumStateStore};
 use crate::voters::VoterSet;
@@ -62,7 +62,10 @@ pub struct NodeOptions {
     pub voters: VoterSet,
     /// Timeouts and limits.
     pub config: QuorumConfig,
-    /// Seeds the node's election-timeout randomness; give each node (and each restart) its own.
+    /// Seeds the node's randomness: its election timeouts, and where its correlation ids start,
+    /// so that a restarted node does not take a late answer to its previous incarnation's
+    /// request for the answer to a new one. Give each node, and each restart, its own (the
+    /// broker mixes the start time and the node id; the simulator draws it from its seed).
     pub seed: u64,
 }
 
@@ -143,6 +146,10 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
         bugs: BTreeSet<Bug>,
     ) -> Result<RaftNode<L, S>> {
         let mut node = RaftNode::build(options, log, store, now)?;
+        if bugs.contains(&Bug::ReusedCorrelationIds) {
+            node.next_correlation_id = 1;
+            node.requests = RequestManager::matching_by_id_only();
+        }
         node.bugs = bugs;
         node.initialize()?;
         Ok(node)
@@ -151,6 +158,7 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
     fn build(options: NodeOptions, log: L, store: S, now: Timestamp) -> Result<RaftNode<L, S>> {
         options.config.validate()?;
         let rng = Prng::new(options.seed);
+        let next_correlation_id = first_correlation_id(options.seed);
         Ok(RaftNode {
             role: Role::Unattached(crate::state::Unattached {
                 epoch: LeaderEpoch(0),
@@ -164,7 +172,7 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
             rng,
             requests: RequestManager::default(),
             effects: Vec::new(),
-            next_correlation_id: 1,
+            next_correlation_id,
             next_commit: Offset(0),
             announced: None,
             now,
@@ -201,7 +209,7 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
     /// and retry rather than wait for the request timeout.
     pub fn request_failed(&mut self, now: Timestamp, to: NodeId, correlation_id: u64) -> Result<()> {
         self.guarded(now, |node| {
-            if node.requests.is_expected(to, correlation_id) {
+            if node.requests.in_flight(to, correlation_id).is_some() {
                 let backoff = node.after(node.options.config.retry_backoff_ms);
                 node.requests.on_response(to, false, backoff);
             }
@@ -478,14 +486,25 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
         self.effects.push(Effect::Send { to, message });
     }
 
-    /// Sends a request and remembers it as the one in flight to `to`.
+    /// Sends a request and remembers it (its correlation id, kind and epoch) as the one in
+    /// flight to `to`.
     pub(crate) fn send_request(&mut self, to: NodeId, body: MessageBody) {
+        let Some(kind) = RequestKind::of(&body) else {
+            debug_assert!(false, "send_request with a response body");
+            return;
+        };
         let correlation_id = self.next_correlation_id;
-        self.next_correlation_id += 1;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let deadline = self.after(self.options.config.request_timeout_ms);
-        self.requests.on_sent(to, correlation_id, deadline);
+        self.requests.on_sent(to, InFlight { correlation_id, kind, epoch: self.role.epoch(), deadline });
         let message = self.message(correlation_id, body);
         self.effects.push(Effect::Send { to, message });
+    }
+
+    /// Whether an answer from `from` answers the request of `kind` in flight to it, sent in the
+    /// current epoch; anything else is stale and is dropped unread.
+    pub(crate) fn is_expected_answer(&self, from: NodeId, correlation_id: u64, kind: RequestKind) -> bool {
+        self.requests.is_expected(from, correlation_id, kind, self.role.epoch())
     }
 
     /// Marks the answer from `from` handled (ready again) or failed (back off).
@@ -521,4 +540,12 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
         self.store.write(&election)?;
         Ok(())
     }
+}
+
+/// Where a node's correlation ids start: drawn from its seed (apart from the stream of its
+/// election timeouts), below 2^62 so that they never wrap in practice. A restart with a new seed
+/// starts elsewhere in a space of 2^62, so its ids do not meet the previous incarnation's.
+fn first_correlation_id(seed: u64) -> u64 {
+    const CORRELATION_STREAM: u64 = 0x636f_7272_656c_6174;
+    Prng::new(seed ^ CORRELATION_STREAM).next_u64() >> 2
 }

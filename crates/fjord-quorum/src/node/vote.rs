@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::ids::{NodeId, OffsetAndEpoch, ReplicaKey};
 use crate::log::RaftLog;
 use crate::message::{INVALID_VOTER_KEY, MessageBody, VoteRequest, VoteResponse};
+use crate::requests::RequestKind;
 use crate::state::Role;
 use crate::store::QuorumStateStore;
 
@@ -114,7 +115,10 @@ impl<L: RaftLog, S: QuorumStateStore> RaftNode<L, S> {
         correlation_id: u64,
         response: VoteResponse,
     ) -> Result<()> {
-        if !self.requests.is_expected(from, correlation_id) {
+        // A prospective waits for answers to pre-votes, a candidate for answers to votes: a
+        // grant of one kind never counts as the other.
+        let kind = if matches!(self.role, Role::Prospective(_)) { RequestKind::PreVote } else { RequestKind::Vote };
+        if !self.is_expected_answer(from, correlation_id, kind) {
             return Ok(());
         }
         if let Some(ok) =

@@ -114,6 +114,7 @@ fn losing_leadership_answers_parked_fetches() {
 #[test]
 fn proposals_linger_and_share_one_batch() {
     let mut t = leader_with_history();
+    commit_leader_change(&mut t);
     let first = t.node.propose(t.now, vec![b"a".to_vec()]).unwrap();
     t.advance(10);
     let second = t.node.propose(t.now, vec![b"b".to_vec(), b"c".to_vec()]).unwrap();
@@ -125,6 +126,29 @@ fn proposals_linger_and_share_one_batch() {
     assert_eq!(appended[0].records, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
     assert_eq!(t.node.log().flushed_end_offset(), o(9), "flushed before it counts");
     assert!(matches!(t.node.propose(t.now, vec![]), Err(Error::InvalidProposal(_))));
+}
+
+/// A voter's fetch past the LeaderChange record commits it, and the leader announces itself.
+fn commit_leader_change(t: &mut Test) {
+    t.deliver(2, 1, fetch(2, 3, 6, 3, 0)).unwrap();
+    assert_eq!(t.node.high_watermark(), Some(o(6)));
+    t.effects();
+}
+
+#[test]
+fn a_leader_refuses_proposals_until_its_leader_change_is_committed() {
+    let mut t = leader_with_history();
+    assert_eq!(t.node.log().log_end_offset(), o(6), "the LeaderChange record is at 5");
+    let early = t.node.propose(t.now, vec![b"a".to_vec()]);
+    assert!(
+        matches!(&early, Err(error @ Error::LeaderNotReady { epoch, epoch_start_offset }) if *epoch == e(3) && *epoch_start_offset == o(5) && !error.is_fatal()),
+        "{early:?}"
+    );
+    t.advance(100);
+    assert_eq!(t.node.log().log_end_offset(), o(6), "nothing was queued behind the refusal");
+    t.deliver(2, 1, fetch(2, 3, 6, 3, 0)).unwrap();
+    assert!(t.effects().contains(&Effect::LeaderChange { epoch: e(3), leader_id: Some(NodeId(1)) }));
+    assert_eq!(t.node.propose(t.now, vec![b"a".to_vec()]).unwrap(), OffsetAndEpoch::new(o(6), e(3)));
 }
 
 #[test]

@@ -170,3 +170,89 @@ fn a_failed_flush_stops_the_node_without_a_word() {
     assert!(matches!(node.tick(Timestamp(2)), Err(Error::Failed(_))));
     assert!(node.failure().is_some());
 }
+
+/// Options for node `local` of `voters` with its own seed (a restart gets a new one).
+fn seeded(local: i32, voters: &[i32], seed: u64) -> NodeOptions {
+    NodeOptions { seed, ..options(local, voters) }
+}
+
+/// A follower of 2 in epoch 4 sends a fetch, restarts (a new seed, as every caller gives a
+/// restart), and fetches again; returns the log end after the first incarnation's answer
+/// arrives, and the log end after the current one's.
+fn stale_fetch_answer(bugs: BTreeSet<crate::bugs::Bug>) -> (Offset, Offset) {
+    let mut store = MemoryQuorumStateStore::new();
+    store.write(&state(4, Some(2), None)).unwrap();
+    let mut first = Test::start_with_bugs(seeded(1, &[1, 2, 3], 1), MemoryLog::new(), store, bugs.clone());
+    let (stale, _) = first.request_to(2);
+    let (log, store) = first.node.into_storage();
+    let mut second = Test::start_with_bugs(seeded(1, &[1, 2, 3], 2), log, store, bugs);
+    let (current, _) = second.request_to(2);
+    // The leader's answer to the first incarnation's fetch arrives late: by then the leader may
+    // have moved on (truncated, or told other fetchers other things), so it must not count.
+    second.deliver(2, stale, fetch_response(4, 2, Some(2), vec![data(0, 4, 2)])).unwrap();
+    let after_stale = second.node.log().log_end_offset();
+    second.deliver(2, current, fetch_response(4, 2, Some(2), vec![data(0, 4, 2)])).unwrap();
+    (after_stale, second.node.log().log_end_offset())
+}
+
+#[test]
+fn a_stale_answer_after_a_restart_is_ignored() {
+    assert_eq!(stale_fetch_answer(BTreeSet::new()), (o(0), o(2)), "only the current fetch's answer is appended");
+    // With ids starting at 1 in every incarnation, the stale answer passes for the new one.
+    let reused = BTreeSet::from([crate::bugs::Bug::ReusedCorrelationIds]);
+    assert_eq!(stale_fetch_answer(reused).0, o(2), "the planted bug takes the stale answer");
+}
+
+#[test]
+fn correlation_ids_of_two_incarnations_do_not_meet() {
+    let first = Test::fresh(1, &[1, 2, 3]).node.next_correlation_id;
+    let second = Test::start(seeded(1, &[1, 2, 3], 43), MemoryLog::new(), MemoryQuorumStateStore::new())
+        .node
+        .next_correlation_id;
+    assert!(first.abs_diff(second) > 1 << 32, "{first} and {second}");
+    assert!(first < 1 << 62 && second < 1 << 62, "room to count up without wrapping");
+}
+
+/// The two-leaders case: a candidate of epoch 3 (restored from its vote for itself) runs out of
+/// time and polls again as a prospective of epoch 3; voters that voted for someone else in
+/// epoch 3 still grant its pre-votes. It crashes, restarts as the candidate of epoch 3, its
+/// first vote requests fail and are sent again. Returns its role once the grants of the
+/// previous incarnation's pre-votes have arrived.
+fn stale_pre_vote_grants(bugs: BTreeSet<crate::bugs::Bug>) -> RoleKind {
+    let voters = [1, 2, 3, 4, 5];
+    let mut store = MemoryQuorumStateStore::new();
+    store.write(&state(3, None, Some(1))).unwrap();
+    let mut first = Test::start_with_bugs(seeded(1, &voters, 1), MemoryLog::new(), store, bugs.clone());
+    assert_eq!(first.node.role(), RoleKind::Candidate);
+    first.effects();
+    first.advance(2_000);
+    assert_eq!((first.node.role(), first.node.epoch()), (RoleKind::Prospective, e(3)));
+    let pre_votes: Vec<(NodeId, u64)> = first
+        .sent()
+        .into_iter()
+        .filter(|(_, m)| matches!(&m.body, MessageBody::VoteRequest(r) if r.pre_vote))
+        .map(|(to, m)| (to, m.correlation_id))
+        .collect();
+    assert_eq!(pre_votes.len(), 4);
+    let (log, store) = first.node.into_storage();
+    let mut second = Test::start_with_bugs(seeded(1, &voters, 2), log, store, bugs);
+    assert_eq!((second.node.role(), second.node.epoch()), (RoleKind::Candidate, e(3)));
+    for (to, message) in second.sent() {
+        second.node.request_failed(second.now, to, message.correlation_id).unwrap();
+    }
+    second.advance(QuorumConfig::default().retry_backoff_ms);
+    let votes = second.sent();
+    assert!(votes.iter().all(|(_, m)| matches!(&m.body, MessageBody::VoteRequest(r) if !r.pre_vote)));
+    assert_eq!(votes.len(), 4, "asked again after the failures");
+    for (to, correlation_id) in pre_votes.into_iter().take(2) {
+        second.deliver(to.0, correlation_id, vote_response(e(3), None, true)).unwrap();
+    }
+    second.node.role()
+}
+
+#[test]
+fn a_pre_vote_answer_is_never_counted_as_a_vote() {
+    assert_eq!(stale_pre_vote_grants(BTreeSet::new()), RoleKind::Candidate);
+    let reused = BTreeSet::from([crate::bugs::Bug::ReusedCorrelationIds]);
+    assert_eq!(stale_pre_vote_grants(reused), RoleKind::Leader, "the planted bug counts pre-votes as votes");
+}

@@ -183,3 +183,43 @@ fn create_snapshot_trims_the_log_below_it() {
     let Effect::Commit { batches, .. } = &effects[1] else { panic!("{effects:?}") };
     assert_eq!(batches[0].base_offset, o(5), "then commits from its end");
 }
+
+#[test]
+fn a_snapshot_install_keeps_a_matching_longer_log() {
+    // A late redirect: the follower already holds the snapshot's last record, (5, epoch 1), and
+    // records after it that it may have acknowledged.
+    let log = log_of([data(0, 1, 3), data(3, 1, 3), data(6, 2, 2)]);
+    let mut t = Test::with_state(1, &[1, 2, 3], state(2, Some(3), None), log);
+    let (fetch_id, _) = t.request_to(3);
+    let id = SnapshotId::new(o(6), e(1));
+    let mut answer = fetch_response(2, 3, Some(6), vec![]);
+    if let MessageBody::FetchResponse(r) = &mut answer {
+        r.snapshot_id = Some(id);
+    }
+    t.deliver(3, fetch_id, answer).unwrap();
+    let (download, body) = t.request_to(3);
+    assert!(matches!(body, MessageBody::FetchSnapshotRequest(_)));
+    let whole = encode_snapshot(id, b"six");
+    t.deliver(3, download, snapshot_part(id, &whole, 0, whole.len())).unwrap();
+    assert!(t.effects().contains(&Effect::LoadSnapshot { snapshot_id: id }));
+    assert_eq!((t.node.log().log_start_offset(), t.node.log().log_end_offset()), (o(6), o(8)), "only trimmed below");
+    assert_eq!(t.node.log().read(o(6), usize::MAX).unwrap(), vec![data(6, 2, 2)]);
+    assert_eq!(t.node.log().last_fetched_epoch(), e(2));
+}
+
+#[test]
+fn a_snapshot_install_empties_a_log_that_does_not_reach_it() {
+    let log = log_of([data(0, 1, 3)]);
+    let mut t = Test::with_state(1, &[1, 2, 3], state(2, Some(3), None), log);
+    let (fetch_id, _) = t.request_to(3);
+    let id = SnapshotId::new(o(6), e(1));
+    let mut answer = fetch_response(2, 3, Some(6), vec![]);
+    if let MessageBody::FetchResponse(r) = &mut answer {
+        r.snapshot_id = Some(id);
+    }
+    t.deliver(3, fetch_id, answer).unwrap();
+    let (download, _) = t.request_to(3);
+    let whole = encode_snapshot(id, b"six");
+    t.deliver(3, download, snapshot_part(id, &whole, 0, whole.len())).unwrap();
+    assert_eq!((t.node.log().log_start_offset(), t.node.log().log_end_offset()), (o(6), o(6)));
+}
