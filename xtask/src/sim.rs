@@ -18,17 +18,21 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         return sim(&passed);
     }
     sim(&["--seeds", "10000"])?;
-    for bug in [
-        "vote-not-persisted",
-        "commit-before-flush",
-        "hw-past-old-epoch",
-        "truncate-below-hw",
-        "no-check-quorum",
-        "restart-as-leader",
-        "reused-correlation-ids",
+    // Each bug with the seeds its hunt needs; the stale-answer bug needs a restart to meet a
+    // late answer, about one seed in 4000, and only its mechanism check sees it.
+    for (bug, seeds, consequences) in [
+        ("vote-not-persisted", "1000", true),
+        ("commit-before-flush", "1000", true),
+        ("hw-past-old-epoch", "1000", true),
+        ("truncate-below-hw", "1000", true),
+        ("no-check-quorum", "1000", true),
+        ("restart-as-leader", "1000", true),
+        ("reused-correlation-ids", "4000", false),
     ] {
-        sim(&["--seeds", "1000", "--bug", bug])?;
-        sim(&["--seeds", "1000", "--bug", bug, "--consequences"])?;
+        sim(&["--seeds", seeds, "--bug", bug])?;
+        if consequences {
+            sim(&["--seeds", seeds, "--bug", bug, "--consequences"])?;
+        }
     }
     sim(&["--elections", "1000"])
 }
