@@ -51,10 +51,13 @@ impl LeaderEpochCache {
     }
 
     /// The largest epoch at or below `requested` and the offset where the next epoch starts
-    /// (or `log_end_offset` for the latest): Kafka's `endOffsetFor`. `None` if `requested` is
-    /// older than every entry.
+    /// (or `log_end_offset` for the latest): Kafka's `endOffsetFor`. For an epoch older than
+    /// every entry, `requested` itself ending where the earliest entry starts (so a follower
+    /// holding only records of that older epoch truncates them); `None` with no entries.
     pub fn end_offset_for(&self, requested: LeaderEpoch, log_end_offset: Offset) -> Option<(LeaderEpoch, Offset)> {
-        let position = self.entries.iter().rposition(|e| e.epoch <= requested)?;
+        let Some(position) = self.entries.iter().rposition(|e| e.epoch <= requested) else {
+            return self.entries.first().map(|first| (requested, first.start_offset));
+        };
         let end = self.entries.get(position + 1).map_or(log_end_offset, |next| next.start_offset);
         Some((self.entries[position].epoch, end))
     }
@@ -79,7 +82,12 @@ mod tests {
         assert_eq!(cache.end_offset_for(LeaderEpoch(2), Offset(20)), Some((LeaderEpoch(1), Offset(10))));
         assert_eq!(cache.end_offset_for(LeaderEpoch(3), Offset(20)), Some((LeaderEpoch(3), Offset(20))));
         assert_eq!(cache.end_offset_for(LeaderEpoch(9), Offset(20)), Some((LeaderEpoch(3), Offset(20))));
-        assert_eq!(cache.end_offset_for(LeaderEpoch(0), Offset(20)), None);
+        assert_eq!(
+            cache.end_offset_for(LeaderEpoch(0), Offset(20)),
+            Some((LeaderEpoch(0), Offset(0))),
+            "older than every entry: it ends where the earliest starts"
+        );
+        assert_eq!(LeaderEpochCache::default().end_offset_for(LeaderEpoch(0), Offset(20)), None);
         cache.truncate_from_end(Offset(10));
         assert_eq!(cache.latest_epoch(), Some(LeaderEpoch(1)));
     }

@@ -626,6 +626,23 @@ impl Sim {
             }
             self.check()?;
         }
+        // Liveness: with everyone up and the network drained, every replica holds the leader's
+        // log (a follower stuck on a divergence it cannot resolve shows up here).
+        let leader = self.registration.leader;
+        let Some(led) = self.brokers[(leader.0 - 1) as usize].partition.as_ref() else {
+            return Err(format!("no leader after healing ({leader})"));
+        };
+        let end = led.log_end_offset();
+        for broker in &self.brokers {
+            let partition = broker.partition.as_ref().expect("all restarted");
+            if partition.log_end_offset() != end {
+                return Err(format!(
+                    "broker {} ends at {} after healing, the leader {leader} at {end}",
+                    broker.id,
+                    partition.log_end_offset()
+                ));
+            }
+        }
         Ok(())
     }
 }

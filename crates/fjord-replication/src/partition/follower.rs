@@ -176,6 +176,13 @@ impl Partition {
     /// producer state and the high watermark follow. Returns whether anything was removed.
     pub fn truncate_to(&mut self, offset: Offset, now: Timestamp) -> Result<bool, fjord_log::Error> {
         if offset >= self.log.log_end_offset() {
+            // No record goes, but an epoch this replica started at its log end without
+            // writing to it (it led briefly) does: otherwise it would name that epoch again
+            // and diverge forever.
+            if self.epochs.entries().iter().any(|e| e.start_offset >= offset) {
+                self.epochs.truncate_from_end(offset);
+                self.epochs_dirty = true;
+            }
             return Ok(false);
         }
         if offset < self.log.log_start_offset() {
