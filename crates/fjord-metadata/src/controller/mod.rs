@@ -7,11 +7,13 @@
 //! - [`topics`](self::create_topics): creating, deleting and growing topics, placing replicas.
 //! - brokers: registration, heartbeats, fencing and controlled shutdown, preferred elections.
 //! - configs: topic config changes.
+//! - isr: AlterPartition, a leader's ISR change as a compare-and-set on its epochs.
 //! - the election rules every leadership change follows live in `election.rs`.
 
 mod brokers;
 mod configs;
 mod election;
+mod isr;
 mod topics;
 
 pub use brokers::{
@@ -20,6 +22,7 @@ pub use brokers::{
     register_broker,
 };
 pub use configs::{ConfigOp, alter_topic_configs};
+pub use isr::{AlterPartitionError, AlterPartitionRequest, alter_partition};
 pub use topics::{CreatedTopic, Creator, NewTopic, TopicDefaults, create_partitions, create_topics, delete_topics};
 
 use fjord_types::BrokerId;

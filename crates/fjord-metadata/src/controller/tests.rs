@@ -437,3 +437,65 @@ fn replicas_spread_over_racks_and_only_over_active_brokers() {
     assert_eq!(kind(&error), "replication factor");
     assert!(error.to_string().contains("until follower replication lands"), "{error}");
 }
+
+#[test]
+fn alter_partition_is_a_compare_and_set_on_the_leaders_epochs() {
+    let mut image = image_with_brokers(3);
+    create_assigned(&mut image, "t", &[&[1, 2, 3]]);
+    let current = image.topics["t"].partitions[&0].clone();
+    let epoch_of = |image: &MetadataImage, id: i32| image.brokers[&BrokerId(id)].broker_epoch;
+    let request = |isr: &[i32]| AlterPartitionRequest {
+        broker_id: BrokerId(1),
+        broker_epoch: epoch_of(&image, 1),
+        topic: "t".into(),
+        partition: 0,
+        leader_epoch: current.leader_epoch,
+        partition_epoch: current.partition_epoch,
+        new_isr: isr.iter().copied().map(BrokerId).collect(),
+    };
+    let shrink = request(&[1, 2]);
+    let (record, next) = alter_partition(&image, &shrink).unwrap();
+    assert_eq!(next.isr, vec![BrokerId(1), BrokerId(2)]);
+    assert_eq!(next.partition_epoch, current.partition_epoch + 1);
+    apply(&mut image, &[record.unwrap()]);
+    assert_eq!(leader(&image, "t", 0), (1, 0, vec![1, 2]), "an ISR change keeps the leader epoch");
+
+    // The same request again is stale: the partition epoch moved on.
+    assert!(matches!(alter_partition(&image, &shrink), Err(AlterPartitionError::StalePartitionEpoch { .. })));
+    let fresh = |image: &MetadataImage, isr: &[i32]| AlterPartitionRequest {
+        partition_epoch: image.topics["t"].partitions[&0].partition_epoch,
+        new_isr: isr.iter().copied().map(BrokerId).collect(),
+        ..shrink.clone()
+    };
+    assert!(matches!(alter_partition(&image, &fresh(&image, &[2, 3])), Err(AlterPartitionError::InvalidIsr(_))));
+    assert!(matches!(alter_partition(&image, &fresh(&image, &[1, 4])), Err(AlterPartitionError::InvalidIsr(_))));
+    assert!(matches!(
+        alter_partition(
+            &image,
+            &AlterPartitionRequest {
+                broker_id: BrokerId(2),
+                broker_epoch: epoch_of(&image, 2),
+                ..fresh(&image, &[1, 2])
+            }
+        ),
+        Err(AlterPartitionError::NotLeader(BrokerId(2)))
+    ));
+    assert!(matches!(
+        alter_partition(&image, &AlterPartitionRequest { broker_epoch: -5, ..fresh(&image, &[1, 2]) }),
+        Err(AlterPartitionError::StaleBrokerEpoch(_))
+    ));
+    // A fenced broker may not join (KIP-841); after broker 1 is fenced, its own requests are
+    // from a deposed leader.
+    let fenced = fence_broker(&image, BrokerId(3));
+    apply(&mut image, &fenced);
+    assert!(matches!(
+        alter_partition(&image, &fresh(&image, &[1, 2, 3])),
+        Err(AlterPartitionError::IneligibleReplica(BrokerId(3)))
+    ));
+    let fenced = fence_broker(&image, BrokerId(1));
+    apply(&mut image, &fenced);
+    assert!(matches!(
+        alter_partition(&image, &fresh(&image, &[1])),
+        Err(AlterPartitionError::FencedLeaderEpoch { .. })
+    ));
+}
