@@ -255,7 +255,8 @@ class Cluster:
 
     def close(self, keep_data: bool = False) -> None:
         errors = []
-        for node in self.nodes:
+        # Brokers first: a broker's controlled shutdown needs the controllers to answer.
+        for node in sorted(self.nodes, key=lambda n: n.controller):
             try:
                 node.stop()
             except AssertionError as e:

@@ -144,16 +144,6 @@ def test_a_group_consumes_across_the_cluster(combined):
     assert lags == [0, 0, 0], out
 
 
-def test_replication_factor_above_one_is_refused_with_a_reason(combined):
-    a = admin(combined.bootstrap)  # alive until the future resolves
-    fs = a.create_topics([CNewTopic("rf3", 1, 3)], operation_timeout=15)
-    with pytest.raises(Exception) as e:
-        fs["rf3"].result(timeout=30)
-    error = e.value.args[0]
-    assert error.code() == KafkaError.INVALID_REPLICATION_FACTOR, error
-    assert "replication" in error.str().lower(), error.str()
-
-
 def test_broker_configs_come_with_kafkas_types_and_sources(combined):
     resource = ConfigResource(ResourceType.BROKER, "2")
     a = admin(combined.bootstrap)

@@ -34,6 +34,7 @@ use crate::metadata::controller::{Controller, ControllerFailure, Duties};
 use crate::metadata::loader::{self, MetadataPublisher, Published};
 use crate::metadata::raft::{Peers, QuorumOptions, RaftQuorum};
 use crate::replicas::{ReplicaPublisher, StartupCheckpoints};
+use crate::replication::fetcher::Fetchers;
 use crate::storage;
 
 /// The APIs this broker answers; nothing else is advertised.
@@ -98,6 +99,8 @@ pub struct Broker {
     channel: ControllerChannel,
     /// The partitions hosted here.
     pub replicas: Arc<ReplicaManager>,
+    /// The followers' fetch tasks.
+    pub(crate) fetchers: Arc<Fetchers>,
     /// The group coordinators hosted here.
     pub groups: Arc<Groups>,
     /// The log cleaners' bookkeeping.
@@ -137,9 +140,11 @@ impl Broker {
         .await??;
         let replicas = Arc::new(ReplicaManager::new(node_id));
         let groups = Arc::new(Groups::new(config.coordinator.clone(), Arc::clone(&replicas)));
+        let fetchers = Arc::new(Fetchers::new(config.replication.clone()));
         let publishers: Vec<Box<dyn MetadataPublisher>> = vec![
             Box::new(ReplicaPublisher {
                 replicas: Arc::clone(&replicas),
+                fetchers: Arc::clone(&fetchers),
                 config: config.clone(),
                 data_dir: data_dir.clone(),
                 checkpoints,
@@ -185,6 +190,7 @@ impl Broker {
             quorum,
             channel,
             replicas,
+            fetchers,
             groups,
             cleaners: Arc::new(CleanerManager::load(cleaner_checkpoint)),
             producer_ids: Mutex::new(0..0),
@@ -192,6 +198,7 @@ impl Broker {
             _lock: lock,
             config,
         });
+        broker.fetchers.attach(Arc::downgrade(&broker));
         if controller_role {
             broker.channel.set_local(Arc::new(ControllerService { broker: Arc::downgrade(&broker) }));
         }
@@ -258,8 +265,7 @@ impl Broker {
         let defaults = TopicDefaults {
             num_partitions: self.config.num_partitions,
             default_replication_factor: self.config.default_replication_factor,
-            // Until followers replicate, a partition has one replica.
-            max_replication_factor: 1,
+            max_replication_factor: i16::MAX,
         };
         self.decide(validate_only, move |image| {
             controller::create_topics(image, &topics, defaults, creator, || TopicId(*uuid::Uuid::new_v4().as_bytes()))
@@ -382,6 +388,7 @@ impl Broker {
     /// Closes every log cleanly and writes the checkpoints, so the next start skips recovery;
     /// then stops the controller and closes the metadata log. Runs on a blocking thread.
     pub fn shutdown(&self) {
+        self.fetchers.shutdown();
         self.write_checkpoints();
         for (tp, handle) in self.replicas.drain() {
             match Arc::try_unwrap(handle) {

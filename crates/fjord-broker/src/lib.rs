@@ -28,6 +28,7 @@ mod handlers;
 mod metadata;
 pub mod properties;
 mod replicas;
+mod replication;
 mod server;
 pub mod storage;
 

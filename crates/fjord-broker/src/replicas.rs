@@ -19,6 +19,7 @@ use fjord_types::{Clock, Offset, SystemClock, TopicPartition};
 
 use crate::config::BrokerConfig;
 use crate::metadata::loader::MetadataPublisher;
+use crate::replication::fetcher::Fetchers;
 use crate::storage;
 
 /// The offsets checkpointed for each partition when the broker last ran.
@@ -46,6 +47,8 @@ impl StartupCheckpoints {
 #[derive(Debug)]
 pub(crate) struct ReplicaPublisher {
     pub(crate) replicas: Arc<ReplicaManager>,
+    /// The followers' fetch tasks, told which leader each followed partition has.
+    pub(crate) fetchers: Arc<Fetchers>,
     pub(crate) config: BrokerConfig,
     pub(crate) data_dir: PathBuf,
     /// Consumed as each partition first opens; partitions created later start empty.
@@ -116,12 +119,18 @@ impl MetadataPublisher for ReplicaPublisher {
         for change in local_changes(&changes, replicas.local_broker()) {
             let result = match &change {
                 ReplicaChange::BecomeLeader { tp, topic_id, registration } => {
+                    self.fetchers.unfollow(tp);
                     replicas.become_leader(tp, *topic_id, registration, SystemClock.now(), || self.open(image, tp))
                 }
                 ReplicaChange::BecomeFollower { tp, topic_id, registration } => {
-                    replicas.become_follower(tp, *topic_id, registration, || self.open(image, tp))
+                    let followed = replicas.become_follower(tp, *topic_id, registration, || self.open(image, tp));
+                    if followed.is_ok() {
+                        self.fetchers.follow(tp, *topic_id, registration.leader);
+                    }
+                    followed
                 }
                 ReplicaChange::Stop { tp, delete } => {
+                    self.fetchers.unfollow(tp);
                     if let Some(handle) = replicas.stop_replica(tp) {
                         let partition = handle.state.lock();
                         if *delete {

@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use fjord_protocol::cluster as pb;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
@@ -18,6 +19,7 @@ use crate::cluster::{self, lifecycle, lifecycle::Stage};
 use crate::config::BrokerConfig;
 use crate::connection;
 use crate::error::{Error, Result};
+use crate::replication;
 
 /// How often `flush.ms` and rolled segments are checked.
 const FLUSH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -238,14 +240,18 @@ impl Server {
         let grace = Duration::from_millis(broker.config.shutdown_grace_ms);
         let background = tokio::spawn(background_tasks(Arc::clone(&broker), stop_rx.clone()));
         let cleaners = LogCleaner::start(&broker.cleaner_context());
+        let (replica_rpc, replica_connections) = replication_server(&broker, stop_rx.clone());
         let mut accepts = JoinSet::new();
         for (name, listener) in listeners {
             let broker = Arc::clone(&broker);
             let permits = Arc::clone(&permits);
             let stop = stop_rx.clone();
+            // Other brokers' replica fetches arrive on the inter-broker listener.
+            let grpc = (name == broker.config.cluster.inter_broker_listener_name).then(|| replica_connections.clone());
             let name: Arc<str> = Arc::from(name);
-            accepts.spawn(async move { accept_loop(listener, name, broker, permits, stop, grace).await });
+            accepts.spawn(async move { accept_loop(listener, name, broker, permits, stop, grace, grpc).await });
         }
+        drop(replica_connections);
         let mut refused_later = None;
         tokio::select! {
             () = &mut shutdown => tracing::info!("shutting down"),
@@ -266,6 +272,9 @@ impl Server {
             accepts.shutdown().await;
         }
         let _ = background.await;
+        if tokio::time::timeout(Duration::from_secs(5), replica_rpc).await.is_err() {
+            tracing::warn!("the replica fetch service did not stop within 5 s");
+        }
         tokio::task::spawn_blocking(move || cleaners.stop()).await?;
         stop_node(broker, cluster).await?;
         match refused_later {
@@ -331,6 +340,34 @@ impl ClusterTasks {
     }
 }
 
+/// Connections handed to the replica fetch service.
+type GrpcConnections = mpsc::UnboundedSender<std::io::Result<TcpStream>>;
+
+/// Starts the `Replica` gRPC service, fed with the connections the inter-broker listener
+/// finds speaking HTTP/2, until `stop`.
+fn replication_server(
+    broker: &Arc<Broker>,
+    mut stop: watch::Receiver<bool>,
+) -> (tokio::task::JoinHandle<()>, GrpcConnections) {
+    let (connections, incoming) = mpsc::unbounded_channel();
+    let service =
+        pb::replica_server::ReplicaServer::new(replication::leader::ReplicaService { broker: Arc::downgrade(broker) })
+            .max_decoding_message_size(cluster::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(cluster::MAX_MESSAGE_BYTES);
+    let task = tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::UnboundedReceiverStream::new(incoming);
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let served =
+            tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(incoming, shutdown);
+        if let Err(e) = served.await {
+            tracing::error!(error = %e, "the replica fetch service failed");
+        }
+    });
+    (task, connections)
+}
+
 async fn accept_loop(
     listener: TcpListener,
     name: Arc<str>,
@@ -338,6 +375,7 @@ async fn accept_loop(
     permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
+    grpc: Option<GrpcConnections>,
 ) -> Result<()> {
     let mut connections = JoinSet::new();
     loop {
@@ -365,8 +403,13 @@ async fn accept_loop(
         let broker = Arc::clone(&broker);
         let stop = stop.clone();
         let name = Arc::clone(&name);
+        let grpc = grpc.clone();
         connections.spawn(async move {
-            connection::serve(broker, stream, name, stop).await;
+            if let Some(grpc) = grpc
+                && let Err(stream) = hand_over_grpc(stream, &grpc).await
+            {
+                connection::serve(broker, stream, name, stop).await;
+            }
             drop(permit);
         });
         while connections.try_join_next().is_some() {}
@@ -379,6 +422,15 @@ async fn accept_loop(
     Ok(())
 }
 
+/// Gives a connection that speaks HTTP/2 to the replica fetch service; any other comes back.
+async fn hand_over_grpc(stream: TcpStream, grpc: &GrpcConnections) -> std::result::Result<(), TcpStream> {
+    if !replication::speaks_grpc(&stream).await {
+        return Err(stream);
+    }
+    let _ = grpc.send(Ok(stream));
+    Ok(())
+}
+
 async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut flush = tokio::time::interval(FLUSH_CHECK_INTERVAL);
     let mut checkpoint = tokio::time::interval(CHECKPOINT_INTERVAL);
@@ -388,8 +440,13 @@ async fn background_tasks(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) 
         tokio::time::interval(Duration::from_millis(broker.config.offsets_retention_check_interval_ms.max(1)));
     let mut retention =
         tokio::time::interval(Duration::from_millis(broker.config.log_retention_check_interval_ms.max(1)));
+    // Kafka's isr-expiration task: every half of replica.lag.time.max.ms.
+    let mut isr_expiration =
+        tokio::time::interval(Duration::from_millis((broker.config.replication.lag_time_max_ms / 2).max(10) as u64));
+    isr_expiration.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = isr_expiration.tick() => replication::isr::shrink_lagging(&broker),
             _ = flush.tick() => {
                 let broker = Arc::clone(&broker);
                 let _ = tokio::task::spawn_blocking(move || broker.flush_due()).await;

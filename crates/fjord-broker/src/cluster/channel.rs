@@ -79,6 +79,7 @@ coded!(
     pb::BrokerRegistrationResponse,
     pb::BrokerHeartbeatResponse,
     pb::AllocateProducerIdsResponse,
+    pb::AlterPartitionResponse,
     pb::ForwardResponse
 );
 
@@ -198,6 +199,21 @@ impl ControllerChannel {
             match target {
                 Target::Local(l) => l.allocate_producer_ids(tonic::Request::new(request)).await.map(|r| r.into_inner()),
                 Target::Remote(mut c) => c.allocate_producer_ids(request).await.map(|r| r.into_inner()),
+            }
+        })
+        .await
+    }
+
+    /// AlterPartition: a leader's ISR change.
+    pub(crate) async fn alter_partition(
+        &self,
+        request: pb::AlterPartitionRequest,
+        timeout: Duration,
+    ) -> Result<pb::AlterPartitionResponse, ChannelError> {
+        self.call(request, timeout, |target, request| async move {
+            match target {
+                Target::Local(l) => l.alter_partition(tonic::Request::new(request)).await.map(|r| r.into_inner()),
+                Target::Remote(mut c) => c.alter_partition(request).await.map(|r| r.into_inner()),
             }
         })
         .await

@@ -5,9 +5,11 @@
 use std::sync::{Arc, Weak};
 
 use fjord_metadata::Endpoint;
-use fjord_metadata::controller::{self, HeartbeatRequest, RegistrationRequest};
+use fjord_metadata::controller::{
+    self, AlterPartitionError, AlterPartitionRequest, HeartbeatRequest, RegistrationRequest,
+};
 use fjord_protocol::cluster as pb;
-use fjord_types::{BrokerId, ErrorCode, Offset};
+use fjord_types::{BrokerId, ErrorCode, LeaderEpoch, Offset};
 use tonic::{Request, Response, Status};
 
 use crate::broker::Broker;
@@ -27,6 +29,19 @@ fn code(error: ErrorCode) -> i32 {
 
 fn failure(e: &ControllerFailure) -> (i32, String) {
     (code(errors::controller_failure(e)), e.to_string())
+}
+
+/// Kafka's codes for AlterPartition's refusals.
+fn alter_partition_code(error: &AlterPartitionError) -> ErrorCode {
+    match error {
+        AlterPartitionError::StaleBrokerEpoch(_) => ErrorCode::StaleBrokerEpoch,
+        AlterPartitionError::UnknownPartition(..) => ErrorCode::UnknownTopicOrPartition,
+        AlterPartitionError::NewerThanController => ErrorCode::NotController,
+        AlterPartitionError::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
+        AlterPartitionError::NotLeader(_) | AlterPartitionError::InvalidIsr(_) => ErrorCode::InvalidRequest,
+        AlterPartitionError::StalePartitionEpoch { .. } => ErrorCode::InvalidUpdateVersion,
+        AlterPartitionError::IneligibleReplica(_) => ErrorCode::IneligibleReplica,
+    }
 }
 
 impl ControllerService {
@@ -167,6 +182,53 @@ impl pb::controller_server::Controller for ControllerService {
             },
             Err(e) => {
                 pb::AllocateProducerIdsResponse { error_code: failure(&e).0, producer_id_start: -1, producer_id_len: 0 }
+            }
+        }))
+    }
+
+    async fn alter_partition(
+        &self,
+        request: Request<pb::AlterPartitionRequest>,
+    ) -> Result<Response<pb::AlterPartitionResponse>, Status> {
+        let broker = self.broker()?;
+        let request = request.into_inner();
+        let alter = AlterPartitionRequest {
+            broker_id: BrokerId(request.broker_id),
+            broker_epoch: request.broker_epoch,
+            topic: request.topic,
+            partition: request.partition,
+            leader_epoch: LeaderEpoch(request.leader_epoch),
+            partition_epoch: request.partition_epoch,
+            new_isr: request.new_isr.into_iter().map(BrokerId).collect(),
+        };
+        let decided = broker
+            .controller()
+            .decide(false, move |image| match controller::alter_partition(image, &alter) {
+                Ok((record, next)) => (record.into_iter().collect(), Ok(next)),
+                Err(e) => (Vec::new(), Err(e)),
+            })
+            .await;
+        let refused = |error_code: i32, error_message: String| pb::AlterPartitionResponse {
+            error_code,
+            error_message,
+            leader_id: -1,
+            leader_epoch: -1,
+            isr: Vec::new(),
+            partition_epoch: -1,
+        };
+        Ok(Response::new(match decided {
+            Ok(Ok(next)) => pb::AlterPartitionResponse {
+                error_code: 0,
+                error_message: String::new(),
+                leader_id: next.leader.0,
+                leader_epoch: next.leader_epoch.0,
+                isr: next.isr.iter().map(|b| b.0).collect(),
+                partition_epoch: next.partition_epoch,
+            },
+            Ok(Err(e)) => refused(code(alter_partition_code(&e)), e.to_string()),
+            Err(e) => {
+                let (error_code, error_message) = failure(&e);
+                refused(error_code, error_message)
             }
         }))
     }

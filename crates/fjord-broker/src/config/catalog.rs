@@ -61,6 +61,18 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property!("broker.heartbeat.interval.ms", Int, "2000", "How often a broker heartbeats to the controller."),
     property!("controlled.shutdown.enable", Boolean, "true", "Move leaderships away before a broker stops."),
     property!(
+        "replica.lag.time.max.ms",
+        Long,
+        "30000",
+        "An ISR member that has not caught up for this long is dropped."
+    ),
+    property!("replica.fetch.max.bytes", Int, "1048576", "The most one replica fetch takes of a partition."),
+    property!("replica.fetch.response.max.bytes", Int, "10485760", "The most one replica fetch takes in all."),
+    property!("replica.fetch.wait.max.ms", Int, "500", "How long a leader holds a replica fetch with nothing new."),
+    property!("replica.fetch.min.bytes", Int, "1", "The bytes a replica fetch waits for."),
+    property!("replica.fetch.backoff.ms", Int, "1000", "The pause after a failed replica fetch."),
+    property!("num.replica.fetchers", Int, "1", "Replica fetch tasks per source broker."),
+    property!(
         "fjord.shutdown.grace.ms",
         Long,
         "5000",

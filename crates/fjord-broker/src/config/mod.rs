@@ -63,6 +63,8 @@ pub struct BrokerConfig {
     pub broker_heartbeat_interval_ms: u64,
     /// `controlled.shutdown` grace: how long shutdown waits for connections to finish.
     pub shutdown_grace_ms: u64,
+    /// Follower replication (`replica.*`, `num.replica.fetchers`).
+    pub replication: ReplicationConfig,
     /// The group coordinator's settings (`group.*`, `offsets.retention.minutes`,
     /// `offset.metadata.max.bytes`).
     pub coordinator: CoordinatorConfig,
@@ -88,6 +90,27 @@ pub struct BrokerConfig {
     pub cleaner: CleanerOptions,
     /// Every property as given, for DescribeConfigs and topic defaults.
     pub properties: BTreeMap<String, String>,
+}
+
+/// Follower replication's settings, with Kafka's names and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// `replica.lag.time.max.ms` (30000): an ISR member that has not caught up for this long
+    /// is dropped.
+    pub lag_time_max_ms: i64,
+    /// `replica.fetch.max.bytes` (1 MiB): per partition in one replica fetch (at least one
+    /// batch always comes).
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes` (10 MiB): per replica fetch.
+    pub fetch_response_max_bytes: i32,
+    /// `replica.fetch.wait.max.ms` (500): how long the leader holds a fetch with nothing new.
+    pub fetch_wait_max_ms: i64,
+    /// `replica.fetch.min.bytes` (1).
+    pub fetch_min_bytes: i32,
+    /// `replica.fetch.backoff.ms` (1000): the pause after a failed fetch.
+    pub fetch_backoff_ms: u64,
+    /// `num.replica.fetchers` (1): fetch tasks per source broker.
+    pub num_fetchers: usize,
 }
 
 fn parse_listeners(name: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
@@ -183,6 +206,15 @@ impl BrokerConfig {
             broker_session_timeout_ms: props.setting("broker.session.timeout.ms")?,
             broker_heartbeat_interval_ms: props.setting("broker.heartbeat.interval.ms")?,
             shutdown_grace_ms: props.setting("fjord.shutdown.grace.ms")?,
+            replication: ReplicationConfig {
+                lag_time_max_ms: props.setting("replica.lag.time.max.ms")?,
+                fetch_max_bytes: props.setting("replica.fetch.max.bytes")?,
+                fetch_response_max_bytes: props.setting("replica.fetch.response.max.bytes")?,
+                fetch_wait_max_ms: props.setting("replica.fetch.wait.max.ms")?,
+                fetch_min_bytes: props.setting("replica.fetch.min.bytes")?,
+                fetch_backoff_ms: props.setting("replica.fetch.backoff.ms")?,
+                num_fetchers: props.setting::<usize>("num.replica.fetchers")?.max(1),
+            },
             coordinator: CoordinatorConfig {
                 group_min_session_timeout_ms: props.setting("group.min.session.timeout.ms")?,
                 group_max_session_timeout_ms: props.setting("group.max.session.timeout.ms")?,

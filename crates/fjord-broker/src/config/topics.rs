@@ -101,7 +101,7 @@ impl BrokerConfig {
             timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX),
             timestamp_after_max_ms: long("message.timestamp.after.max.ms", 3_600_000),
             compacted,
-            replica_lag_time_max_ms: fjord_replication::DEFAULT_REPLICA_LAG_TIME_MAX_MS,
+            replica_lag_time_max_ms: self.replication.lag_time_max_ms,
         }
     }
 }

@@ -1,0 +1,197 @@
+"""Follower replication on a cluster of real `fjord server` processes, used by real clients.
+
+- The seed 002 kafka-python snippet (a topic with replication_factor=3, acks="all", retries=5)
+  runs unchanged on three brokers; every replica joins the ISR and holds every record.
+- kill -9 of a partition leader under an idempotent acks=all producer (librdkafka,
+  min.insync.replicas=2): a follower with the whole log takes over; every acknowledged record
+  is readable exactly once at its acknowledged offset; the old leader rejoins the ISR.
+- SIGSTOP of followers: the ISR shrinks after replica.lag.time.max.ms, acks=all keeps working
+  while the ISR holds min.insync.replicas and gets NOT_ENOUGH_REPLICAS below it; SIGCONT: the
+  followers catch up and rejoin.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import KafkaError, Producer
+from confluent_kafka.admin import NewTopic as CNewTopic
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+
+from cluster import Cluster, wait_until
+from fjordtest import RDKAFKA_LOG, admin
+from test_restart import BackgroundProducer, check_log_against_acks
+
+
+@pytest.fixture
+def fresh_cluster(tmp_path):
+    made = []
+
+    def make(**kwargs) -> Cluster:
+        c = Cluster(tmp_path / f"c{len(made)}", **kwargs)
+        made.append(c)
+        return c.start()
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def partition_state(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
+    """{partition: (leader, replicas, isr)} as the cluster reports it."""
+    md = admin(bootstrap).list_topics(topic, timeout=10)
+    t = md.topics[topic]
+    if t.error is not None:
+        return {}
+    return {p: (pm.leader, sorted(pm.replicas), sorted(pm.isrs)) for p, pm in t.partitions.items()}
+
+
+def wait_isr(bootstrap: str, topic: str, size: int, timeout: float = 30.0, partitions: int | None = None):
+    def full():
+        state = partition_state(bootstrap, topic)
+        if not state or (partitions is not None and len(state) != partitions):
+            return None
+        return state if all(len(isr) == size and leader >= 0 for leader, _, isr in state.values()) else None
+    return wait_until(f"ISR of {size} on every partition of {topic}", full, timeout)
+
+
+def create(bootstrap: str, topic: str, partitions: int, rf: int, configs: dict[str, str] | None = None):
+    a = admin(bootstrap)
+    fs = a.create_topics([CNewTopic(topic, partitions, rf, config=configs or {})], operation_timeout=15)
+    fs[topic].result(timeout=30)
+
+
+def test_the_seed_snippet_runs_on_three_brokers_with_three_replicas(fresh_cluster):
+    c = fresh_cluster(controllers=3)
+    bootstrap = c.brokers[0].bootstrap
+    # The seed's code, with only the address changed.
+    admin_client = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-client")
+    topic = NewTopic(name="test-topic", num_partitions=1, replication_factor=3)
+    admin_client.create_topics(new_topics=[topic])
+    producer = KafkaProducer(bootstrap_servers=[bootstrap], acks="all", retries=5)
+    topic = "test-topic"
+    futures = []
+    for i in range(10):
+        key = f"key-{i}".encode()
+        value = f"message-{i}".encode()
+        futures.append(producer.send(topic, key=key, value=value))
+    producer.flush()
+    producer.close()
+
+    assert [f.get(timeout=10).offset for f in futures] == list(range(10))
+    state = wait_isr(bootstrap, "test-topic", 3)
+    leader, replicas, isr = state[0]
+    assert replicas == [1, 2, 3] and isr == [1, 2, 3], state
+    # Every broker's copy: kill the leader twice over, and the records are still all there.
+    for _ in range(2):
+        old = c.node(partition_state(bootstrap, "test-topic")[0][0])
+        old.stop(kill9=True)
+        survivor = next(b for b in c.brokers if b.alive())
+        wait_until("a new leader", lambda: (s := partition_state(survivor.bootstrap, "test-topic"))
+                   and s[0][0] not in (-1, old.id), 30)
+        consumer = KafkaConsumer("test-topic", bootstrap_servers=survivor.bootstrap, auto_offset_reset="earliest",
+                                 consumer_timeout_ms=10000, enable_auto_commit=False)
+        got = [(m.offset, m.key, m.value) for m in consumer]
+        consumer.close()
+        assert got == [(i, f"key-{i}".encode(), f"message-{i}".encode()) for i in range(10)], got
+        old.start()
+        c.wait_ready()
+        wait_isr(survivor.bootstrap, "test-topic", 3, timeout=60)
+
+
+def test_a_replication_factor_above_the_broker_count_is_refused(fresh_cluster):
+    c = fresh_cluster(controllers=3)
+    a = admin(c.bootstrap)
+    fs = a.create_topics([CNewTopic("rf4", 1, 4)], operation_timeout=15)
+    with pytest.raises(Exception) as e:
+        fs["rf4"].result(timeout=30)
+    assert e.value.args[0].code() == KafkaError.INVALID_REPLICATION_FACTOR, e.value.args[0]
+
+
+@pytest.mark.timeout(240)
+def test_killing_a_leader_under_acks_all_loses_and_duplicates_nothing(fresh_cluster):
+    c = fresh_cluster(controllers=3)
+    topic = "failover"
+    create(c.bootstrap, topic, 2, 3, {"min.insync.replicas": "2"})
+    wait_isr(c.bootstrap, topic, 3, partitions=2)
+    producer = BackgroundProducer(c.bootstrap, topic)
+    producer.start()
+    wait_until("some acknowledged records", lambda: len(producer.acked) > 200, 30)
+    victim = c.node(partition_state(c.bootstrap, topic)[0][0])
+    killed_at = time.monotonic()
+    victim.stop(kill9=True)
+    acked_before = len(producer.acked)
+    wait_until("acknowledgements after the kill", lambda: len(producer.acked) > acked_before + 200, 60)
+    recovered_s = time.monotonic() - killed_at
+    victim.start()
+    c.wait_ready()
+    live = c.brokers[0].bootstrap if c.brokers[0].alive() else c.bootstrap
+    wait_isr(live, topic, 3, timeout=90, partitions=2)
+    wait_until("more acknowledgements with the old leader back", lambda: len(producer.acked) > acked_before + 400, 60)
+    producer.stop_flag.set()
+    producer.join(timeout=90)
+    assert producer.exc is None, producer.exc
+    assert producer.remaining_after_flush == 0
+    assert not producer.failed, producer.failed[:5]
+    print(f"\nleader kill -9 -> 200 more acks: {recovered_s:.2f} s")
+    produced = [b"v%07d" % i for i in range(producer.produced)]
+    check_log_against_acks(c.bootstrap, topic, producer.acked, produced)
+
+
+@pytest.mark.timeout(180)
+def test_paused_followers_leave_the_isr_and_rejoin_after_catching_up(fresh_cluster):
+    # Controllers apart from the brokers, so pausing two brokers leaves the quorum whole; a
+    # long session keeps the controller from fencing them: the ISR shrinks by
+    # replica.lag.time.max.ms alone.
+    c = fresh_cluster(controllers=3, brokers=3, extra_props={"replica.lag.time.max.ms": "2000",
+                                                  "broker.session.timeout.ms": "60000"})
+    topic = "lagging"
+    create(c.bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
+    wait_isr(c.bootstrap, topic, 3)
+    leader = partition_state(c.bootstrap, topic)[0][0]
+    lead = c.node(leader)
+    followers = [b for b in c.brokers if b.id != leader]
+    producer = Producer({"bootstrap.servers": lead.bootstrap, "acks": "all", "enable.idempotence": False,
+                         "message.timeout.ms": 20000, "request.timeout.ms": 6000, "retries": 0, "logger": RDKAFKA_LOG})
+
+    def send(value: bytes) -> KafkaError | None:
+        result = []
+        producer.produce(topic, value=value, on_delivery=lambda err, msg: result.append(err))
+        producer.flush(30)
+        return result[0] if result else KafkaError(KafkaError._TIMED_OUT)
+
+    assert send(b"all three") is None
+    isr_of = lambda: partition_state(lead.bootstrap, topic)[0][2]  # noqa: E731
+    followers[0].pause()
+    try:
+        # The paused follower holds the whole log until this record: the write waits for the
+        # leader to drop it from the ISR after replica.lag.time.max.ms, then succeeds with two.
+        started = time.monotonic()
+        assert send(b"two of three") is None, "acks=all with the ISR at min.insync.replicas"
+        shrunk_s = time.monotonic() - started
+        assert len(isr_of()) == 2, isr_of()
+        followers[1].pause()
+        try:
+            # Written, then the ISR falls below min.insync.replicas before it is replicated: the
+            # high watermark stands still (KAFKA-15583), so the write is not acknowledged.
+            err = send(b"one of three")
+            assert err is not None and err.code() in (KafkaError.REQUEST_TIMED_OUT, KafkaError._MSG_TIMED_OUT,
+                                                      KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND), err
+            wait_until("the ISR to shrink to one", lambda: len(isr_of()) == 1, 30)
+            # Refused before anything is written.
+            err = send(b"refused")
+            assert err is not None and err.code() == KafkaError.NOT_ENOUGH_REPLICAS, err
+        finally:
+            followers[1].resume()
+    finally:
+        followers[0].resume()
+    wait_isr(lead.bootstrap, topic, 3, timeout=60)
+    assert send(b"all three again") is None
+    print(f"\nacks=all write across an ISR shrink after SIGSTOP (replica.lag.time.max.ms 2000): {shrunk_s:.2f} s")
+    consumer = KafkaConsumer(topic, bootstrap_servers=lead.bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=8000, enable_auto_commit=False)
+    values = [m.value for m in consumer]
+    consumer.close()
+    assert values == [b"all three", b"two of three", b"one of three", b"all three again"], values
