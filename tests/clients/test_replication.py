@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic as CNewTopic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
@@ -195,3 +195,56 @@ def test_paused_followers_leave_the_isr_and_rejoin_after_catching_up(fresh_clust
     values = [m.value for m in consumer]
     consumer.close()
     assert values == [b"all three", b"two of three", b"one of three", b"all three again"], values
+
+
+@pytest.mark.timeout(180)
+def test_committed_offsets_survive_the_loss_of_the_group_coordinator(fresh_cluster):
+    c = fresh_cluster(controllers=3)
+    topic = "grouped"
+    create(c.bootstrap, topic, 2, 3, {"min.insync.replicas": "2"})
+    wait_isr(c.bootstrap, topic, 3, partitions=2)
+    producer = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "enable.idempotence": True,
+                         "logger": RDKAFKA_LOG})
+    total = 2000
+    for i in range(total):
+        producer.produce(topic, key=b"k%d" % (i % 7), value=b"v%05d" % i)
+    assert producer.flush(30) == 0
+
+    def consumer():
+        return Consumer({"bootstrap.servers": c.bootstrap, "group.id": "survivors", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False, "session.timeout.ms": 6000, "logger": RDKAFKA_LOG})
+
+    first = consumer()
+    first.subscribe([topic])
+    seen: list[tuple[int, int, bytes]] = []
+    deadline = time.monotonic() + 60
+    while len(seen) < total // 2 and time.monotonic() < deadline:  # commits at every 100th
+        m = first.poll(1.0)
+        if m is None or m.error():
+            continue
+        seen.append((m.partition(), m.offset(), m.value()))
+        if len(seen) % 100 == 0:
+            first.commit(asynchronous=False)
+    committed = {tp.partition: tp.offset
+                 for tp in first.committed([TopicPartition(topic, p) for p in range(2)], timeout=10)}
+    first.close()
+    a = admin(c.bootstrap)  # alive until the future resolves
+    coordinator = a.describe_consumer_groups(["survivors"])["survivors"].result(timeout=10).coordinator.id
+    c.node(coordinator).stop(kill9=True)
+
+    second = consumer()
+    second.subscribe([topic])
+    resumed: dict[int, int] = {}
+    deadline = time.monotonic() + 90
+    while len(seen) < total and time.monotonic() < deadline:
+        m = second.poll(1.0)
+        if m is None or m.error():
+            continue
+        resumed.setdefault(m.partition(), m.offset())
+        seen.append((m.partition(), m.offset(), m.value()))
+    second.close()
+    # The new member starts exactly where the first one committed: nothing skipped, nothing
+    # read twice, though the coordinator that took the commits is gone.
+    assert resumed == {p: o for p, o in committed.items() if p in resumed}, (resumed, committed)
+    values = sorted(v for _, _, v in seen)
+    assert values == sorted(b"v%05d" % i for i in range(total)), f"{len(values)} of {total}"

@@ -52,6 +52,7 @@ pub(crate) fn read_error(error: &ReadError) -> ErrorCode {
         ReadError::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
         ReadError::UnknownLeaderEpoch { .. } => ErrorCode::UnknownLeaderEpoch,
         ReadError::NotLeader { .. } => ErrorCode::NotLeaderOrFollower,
+        ReadError::OffsetNotAvailable { .. } => ErrorCode::OffsetNotAvailable,
         ReadError::Storage(e) => storage_error(e),
     }
 }

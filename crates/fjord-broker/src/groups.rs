@@ -25,7 +25,7 @@ use fjord_coordinator::{
 use fjord_log::BatchBuilder;
 use fjord_metadata::controller::NewTopic;
 use fjord_metadata::{MetadataDelta, MetadataImage};
-use fjord_replication::ReplicaManager;
+use fjord_replication::{AcksError, DelayedOperation, DelayedProduce, ReplicaManager};
 use fjord_types::{BrokerId, Clock, ErrorCode, SystemClock, Timestamp, TopicPartition};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
@@ -33,6 +33,9 @@ use tokio::sync::oneshot;
 use crate::config::BrokerConfig;
 use crate::errors;
 use crate::metadata::loader::MetadataPublisher;
+
+/// Kafka's `offsets.commit.timeout.ms`: how long an offset commit waits to be replicated.
+const OFFSETS_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(5000);
 
 /// The internal topic holding groups and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -150,6 +153,50 @@ impl Groups {
             return Err(error);
         }
         Ok(answer)
+    }
+
+    /// [`Groups::write`], answered only once the records are replicated to the partition's
+    /// ISR (its high watermark passed them), as Kafka's coordinator answers an offset commit:
+    /// a commit acknowledged here survives the loss of the coordinator's broker. A write that
+    /// does not replicate within `offsets.commit.timeout.ms` answers COORDINATOR_NOT_AVAILABLE
+    /// (the client retries); one whose partition lost its leadership, NOT_COORDINATOR.
+    pub(crate) async fn write_replicated<T>(
+        &self,
+        group_id: &str,
+        handler: impl FnOnce(&mut GroupCoordinator, Timestamp) -> (Vec<CoordinatorRecord>, T),
+    ) -> Result<T, ErrorCode> {
+        let (partition, shard) = self.coordinator_for(group_id)?;
+        let tp = TopicPartition::new(OFFSETS_TOPIC.to_owned(), partition);
+        let (answer, written_to) = {
+            let mut coordinator = shard.lock();
+            let now = now();
+            let (records, answer) = handler(&mut coordinator, now);
+            if let Err(error) = self.persist(partition, &mut coordinator, &records, now) {
+                self.fail_waiting(partition);
+                return Err(error);
+            }
+            let end =
+                (!records.is_empty()).then(|| self.replicas.partition(&tp).map(|h| h.state.lock().log_end_offset()));
+            (answer, end.flatten())
+        };
+        let Some(end) = written_to else { return Ok(answer) };
+        let mut waiting = DelayedProduce::new([(tp, end)]);
+        let deadline = tokio::time::Instant::now() + OFFSETS_COMMIT_TIMEOUT;
+        loop {
+            let watch = self.replicas.produce_purgatory().watch(waiting.keys());
+            if waiting.try_complete(&self.replicas) {
+                break;
+            }
+            tokio::select! {
+                () = watch => {}
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        match waiting.results().pop().map(|(_, r)| r) {
+            Some(Ok(())) => Ok(answer),
+            Some(Err(AcksError::NotLeader { .. })) => Err(ErrorCode::NotCoordinator),
+            _ => Err(ErrorCode::CoordinatorNotAvailable),
+        }
     }
 
     /// Runs a handler whose effects are carried out here (Heartbeat, LeaveGroup).

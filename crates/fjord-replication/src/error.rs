@@ -142,6 +142,15 @@ pub enum ReadError {
         /// Ours.
         current: LeaderEpoch,
     },
+    /// A new leader's high watermark has not yet reached the start of its epoch, so offsets
+    /// it answered now could go back (OFFSET_NOT_AVAILABLE, KIP-207).
+    #[error("the high watermark {high_watermark} has not reached the leader epoch's start {epoch_start}")]
+    OffsetNotAvailable {
+        /// The high watermark.
+        high_watermark: Offset,
+        /// Where the leader's epoch starts.
+        epoch_start: Offset,
+    },
     /// This replica does not lead the partition (NOT_LEADER_OR_FOLLOWER).
     #[error("this broker is not the leader; the leader is {leader}")]
     NotLeader {

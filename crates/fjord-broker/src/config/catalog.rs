@@ -103,8 +103,8 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property!(
         "offsets.topic.replication.factor",
         Short,
-        "1",
-        "The replication factor of __consumer_offsets (Kafka's shipped single-node value)."
+        "3",
+        "The replication factor of __consumer_offsets (a lone node, with no other voters, uses 1)."
     ),
     property!("offsets.topic.segment.bytes", Int, "104857600", "The segment size of __consumer_offsets."),
     property!("offsets.retention.check.interval.ms", Long, "600000", "How often expired offsets are removed."),

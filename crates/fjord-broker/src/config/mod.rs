@@ -70,8 +70,8 @@ pub struct BrokerConfig {
     pub coordinator: CoordinatorConfig,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
-    /// `offsets.topic.replication.factor` (1 here, as in Kafka's shipped single-node
-    /// `server.properties`; Kafka's built-in default of 3 cannot be met by one broker).
+    /// `offsets.topic.replication.factor`: Kafka's 3 in a cluster; 1 on a lone node, as in
+    /// Kafka's shipped single-node `server.properties` (3 cannot be met by one broker).
     pub offsets_topic_replication_factor: i16,
     /// `offsets.topic.segment.bytes`.
     pub offsets_topic_segment_bytes: i64,
@@ -148,6 +148,7 @@ impl BrokerConfig {
         cluster::check_ports(&all, &listeners_value)?;
         let node_id: i32 = props.setting("node.id")?;
         let cluster = cluster::parse(&props, node_id, &all, &controller_names)?;
+        let lone_node = !cluster.is_multi_node(node_id);
         let listeners: Vec<Listener> = all.into_iter().filter(|l| !controller_names.contains(&l.name)).collect();
         if listeners.is_empty() && cluster.roles.broker {
             return Err(ConfigError {
@@ -223,7 +224,13 @@ impl BrokerConfig {
                 offset_metadata_max_bytes: props.setting("offset.metadata.max.bytes")?,
             },
             offsets_topic_num_partitions: props.setting("offsets.topic.num.partitions")?,
-            offsets_topic_replication_factor: props.setting("offsets.topic.replication.factor")?,
+            // Kafka's 3 in a cluster (the offsets topic waits until that many brokers are up);
+            // a lone node takes the value of Kafka's shipped single-node server.properties.
+            offsets_topic_replication_factor: match get("offsets.topic.replication.factor") {
+                Some(_) => props.setting("offsets.topic.replication.factor")?,
+                None if lone_node => 1,
+                None => props.setting("offsets.topic.replication.factor")?,
+            },
             offsets_topic_segment_bytes: props.setting("offsets.topic.segment.bytes")?,
             offsets_retention_check_interval_ms: props.setting("offsets.retention.check.interval.ms")?,
             log_retention_check_interval_ms: props.setting("log.retention.check.interval.ms")?,

@@ -258,7 +258,7 @@ pub(super) fn leave_group(broker: &Arc<Broker>, version: i16, request: LeaveGrou
     LeaveGroupResponse::default().with_error_code(error.code()).with_members(responses)
 }
 
-pub(super) fn offset_commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub(super) async fn offset_commit(broker: &Arc<Broker>, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = request.group_id.0.to_string();
     let image = broker.image();
     // Partitions of unknown topics are answered at once; the rest go to the coordinator.
@@ -293,7 +293,11 @@ pub(super) fn offset_commit(broker: &Arc<Broker>, request: OffsetCommitRequest) 
     let errors = if count == 0 {
         Vec::new()
     } else {
-        broker.groups.write(&group, |c, now| c.handle_commit(now, commit)).unwrap_or_else(|error| vec![error; count])
+        broker
+            .groups
+            .write_replicated(&group, |c, now| c.handle_commit(now, commit))
+            .await
+            .unwrap_or_else(|error| vec![error; count])
     };
     let mut errors = errors.into_iter();
     let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();

@@ -37,6 +37,11 @@ pub(super) fn handle(broker: &Arc<Broker>, version: i16, request: ListOffsetsReq
                             response.with_timestamp(timestamp.0).with_offset(offset.0).with_leader_epoch(epoch)
                         }
                         Ok(None) => response,
+                        // Before v5 a client does not know OFFSET_NOT_AVAILABLE; Kafka gives
+                        // those LEADER_NOT_AVAILABLE, which they retry the same way.
+                        Err(fjord_replication::ReadError::OffsetNotAvailable { .. }) if version < 5 => {
+                            response.with_error_code(ErrorCode::LeaderNotAvailable.code())
+                        }
                         Err(e) => response.with_error_code(errors::read_error(&e).code()),
                     }
                 })

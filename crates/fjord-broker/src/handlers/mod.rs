@@ -76,7 +76,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, context: &Req
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(groups::sync_group(broker, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(broker, r)),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(groups::leave_group(broker, version, r)),
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(groups::offset_commit(broker, r)),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(groups::offset_commit(broker, r).await),
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(groups::offset_fetch(broker, version, r)),
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list_groups(broker, version, r)),
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(groups::describe_groups(broker, version, r)),

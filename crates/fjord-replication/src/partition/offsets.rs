@@ -17,6 +17,12 @@ impl Partition {
         self.check_leader_epoch(current_leader_epoch)?;
         self.require_leader()?;
         let high_watermark = self.high_watermark();
+        let epoch_start = self.state.leader_epoch_start_offset();
+        if !epoch_start.is_none() && high_watermark < epoch_start {
+            // A new leader whose followers have not fetched yet: its high watermark may be
+            // below the old leader's, and answering it would move a client backwards.
+            return Err(ReadError::OffsetNotAvailable { high_watermark, epoch_start });
+        }
         let found = match timestamp {
             Timestamp::LATEST => Some((Timestamp::NONE, high_watermark)),
             Timestamp::EARLIEST => Some((Timestamp::NONE, self.log.log_start_offset())),

@@ -376,3 +376,23 @@ fn a_follower_below_the_leaders_log_start_restarts_there() {
     );
     follower.validate().unwrap();
 }
+
+#[test]
+fn a_new_leader_answers_offset_not_available_until_its_high_watermark_reaches_its_epoch() {
+    // Broker 2 led epoch 1 and wrote 3 records; broker 1 copied them but never learned a high
+    // watermark above 0.
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut old = open_as(a.path(), 2);
+    old.make_leader(&follower_registration(2, 1, &[2]), NOW).unwrap();
+    old.append_as_leader(&batch(3, None), 1, NOW).unwrap();
+    let mut new = open_as(b.path(), 1);
+    new.make_follower(&follower_registration(2, 1, &[1, 2])).unwrap();
+    new.append_as_follower(&old.log().read_bytes(Offset(0), 1 << 20, None).unwrap(), NOW).unwrap();
+    assert_eq!(new.high_watermark(), Offset(0));
+    // Broker 1 takes over in epoch 2: until broker 2 fetches, its answer could go backwards.
+    new.make_leader(&follower_registration(1, 2, &[1, 2]), NOW).unwrap();
+    assert!(matches!(new.list_offset(Timestamp::LATEST, None), Err(ReadError::OffsetNotAvailable { .. })));
+    new.read_for_replica(BrokerId(2), Offset(3), Some(LeaderEpoch(1)), None, 1 << 20, NOW).unwrap();
+    assert_eq!(new.high_watermark(), Offset(3));
+    assert_eq!(new.list_offset(Timestamp::LATEST, None).unwrap().map(|(_, o, _)| o), Some(Offset(3)));
+}
