@@ -1,0 +1,130 @@
+"""Replication figures against real processes (not a test; run by hand):
+
+    cargo build --release -p fjord
+    FJORD_BIN=target/release/fjord ~/.cache/fjord/venv/bin/python tests/clients/measure_replication.py [RUNS]
+
+- leader failover: kill -9 of a partition's leader (RF 3, min.insync.replicas 2, Kafka's
+  default broker.session.timeout.ms 9000 and heartbeats) under an idempotent acks=all producer
+  sending every 5 ms, to the first acknowledgement of a record sent after the kill;
+- produce throughput with `fjord perf produce` on three combined nodes, RF 3 and acks=all,
+  against one node with RF 1 and acks=1 in the same run (each byte lands on three disks of the
+  same machine, and the three brokers share its two cores with the load generator).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import cluster as cl  # noqa: E402
+from cluster import Cluster, wait_until  # noqa: E402
+from confluent_kafka import Producer  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+
+def create(bootstrap: str, topic: str, partitions: int, rf: int, configs: dict[str, str]) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, rf, config=configs)])[topic].result(timeout=30)
+
+
+def leader_of(bootstrap: str, topic: str) -> tuple[int, int]:
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    p = md.topics[topic].partitions[0]
+    return p.leader, len(p.isrs)
+
+
+def leader_failover(root: Path) -> float:
+    saved = dict(cl.FAST_SESSIONS)
+    cl.FAST_SESSIONS.clear()  # Kafka's defaults
+    try:
+        c = Cluster(root, controllers=3).start()
+    finally:
+        cl.FAST_SESSIONS.update(saved)
+    try:
+        create(c.bootstrap, "failover", 1, 3, {"min.insync.replicas": "2"})
+        wait_until("a full ISR", lambda: leader_of(c.bootstrap, "failover")[1] == 3, 30)
+        acks: list[tuple[float, float]] = []
+        stop = threading.Event()
+        producer = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "enable.idempotence": True,
+                             "linger.ms": 0, "message.timeout.ms": 120000, "reconnect.backoff.ms": 20,
+                             "reconnect.backoff.max.ms": 200, "retry.backoff.ms": 20})
+
+        def run() -> None:
+            while not stop.is_set():
+                sent = time.time()
+                producer.produce("failover", value=repr(sent).encode(),
+                                 on_delivery=lambda err, msg, sent=sent: err is None and acks.append((sent, time.time())))
+                producer.poll(0.005)
+            producer.flush(60)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        time.sleep(2)
+        victim = c.node(leader_of(c.bootstrap, "failover")[0])
+        killed = time.time()
+        victim.stop(kill9=True)
+        recovered = wait_until("an acknowledgement of a record sent after the kill",
+                               lambda: next((a - killed for s, a in list(acks) if s > killed), None), 60, interval=0.02)
+        stop.set()
+        thread.join(90)
+        return recovered
+    finally:
+        c.close()
+
+
+RATE = re.compile(r"([\d.]+) records/sec \(([\d.]+) MB/sec\).*?([\d.]+) ms avg latency.*?([\d.]+) ms max")
+
+
+def perf(bin_: str, bootstrap: str, topic: str, records: int, size: int, acks: str) -> str:
+    out = subprocess.run([bin_, "perf", "produce", "--topic", topic, "--num-records", str(records), "--record-size",
+                          str(size), "--throughput", "-1", "--acks", acks, "--bootstrap-server", bootstrap],
+                         capture_output=True, text=True, timeout=600)
+    lines = [line for line in out.stdout.splitlines() if "records sent" in line]
+    return lines[-1] if lines else out.stdout + out.stderr
+
+
+def throughput(root: Path) -> None:
+    bin_ = str(cl.conftest.fjord_bin())
+    cases = [(1_000_000, 100, 1), (1_000_000, 100, 8), (200_000, 1024, 1), (200_000, 1024, 8)]
+    single = Cluster(root / "single", controllers=1).start()
+    try:
+        for records, size, partitions in cases:
+            topic = f"one-{size}-{partitions}"
+            create(single.bootstrap, topic, partitions, 1, {})
+            print(f"1 node, RF 1, acks=1, {records} x {size} B, {partitions} partition(s): "
+                  f"{perf(bin_, single.bootstrap, topic, records, size, '1')}")
+    finally:
+        single.close()
+    three = Cluster(root / "three", controllers=3).start()
+    try:
+        for records, size, partitions in cases:
+            topic = f"three-{size}-{partitions}"
+            create(three.bootstrap, topic, partitions, 3, {"min.insync.replicas": "2"})
+            print(f"3 nodes, RF 3, acks=all, {records} x {size} B, {partitions} partition(s): "
+                  f"{perf(bin_, three.bootstrap, topic, records, size, 'all')}")
+    finally:
+        three.close()
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    print(f"binary: {os.environ.get('FJORD_BIN', '(default)')}, {runs} runs")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        f = [leader_failover(root / f"f{i}") for i in range(runs)]
+        print(f"leader failover (kill -9 -> first ack of a record sent after it, session 9000 ms): median "
+              f"{1000 * statistics.median(f):.0f} ms, min {1000 * min(f):.0f}, max {1000 * max(f):.0f}")
+        throughput(root / "t")
+
+
+if __name__ == "__main__":
+    main()
