@@ -22,6 +22,7 @@ import ctypes
 import os
 import shutil
 import signal
+import random
 import socket
 import struct
 import subprocess
@@ -69,10 +70,30 @@ def _kill_leftover_brokers() -> None:
             b.proc.kill()
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now, below the kernel's ephemeral range, never handed out before in this
+    run: a port the kernel picked for us (bind to 0) can be taken by an outgoing connection's
+    source port between this check and the server's bind."""
+    try:
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(20000, max(low, 20001))
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def probe_api_versions(host: str, port: int, timeout: float = 2.0) -> bool:

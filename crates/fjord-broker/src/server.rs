@@ -427,6 +427,9 @@ async fn hand_over_grpc(stream: TcpStream, grpc: &GrpcConnections) -> std::resul
     if !replication::speaks_grpc(&stream).await {
         return Err(stream);
     }
+    // Replica fetches are small answers on the acks=all path: Nagle's delay with the peer's
+    // delayed ACK would add tens of milliseconds to each.
+    let _ = stream.set_nodelay(true);
     let _ = grpc.send(Ok(stream));
     Ok(())
 }

@@ -8,10 +8,12 @@
 //!
 //! The walk allocates nothing and touches each byte at most once.
 
+mod group_schemas;
 mod schemas;
 
 use kafka_protocol::messages::ApiKey;
 
+pub(crate) use group_schemas::*;
 pub(crate) use schemas::*;
 
 /// A field type on the wire.
