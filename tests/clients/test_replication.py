@@ -136,6 +136,9 @@ def test_killing_a_leader_under_acks_all_loses_and_duplicates_nothing(fresh_clus
     assert producer.remaining_after_flush == 0
     assert not producer.failed, producer.failed[:5]
     print(f"\nleader kill -9 -> 200 more acks: {recovered_s:.2f} s")
+    # The dead leader is fenced as soon as its listeners refuse; a former ISR member must not
+    # hold the new leader's high watermark back for replica.lag.time.max.ms.
+    assert recovered_s < 10, recovered_s
     produced = [b"v%07d" % i for i in range(producer.produced)]
     check_log_against_acks(c.bootstrap, topic, producer.acked, produced)
 
@@ -248,3 +251,29 @@ def test_committed_offsets_survive_the_loss_of_the_group_coordinator(fresh_clust
     assert resumed == {p: o for p, o in committed.items() if p in resumed}, (resumed, committed)
     values = sorted(v for _, _, v in seen)
     assert values == sorted(b"v%05d" % i for i in range(total)), f"{len(values)} of {total}"
+
+
+@pytest.mark.timeout(180)
+def test_a_dead_broker_is_fenced_early_and_a_paused_one_is_not(fresh_cluster):
+    # A session far longer than the test: only the controller's probe of a silent broker's
+    # listeners can fence it in time, and it must do so only for a process that is gone.
+    c = fresh_cluster(controllers=3, brokers=3, extra_props={"broker.session.timeout.ms": "60000",
+                                                             "broker.heartbeat.interval.ms": "500"})
+    topic = "fast"
+    create(c.bootstrap, topic, 1, 3, {"min.insync.replicas": "2"})
+    wait_isr(c.bootstrap, topic, 3)
+    brokers = [b for b in c.brokers]
+    paused, dead = brokers[1], brokers[2]
+    paused.pause()
+    try:
+        killed = time.monotonic()
+        dead.stop(kill9=True)
+        watcher = brokers[0]
+        wait_until("the dead broker fenced", lambda: c.describe(watcher.bootstrap).get(dead.id, {}).get("fenced"), 20)
+        fenced_s = time.monotonic() - killed
+        time.sleep(3)
+        assert not c.describe(watcher.bootstrap)[paused.id]["fenced"], "a paused, live broker was fenced"
+    finally:
+        paused.resume()
+    print(f"\nkill -9 -> fenced with a 60 s session: {fenced_s:.2f} s")
+    assert fenced_s < 10, fenced_s

@@ -173,6 +173,10 @@ impl Broker {
             max_idle_interval_ms: config.cluster.max_idle_interval_ms,
             auto_leader_rebalance: config.cluster.auto_leader_rebalance_enable,
             imbalance_check_interval_ms: config.cluster.leader_imbalance_check_interval_ms,
+            probe_after_ms: config.cluster.broker_liveness_probe.then(|| {
+                let interval = config.broker_heartbeat_interval_ms as i64;
+                interval + (interval / 4).max(250)
+            }),
         };
         let (controller, controller_task) =
             Controller::start(Arc::new(quorum.clone()), metadata.clone(), quorum.leader(), NodeId(node_id.0), duties);

@@ -359,8 +359,11 @@ fn replication_server(
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        let served =
-            tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(incoming, shutdown);
+        let served = tonic::transport::Server::builder()
+            .initial_stream_window_size(Some(replication::fetcher::REPLICA_WINDOW))
+            .initial_connection_window_size(Some(replication::fetcher::REPLICA_WINDOW))
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, shutdown);
         if let Err(e) = served.await {
             tracing::error!(error = %e, "the replica fetch service failed");
         }

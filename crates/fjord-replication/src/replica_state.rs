@@ -36,6 +36,11 @@ pub struct RemoteReplica {
     /// The leader's log end offset when it last fetched: a fetch that reaches it shows the
     /// follower was caught up at that earlier fetch.
     pub last_fetch_leader_log_end: Offset,
+    /// Outside the ISR, whether it is about to join: it reached the log end in a fetch while
+    /// its broker was eligible (not fenced, not shutting down). Only such a replica holds the
+    /// high watermark back (KAFKA-15021); one that left the ISR, or fetched while ineligible,
+    /// does not until it catches up again, so a dead or departing broker cannot stall it.
+    pub joinable: bool,
 }
 
 /// Kafka's default `replica.lag.time.max.ms`.
@@ -301,6 +306,12 @@ impl ReplicaState {
             self.leader_epoch_start_offset = self.log_end_offset;
         }
         self.role = Role::Leader;
+        for (replica, remote) in self.remotes.iter_mut() {
+            if self.isr.contains(replica) && !registration.isr.contains(replica) {
+                // Taken out of the ISR (lagging, fenced, shutting down): not about to rejoin.
+                remote.joinable = false;
+            }
+        }
         self.adopt(registration);
         for &replica in &self.replicas {
             if replica != self.local {
@@ -312,6 +323,7 @@ impl ReplicaState {
                     last_caught_up: caught_up,
                     last_fetch: Timestamp(0),
                     last_fetch_leader_log_end: Offset::NONE,
+                    joinable: false,
                 });
             }
         }
@@ -358,6 +370,18 @@ impl ReplicaState {
     /// `updateFollowerFetchState`). Returns whether the high watermark moved. Fetches from
     /// brokers that hold no replica, or while not leading, change nothing.
     pub fn on_follower_fetch(&mut self, replica: BrokerId, fetch_offset: Offset, now: Timestamp) -> bool {
+        self.on_follower_fetch_from(replica, fetch_offset, now, true)
+    }
+
+    /// [`ReplicaState::on_follower_fetch`] from a broker that is `eligible` for the ISR (active
+    /// under the broker epoch it fetched with) or not.
+    pub fn on_follower_fetch_from(
+        &mut self,
+        replica: BrokerId,
+        fetch_offset: Offset,
+        now: Timestamp,
+        eligible: bool,
+    ) -> bool {
         if !self.is_leader() {
             return false;
         }
@@ -373,6 +397,11 @@ impl ReplicaState {
         }
         remote.last_fetch = now;
         remote.last_fetch_leader_log_end = log_end;
+        if !eligible {
+            remote.joinable = false;
+        } else if fetch_offset >= log_end {
+            remote.joinable = true;
+        }
         self.maybe_increment_high_watermark()
     }
 
@@ -433,8 +462,8 @@ impl ReplicaState {
             .iter()
             .filter(|(id, remote)| {
                 !maximal.contains(id)
+                    && remote.joinable
                     && !remote.log_end_offset.is_none()
-                    && !remote.last_fetch_leader_log_end.is_none()
                     && self.now.0 - remote.last_caught_up.0 <= self.lag_time_max_ms
             })
             .map(|(_, remote)| remote.log_end_offset)

@@ -125,6 +125,8 @@ struct Model {
     isr: Vec<i32>,
     replicas: Vec<i32>,
     follower_ends: std::collections::BTreeMap<i32, i64>,
+    /// Followers outside the ISR that reached the log end since they last left it.
+    joinable: std::collections::BTreeSet<i32>,
     start: i64,
     end: i64,
     hw: i64,
@@ -137,9 +139,14 @@ impl Model {
                 .isr
                 .iter()
                 .map(|b| if *b == 1 { self.end } else { self.follower_ends.get(b).copied().unwrap_or(-1) });
-            // Replicas outside the ISR that fetched in this epoch are caught up by time (every
-            // op happens within replica.lag.time.max.ms), so they hold it back too (KAFKA-15021).
-            let joining = self.follower_ends.iter().filter(|(b, _)| !self.isr.contains(b)).map(|(_, end)| *end);
+            // Replicas outside the ISR that reached the log end since they last left it are
+            // caught up by time (every op happens within replica.lag.time.max.ms), so they hold
+            // it back too (KAFKA-15021).
+            let joining = self
+                .follower_ends
+                .iter()
+                .filter(|(b, _)| !self.isr.contains(b) && self.joinable.contains(b))
+                .map(|(_, end)| *end);
             self.hw = self.hw.max(ends.chain(joining).min().unwrap_or(-1));
         }
     }
@@ -165,8 +172,13 @@ proptest! {
                     prop_assert_eq!(new_epoch, !model.leading || epoch != model.epoch);
                     if new_epoch {
                         model.follower_ends.clear();
+                        model.joinable.clear();
+                    } else {
+                        let left: Vec<i32> = model.isr.iter().copied().filter(|b| !isr.contains(b)).collect();
+                        model.joinable.retain(|b| !left.contains(b));
                     }
                     model.follower_ends.retain(|b, _| replicas.contains(b));
+                    model.joinable.retain(|b| replicas.contains(b));
                     model.leading = true;
                     model.epoch = epoch;
                     model.isr = isr;
@@ -178,6 +190,7 @@ proptest! {
                     state.become_follower(&registration(leader, model.epoch, &[1, leader], &[leader])).unwrap();
                     model.leading = false;
                     model.follower_ends.clear();
+                    model.joinable.clear();
                 }
                 Op::Append(n) => {
                     model.end += n;
@@ -189,6 +202,9 @@ proptest! {
                     state.on_follower_fetch(BrokerId(replica), Offset(offset), Timestamp(1));
                     if model.leading && model.replicas.contains(&replica) {
                         model.follower_ends.insert(replica, offset);
+                        if offset >= model.end {
+                            model.joinable.insert(replica);
+                        }
                         model.commit();
                     }
                 }
@@ -221,4 +237,30 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_replica_taken_out_of_the_isr_no_longer_holds_the_high_watermark_back() {
+    let mut state = ReplicaState::new(LOCAL, Offset(0), Offset(0), Offset(0));
+    state.configure(2, 30_000);
+    state.become_leader(&registration(1, 0, &[1, 2, 3], &[1, 2, 3]), Timestamp(0)).unwrap();
+    state.on_local_append(Offset(10));
+    state.on_follower_fetch(BrokerId(2), Offset(10), Timestamp(1));
+    state.on_follower_fetch(BrokerId(3), Offset(10), Timestamp(1));
+    assert_eq!(state.high_watermark(), Offset(10));
+    // Broker 3 dies at 10 and is fenced out of the ISR; the leader goes on with broker 2.
+    state.become_leader(&registration(1, 0, &[1, 2, 3], &[1, 2]), Timestamp(2)).unwrap();
+    state.on_local_append(Offset(20));
+    state.on_follower_fetch(BrokerId(2), Offset(20), Timestamp(3));
+    assert_eq!(state.high_watermark(), Offset(20), "a dead ex-member stalled the high watermark");
+    // A follower that fetches while its broker shuts down does not hold it back either.
+    state.become_leader(&registration(1, 0, &[1, 2, 3], &[1, 2, 3]), Timestamp(4)).unwrap();
+    state.on_follower_fetch_from(BrokerId(3), Offset(20), Timestamp(5), false);
+    state.become_leader(&registration(1, 0, &[1, 2, 3], &[1, 2]), Timestamp(6)).unwrap();
+    state.on_local_append(Offset(25));
+    state.on_follower_fetch_from(BrokerId(3), Offset(25), Timestamp(7), false);
+    state.on_local_append(Offset(30));
+    state.on_follower_fetch(BrokerId(2), Offset(30), Timestamp(8));
+    assert_eq!(state.high_watermark(), Offset(30));
+    state.validate().unwrap();
 }

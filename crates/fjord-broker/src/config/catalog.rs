@@ -61,6 +61,12 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property!("broker.heartbeat.interval.ms", Int, "2000", "How often a broker heartbeats to the controller."),
     property!("controlled.shutdown.enable", Boolean, "true", "Move leaderships away before a broker stops."),
     property!(
+        "fjord.broker.liveness.probe.enable",
+        Boolean,
+        "true",
+        "Fence at once a broker that missed a heartbeat and whose listeners refuse connections."
+    ),
+    property!(
         "replica.lag.time.max.ms",
         Long,
         "30000",

@@ -51,6 +51,10 @@ pub struct ClusterConfig {
     pub leader_imbalance_check_interval_ms: u64,
     /// `controlled.shutdown.enable` (true).
     pub controlled_shutdown_enable: bool,
+    /// `fjord.broker.liveness.probe.enable` (true): the active controller probes the listeners
+    /// of a broker that missed a heartbeat and fences it at once if they all refuse (its
+    /// process is gone), instead of waiting for `broker.session.timeout.ms`.
+    pub broker_liveness_probe: bool,
 }
 
 impl ClusterConfig {
@@ -196,6 +200,7 @@ pub(super) fn parse(
             .setting::<u64>("leader.imbalance.check.interval.seconds")?
             .saturating_mul(1000),
         controlled_shutdown_enable: props.setting("controlled.shutdown.enable")?,
+        broker_liveness_probe: props.setting("fjord.broker.liveness.probe.enable")?,
     })
 }
 

@@ -50,6 +50,9 @@ pub(crate) struct Duties {
     pub(crate) auto_leader_rebalance: bool,
     /// `leader.imbalance.check.interval.seconds`, in ms.
     pub(crate) imbalance_check_interval_ms: u64,
+    /// A broker silent this long (past one `broker.heartbeat.interval.ms` and a margin) has
+    /// its listeners probed; `None` turns the probe off.
+    pub(crate) probe_after_ms: Option<i64>,
 }
 
 /// What a decision works on: the controller's image and the brokers' sessions.
@@ -65,6 +68,9 @@ pub(crate) struct ControllerState {
     stale: Arc<AtomicBool>,
     last_proposal: Timestamp,
     last_rebalance: Timestamp,
+    /// Brokers whose listeners are being probed, and where a refusal is reported.
+    probing: std::collections::BTreeSet<fjord_types::BrokerId>,
+    refused: mpsc::UnboundedSender<(fjord_types::BrokerId, Timestamp)>,
 }
 
 /// A proposal in flight: resolves once committed and in this node's image.
@@ -137,6 +143,9 @@ impl ControllerState {
             let records = controller::fence_broker(&self.image, stale);
             self.propose_duty("fence", records);
         }
+        if let Some(after_ms) = duties.probe_after_ms {
+            self.probe_overdue(now, after_ms);
+        }
         if duties.auto_leader_rebalance && now.0 - self.last_rebalance.0 >= duties.imbalance_check_interval_ms as i64 {
             self.last_rebalance = now;
             let imbalanced = controller::imbalanced_partitions(&self.image);
@@ -151,6 +160,57 @@ impl ControllerState {
         }
     }
 }
+
+impl ControllerState {
+    /// Probes the listeners of brokers that missed a heartbeat. A process that is gone leaves
+    /// its ports refusing connections; a live one, even paused or overloaded, has its listening
+    /// sockets accepting in the kernel. So a broker fenced on this signal is certainly dead, and
+    /// its leaderships move in a few seconds instead of a whole session timeout. A broker that
+    /// cannot be reached at all (a partition, a timeout) waits for its session as before.
+    fn probe_overdue(&mut self, now: Timestamp, after_ms: i64) {
+        for (broker, last_contact) in self.sessions.overdue(&self.image, now, after_ms) {
+            if !self.probing.insert(broker) {
+                continue;
+            }
+            let Some(registration) = self.image.brokers.get(&broker) else { continue };
+            let endpoints: Vec<String> =
+                registration.listeners.iter().map(|e| format!("{}:{}", e.host, e.port)).collect();
+            let refused = self.refused.clone();
+            tokio::spawn(async move {
+                let mut all_refused = !endpoints.is_empty();
+                for endpoint in &endpoints {
+                    let attempt = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(endpoint)).await;
+                    let refused_here =
+                        matches!(attempt, Ok(Err(ref e)) if e.kind() == std::io::ErrorKind::ConnectionRefused);
+                    all_refused &= refused_here;
+                }
+                // Reported either way, so the broker can be probed again later.
+                let _ = refused.send((broker, if all_refused { last_contact } else { Timestamp::NONE }));
+            });
+        }
+    }
+
+    /// A probe answered: if every listener of `broker` refused and it has not been heard from
+    /// since the probe began, it is fenced now.
+    fn probed(&mut self, broker: fjord_types::BrokerId, refused_since: Timestamp) {
+        self.probing.remove(&broker);
+        if refused_since.is_none() || self.sessions.last_contact(broker) != Some(refused_since) {
+            return;
+        }
+        if self.image.brokers.get(&broker).is_none_or(|r| r.fenced) {
+            return;
+        }
+        tracing::info!(
+            broker = broker.0,
+            "fencing a broker that stopped heartbeating and whose listeners refuse connections"
+        );
+        let records = controller::fence_broker(&self.image, broker);
+        self.propose_duty("fence", records);
+    }
+}
+
+/// How long a probe waits for a broker's listener.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 type Job = Box<dyn FnOnce(Result<&mut ControllerState, ControllerFailure>) + Send>;
 
@@ -241,6 +301,7 @@ async fn run(
     active: watch::Sender<bool>,
 ) {
     let mut state: Option<ControllerState> = None;
+    let (refused_tx, mut refused_rx) = mpsc::unbounded_channel();
     let mut ticks = tokio::time::interval(DUTY_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut leading_epoch = None;
@@ -285,6 +346,8 @@ async fn run(
                         stale: Arc::new(AtomicBool::new(false)),
                         last_proposal: now,
                         last_rebalance: now,
+                        probing: std::collections::BTreeSet::new(),
+                        refused: refused_tx.clone(),
                     });
                     leading_epoch = Some(now_leader.epoch);
                     active.send_replace(true);
@@ -293,6 +356,14 @@ async fn run(
                     leading_epoch = None;
                     active.send_replace(false);
                     tracing::info!(leader = ?now_leader.leader.map(|l| l.0), "this node is no longer the active controller");
+                }
+            }
+            Some((broker, since)) = refused_rx.recv() => {
+                if let Some(state) = state.as_mut() {
+                    if state.stale.swap(false, Ordering::AcqRel) {
+                        state.image = state.published.image();
+                    }
+                    state.probed(broker, since);
                 }
             }
             _ = ticks.tick() => {

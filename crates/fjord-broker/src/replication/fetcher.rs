@@ -129,6 +129,9 @@ fn leader_address(broker: &Broker, leader: BrokerId) -> Option<String> {
     Some(format!("{}:{}", endpoint.host, endpoint.port))
 }
 
+/// The HTTP/2 flow-control window of a replica fetch connection.
+pub(crate) const REPLICA_WINDOW: u32 = 16 * 1024 * 1024;
+
 fn connect(address: &str) -> Option<Client> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
         .ok()?
@@ -136,6 +139,10 @@ fn connect(address: &str) -> Option<Client> {
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5))
+        // HTTP/2's default 64 KiB window would cap a follower at one window per round trip
+        // (about 40 MB/s here); a replica fetch answer is up to replica.fetch.response.max.bytes.
+        .initial_stream_window_size(Some(REPLICA_WINDOW))
+        .initial_connection_window_size(Some(REPLICA_WINDOW))
         .connect_lazy();
     Some(
         Client::new(channel)

@@ -97,7 +97,15 @@ fn read(broker: &Arc<Broker>, request: &pb::ReplicaFetchRequest) -> (pb::Replica
         let mut range: Option<FileRange> = None;
         let (moved, proposal) = {
             let mut partition = handle.state.lock();
-            match partition.read_for_replica(replica, Offset(p.fetch_offset), last_fetched, current, max_bytes, now) {
+            match partition.read_for_replica(
+                replica,
+                Offset(p.fetch_offset),
+                last_fetched,
+                current,
+                max_bytes,
+                eligible,
+                now,
+            ) {
                 Ok(read) => {
                     answer.high_watermark = read.high_watermark.0;
                     answer.log_start_offset = read.log_start_offset.0;

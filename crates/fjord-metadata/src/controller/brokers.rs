@@ -170,6 +170,21 @@ impl BrokerHeartbeatManager {
             .map(|(&b, _)| b)
     }
 
+    /// Unfenced brokers not heard from for more than `after_ms` (but not yet expired): the
+    /// ones worth asking whether their process is still there.
+    pub fn overdue(&self, image: &MetadataImage, now: Timestamp, after_ms: i64) -> Vec<(BrokerId, Timestamp)> {
+        self.sessions
+            .iter()
+            .filter(|(b, s)| now.0 - s.last_contact.0 > after_ms && image.brokers.get(b).is_some_and(|r| !r.fenced))
+            .map(|(&b, s)| (b, s.last_contact))
+            .collect()
+    }
+
+    /// When `broker` was last heard from.
+    pub fn last_contact(&self, broker: BrokerId) -> Option<Timestamp> {
+        self.sessions.get(&broker).map(|s| s.last_contact)
+    }
+
     fn others_reached(&self, image: &MetadataImage, broker: BrokerId, offset: Offset) -> bool {
         image
             .active_brokers()

@@ -50,7 +50,8 @@ impl Partition {
     /// follower's `last_fetched_epoch`, whether its log diverges from this one (KIP-320). Only
     /// a fetch that does not diverge counts as the follower's progress; it may move the high
     /// watermark. Batches are read from `fetch_offset` to the log end, not capped at the high
-    /// watermark.
+    /// watermark. `eligible` says whether the follower's broker may be in the ISR (active,
+    /// under the broker epoch it fetched with, KIP-841/903).
     #[allow(clippy::too_many_arguments)]
     pub fn read_for_replica(
         &mut self,
@@ -59,6 +60,7 @@ impl Partition {
         last_fetched_epoch: Option<LeaderEpoch>,
         current_leader_epoch: Option<LeaderEpoch>,
         max_bytes: u64,
+        eligible: bool,
         now: Timestamp,
     ) -> Result<ReplicaRead, ReadError> {
         self.check_leader_epoch(current_leader_epoch)?;
@@ -83,7 +85,7 @@ impl Partition {
             if epoch < last_epoch || end_offset < fetch_offset {
                 #[cfg(test)]
                 if crate::bugs::active(crate::bugs::Bug::CountDivergingFetch) {
-                    self.state.on_follower_fetch(replica, fetch_offset, now);
+                    self.state.on_follower_fetch_from(replica, fetch_offset, now, eligible);
                 }
                 return Ok(ReplicaRead {
                     answer: ReplicaAnswer::Diverging { epoch, end_offset },
@@ -97,7 +99,7 @@ impl Partition {
             return Err(out_of_range);
         }
         // The log end before the read is what the follower's progress is measured against.
-        let high_watermark_moved = self.state.on_follower_fetch(replica, fetch_offset, now);
+        let high_watermark_moved = self.state.on_follower_fetch_from(replica, fetch_offset, now, eligible);
         let range = self.log.read(fetch_offset, max_bytes, None, true)?;
         Ok(ReplicaRead {
             answer: ReplicaAnswer::Records(range),

@@ -288,6 +288,7 @@ fn replicate(leader: &mut Partition, follower: &mut Partition) -> crate::Replica
             follower.last_fetched_epoch(),
             Some(leader.leader_epoch()),
             1 << 20,
+            true,
             NOW,
         )
         .unwrap();
@@ -347,7 +348,8 @@ fn a_diverging_follower_truncates_to_the_leaders_epoch_end_and_catches_up() {
     new.append_as_leader(&batch(1, None), 1, NOW).unwrap();
     old.make_follower(&follower_registration(2, 2, &[2])).unwrap();
     // The old leader names epoch 1 at offset 5; the new one holds epoch 1 only up to 2.
-    let read = new.read_for_replica(BrokerId(1), old.log_end_offset(), old.last_fetched_epoch(), None, 1 << 20, NOW);
+    let read =
+        new.read_for_replica(BrokerId(1), old.log_end_offset(), old.last_fetched_epoch(), None, 1 << 20, true, NOW);
     assert!(matches!(
         read.as_ref().unwrap().answer,
         crate::ReplicaAnswer::Diverging { epoch: LeaderEpoch(1), end_offset: Offset(2) }
@@ -392,7 +394,7 @@ fn a_new_leader_answers_offset_not_available_until_its_high_watermark_reaches_it
     // Broker 1 takes over in epoch 2: until broker 2 fetches, its answer could go backwards.
     new.make_leader(&follower_registration(1, 2, &[1, 2]), NOW).unwrap();
     assert!(matches!(new.list_offset(Timestamp::LATEST, None), Err(ReadError::OffsetNotAvailable { .. })));
-    new.read_for_replica(BrokerId(2), Offset(3), Some(LeaderEpoch(1)), None, 1 << 20, NOW).unwrap();
+    new.read_for_replica(BrokerId(2), Offset(3), Some(LeaderEpoch(1)), None, 1 << 20, true, NOW).unwrap();
     assert_eq!(new.high_watermark(), Offset(3));
     assert_eq!(new.list_offset(Timestamp::LATEST, None).unwrap().map(|(_, o, _)| o), Some(Offset(3)));
 }

@@ -321,8 +321,9 @@ impl Sim {
             self.broker(from).fetching = false;
             return;
         };
-        let answer =
-            partition.read_for_replica(from, fetch_offset, last_epoch, Some(epoch), max_bytes, now).map(|read| {
+        let answer = partition
+            .read_for_replica(from, fetch_offset, last_epoch, Some(epoch), max_bytes, eligible, now)
+            .map(|read| {
                 let (diverging, records) = match read.answer {
                     ReplicaAnswer::Diverging { epoch, end_offset } => (Some((epoch, end_offset)), Vec::new()),
                     ReplicaAnswer::Records(Some(range)) => {
