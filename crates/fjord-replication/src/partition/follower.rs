@@ -214,7 +214,7 @@ impl Partition {
     fn reload_producers(&mut self) -> Result<(), fjord_log::Error> {
         self.producers = ProducerStateManager::default();
         let from = self.load_producer_snapshot();
-        self.rebuild_state(false, from)
+        self.rebuild_state(None, from)
     }
 
     /// Takes the leader's high watermark and log start offset from a fetch answer, after any

@@ -128,7 +128,10 @@ impl Partition {
             scratch: Vec::new(),
         };
         let snapshot_offset = partition.load_producer_snapshot();
-        partition.rebuild_state(saved_epochs.is_empty(), snapshot_offset)?;
+        // The checkpoint is written now and then, so batches after its last epoch's start may
+        // carry epochs it never saw (a crash before the next write): replay from there.
+        let epochs_from = saved_epochs.last().map_or(partition.log.log_start_offset(), |e| e.start_offset);
+        partition.rebuild_state(Some(epochs_from), snapshot_offset)?;
         partition.epochs.truncate_from_end(partition.log.log_end_offset().plus(1));
         Ok(partition)
     }

@@ -47,17 +47,19 @@ impl Partition {
         Ok(())
     }
 
-    /// Replays batch headers from `producers_from` to rebuild idempotent producer state (and,
-    /// if the checkpoint was missing, the whole epoch cache).
+    /// Replays batch headers from `producers_from` to rebuild idempotent producer state, and
+    /// from `epochs_from` (if given) to add the epochs of batches the epoch cache does not
+    /// know yet: the whole log without a checkpoint, the tail written after the last one.
     pub(super) fn rebuild_state(
         &mut self,
-        rebuild_epochs: bool,
+        epochs_from: Option<Offset>,
         producers_from: Offset,
     ) -> Result<(), fjord_log::Error> {
-        let from = if rebuild_epochs { self.log.log_start_offset() } else { producers_from };
+        let epochs_from = epochs_from.map(|o| o.max(self.log.log_start_offset()));
+        let from = epochs_from.map_or(producers_from, |e| e.min(producers_from));
         let (epochs, producers, dirty) = (&mut self.epochs, &mut self.producers, &mut self.epochs_dirty);
         self.log.batches_from(from, None, |batch| {
-            if rebuild_epochs && !batch.partition_leader_epoch().is_none() {
+            if epochs_from.is_some_and(|e| batch.base_offset() >= e) && !batch.partition_leader_epoch().is_none() {
                 *dirty |= epochs.assign(batch.partition_leader_epoch(), batch.base_offset());
             }
             if !batch.producer_id().is_none() && batch.base_sequence() >= 0 && batch.base_offset() >= producers_from {

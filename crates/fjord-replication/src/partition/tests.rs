@@ -398,3 +398,25 @@ fn a_new_leader_answers_offset_not_available_until_its_high_watermark_reaches_it
     assert_eq!(new.high_watermark(), Offset(3));
     assert_eq!(new.list_offset(Timestamp::LATEST, None).unwrap().map(|(_, o, _)| o), Some(Offset(3)));
 }
+
+#[test]
+fn epochs_written_after_the_last_checkpoint_survive_a_crash() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut leader = open_as(a.path(), 1);
+    leader.make_leader(&follower_registration(1, 1, &[1, 2]), NOW).unwrap();
+    leader.append_as_leader(&batch(2, None), 1, NOW).unwrap();
+    let mut follower = open_as(b.path(), 2);
+    follower.make_follower(&follower_registration(1, 1, &[1, 2])).unwrap();
+    replicate(&mut leader, &mut follower);
+    follower.checkpoint_epochs().unwrap();
+    // A new epoch's records arrive and the follower is killed before the next checkpoint.
+    leader.make_leader(&follower_registration(1, 4, &[1, 2]), NOW).unwrap();
+    leader.append_as_leader(&batch(3, None), 1, NOW).unwrap();
+    follower.make_follower(&follower_registration(1, 4, &[1, 2])).unwrap();
+    replicate(&mut leader, &mut follower);
+    assert_eq!(follower.last_fetched_epoch(), Some(LeaderEpoch(4)));
+    std::mem::forget(follower);
+    let reopened = open_as(b.path(), 2);
+    assert_eq!(reopened.last_fetched_epoch(), Some(LeaderEpoch(4)), "the epoch after the checkpoint was forgotten");
+    assert_eq!(reopened.log_end_offset(), Offset(5));
+}
