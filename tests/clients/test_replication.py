@@ -20,23 +20,10 @@ from confluent_kafka.admin import NewTopic as CNewTopic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from cluster import Cluster, wait_until
+from cluster import wait_until
 from fjordtest import RDKAFKA_LOG, admin
+from test_cluster import fresh_cluster  # noqa: F401  (the fixture)
 from test_restart import BackgroundProducer, check_log_against_acks
-
-
-@pytest.fixture
-def fresh_cluster(tmp_path):
-    made = []
-
-    def make(**kwargs) -> Cluster:
-        c = Cluster(tmp_path / f"c{len(made)}", **kwargs)
-        made.append(c)
-        return c.start()
-
-    yield make
-    for c in made:
-        c.close()
 
 
 def partition_state(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
