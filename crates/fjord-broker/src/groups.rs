@@ -25,7 +25,7 @@ use fjord_coordinator::{
 use fjord_log::BatchBuilder;
 use fjord_metadata::controller::NewTopic;
 use fjord_metadata::{MetadataDelta, MetadataImage};
-use fjord_replication::{AcksError, DelayedOperation, DelayedProduce, ReplicaManager};
+use fjord_replication::{AcksError, DelayedProduce, ReplicaManager};
 use fjord_types::{BrokerId, Clock, ErrorCode, SystemClock, Timestamp, TopicPartition};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
@@ -181,17 +181,8 @@ impl Groups {
         };
         let Some(end) = written_to else { return Ok(answer) };
         let mut waiting = DelayedProduce::new([(tp, end)]);
-        let deadline = tokio::time::Instant::now() + OFFSETS_COMMIT_TIMEOUT;
-        loop {
-            let watch = self.replicas.produce_purgatory().watch(waiting.keys());
-            if waiting.try_complete(&self.replicas) {
-                break;
-            }
-            tokio::select! {
-                () = watch => {}
-                () = tokio::time::sleep_until(deadline) => break,
-            }
-        }
+        let purgatory = self.replicas.produce_purgatory();
+        crate::handlers::complete_within(&self.replicas, purgatory, &mut waiting, OFFSETS_COMMIT_TIMEOUT).await;
         match waiting.results().pop().map(|(_, r)| r) {
             Some(Ok(())) => Ok(answer),
             Some(Err(AcksError::NotLeader { .. })) => Err(ErrorCode::NotCoordinator),

@@ -55,7 +55,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: FetchReq
             .collect();
         // Until enough is readable, or an error is to be answered, or max.wait.ms is up.
         let mut fetch = DelayedFetch::new(partitions, min_bytes);
-        super::complete_within(broker, broker.replicas.fetch_purgatory(), &mut fetch, max_wait).await;
+        super::complete_within(&broker.replicas, broker.replicas.fetch_purgatory(), &mut fetch, max_wait).await;
     }
     read_all(broker, version, &request)
 }

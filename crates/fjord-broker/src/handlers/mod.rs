@@ -94,7 +94,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, context: &Req
 /// Waits until `operation` can complete or `timeout` has passed, watching its partitions in
 /// `purgatory`: only changes to those partitions wake it. Returns whether it completed.
 pub(crate) async fn complete_within(
-    broker: &Broker,
+    replicas: &fjord_replication::ReplicaManager,
     purgatory: &Purgatory,
     operation: &mut impl DelayedOperation,
     timeout: std::time::Duration,
@@ -103,7 +103,7 @@ pub(crate) async fn complete_within(
     loop {
         // Watch before checking, so a change in between still wakes this request.
         let watch = purgatory.watch(operation.keys());
-        if operation.try_complete(&broker.replicas) {
+        if operation.try_complete(replicas) {
             return true;
         }
         tokio::select! {

@@ -114,7 +114,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, version: i16, request: ProduceR
         // the ISR is this broker alone).
         let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
         let mut produce = DelayedProduce::new(waiting);
-        super::complete_within(broker, broker.replicas.produce_purgatory(), &mut produce, timeout).await;
+        super::complete_within(&broker.replicas, broker.replicas.produce_purgatory(), &mut produce, timeout).await;
         for (tp, result) in produce.results() {
             let Err(error) = result else { continue };
             let topic = topics.iter_mut().find(|t| t.name.0.as_str() == tp.topic);
