@@ -142,6 +142,8 @@ mod tests {
             leader: BrokerId(leader),
             leader_epoch: LeaderEpoch(epoch),
             partition_epoch: epoch,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
     }
 

@@ -131,7 +131,15 @@ impl MetadataImage {
                     broker.in_controlled_shutdown = *shutting_down;
                 }
             }
-            MetadataRecord::PartitionChange { topic_id, partition, leader, isr, replicas } => {
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition,
+                leader,
+                isr,
+                replicas,
+                adding_replicas,
+                removing_replicas,
+            } => {
                 let name = self.topic_name(*topic_id)?;
                 let topic = self.topics.get_mut(&name).expect("looked up above");
                 let current = topic
@@ -145,14 +153,18 @@ impl MetadataImage {
                 if let Some(isr) = isr {
                     next.isr = isr.clone();
                 }
+                if let Some(adding) = adding_replicas {
+                    next.adding_replicas = adding.clone();
+                }
+                if let Some(removing) = removing_replicas {
+                    next.removing_replicas = removing.clone();
+                }
                 if let Some(leader) = leader {
                     next.leader = *leader;
                     next.leader_epoch = LeaderEpoch(next.leader_epoch.0 + 1);
                 }
                 next.partition_epoch += 1;
-                if !next.leader.is_none() && !next.isr.contains(&next.leader) {
-                    return Err(Error::Inconsistent(format!("{name}-{partition}: leader {} not in ISR", next.leader)));
-                }
+                check_partition(&name, *partition, &next)?;
                 *current = next;
             }
             MetadataRecord::NoOp => {}
@@ -188,7 +200,17 @@ impl MetadataImage {
                 };
                 self.topics.insert(name.clone(), topic);
             }
-            MetadataRecord::Partition { topic_id, partition, replicas, isr, leader, leader_epoch, partition_epoch } => {
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                adding_replicas,
+                removing_replicas,
+            } => {
                 let name = self.topic_name(*topic_id)?;
                 let topic = self.topics.get_mut(&name).expect("looked up above");
                 let image = PartitionRegistration {
@@ -197,6 +219,8 @@ impl MetadataImage {
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
+                    adding_replicas: adding_replicas.clone(),
+                    removing_replicas: removing_replicas.clone(),
                 };
                 topic.partitions.insert(*partition, image);
             }
@@ -237,14 +261,29 @@ impl MetadataImage {
                 if *index < 0 || *index as usize >= topic.partitions.len() {
                     return Err(Error::Inconsistent(format!("{} has a gap at partition {index}", topic.name)));
                 }
-                if !partition.leader.is_none() && !partition.isr.contains(&partition.leader) {
-                    return Err(Error::Inconsistent(format!("{}-{index}: leader not in ISR", topic.name)));
-                }
-                if partition.isr.iter().any(|b| !partition.replicas.contains(b)) {
-                    return Err(Error::Inconsistent(format!("{}-{index}: ISR not within replicas", topic.name)));
-                }
+                check_partition(&topic.name, *index, partition)?;
             }
         }
         Ok(())
     }
+}
+
+/// The invariants of one partition's registration: its leader is in the ISR, and the ISR and
+/// a reassignment's adding and removing replicas are replicas (the last two disjoint).
+fn check_partition(topic: &str, index: i32, partition: &PartitionRegistration) -> Result<()> {
+    let fail = |what: &str| Err(Error::Inconsistent(format!("{topic}-{index}: {what}")));
+    if !partition.leader.is_none() && !partition.isr.contains(&partition.leader) {
+        return fail("leader not in ISR");
+    }
+    if partition.isr.iter().any(|b| !partition.replicas.contains(b)) {
+        return fail("ISR not within replicas");
+    }
+    let (adding, removing) = (&partition.adding_replicas, &partition.removing_replicas);
+    if adding.iter().chain(removing).any(|b| !partition.replicas.contains(b)) {
+        return fail("a reassignment names a broker outside the replicas");
+    }
+    if adding.iter().any(|b| removing.contains(b)) {
+        return fail("a replica both added and removed");
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! Metadata records and their encoding (Kafka's `metadata/*Record.json`, in a compact binary
 //! form of our own: a type byte, a version byte, then the fields big-endian).
 
-use fjord_types::{BrokerId, LeaderEpoch, TopicId};
+use fjord_types::{BrokerId, LeaderEpoch, PartitionRegistration, TopicId};
 
 use crate::error::{Error, Result};
 
@@ -78,6 +78,10 @@ pub enum MetadataRecord {
         leader_epoch: LeaderEpoch,
         /// Bumped at every change of the partition.
         partition_epoch: i32,
+        /// Replicas a reassignment is adding (empty when none is under way).
+        adding_replicas: Vec<BrokerId>,
+        /// Replicas a reassignment is removing.
+        removing_replicas: Vec<BrokerId>,
     },
     /// A config was set (`Some`) or removed (`None`).
     Config {
@@ -114,6 +118,10 @@ pub enum MetadataRecord {
         isr: Option<Vec<BrokerId>>,
         /// The new replicas, if they change.
         replicas: Option<Vec<BrokerId>>,
+        /// The replicas a reassignment is adding, if that changes (KIP-455).
+        adding_replicas: Option<Vec<BrokerId>>,
+        /// The replicas a reassignment is removing, if that changes.
+        removing_replicas: Option<Vec<BrokerId>>,
     },
     /// A broker's whole registration as a snapshot holds it (a snapshot has no record at the
     /// registration's offset to give the epoch).
@@ -151,8 +159,69 @@ const BROKER_STATE: u8 = 10;
 const VERSION: u8 = 0;
 /// RegisterBroker's version since brokers have incarnations, listeners and fencing.
 const REGISTER_BROKER_VERSION: u8 = 1;
+/// Partition's and PartitionChange's version since they carry reassignments.
+const PARTITION_VERSION: u8 = 1;
+
+/// The newest version of each record type; every older one still decodes.
+fn newest_version(kind: u8) -> u8 {
+    match kind {
+        REGISTER_BROKER => REGISTER_BROKER_VERSION,
+        PARTITION | PARTITION_CHANGE => PARTITION_VERSION,
+        _ => VERSION,
+    }
+}
 
 impl MetadataRecord {
+    /// The `Partition` record that registers `registration` whole.
+    pub fn partition(topic_id: TopicId, partition: i32, registration: &PartitionRegistration) -> MetadataRecord {
+        MetadataRecord::Partition {
+            topic_id,
+            partition,
+            replicas: registration.replicas.clone(),
+            isr: registration.isr.clone(),
+            leader: registration.leader,
+            leader_epoch: registration.leader_epoch,
+            partition_epoch: registration.partition_epoch,
+            adding_replicas: registration.adding_replicas.clone(),
+            removing_replicas: registration.removing_replicas.clone(),
+        }
+    }
+
+    /// The `PartitionChange` that turns `current` into `next`, or `None` if they agree. The
+    /// leader field is written when the leader or its epoch changes: applying it bumps the
+    /// epoch, so a leader kept under a new epoch is written too.
+    pub fn partition_change(
+        topic_id: TopicId,
+        partition: i32,
+        current: &PartitionRegistration,
+        next: &PartitionRegistration,
+    ) -> Option<MetadataRecord> {
+        fn changed<T: PartialEq + Clone>(current: &T, next: &T) -> Option<T> {
+            (current != next).then(|| next.clone())
+        }
+        let leader =
+            (next.leader != current.leader || next.leader_epoch != current.leader_epoch).then_some(next.leader);
+        let record = MetadataRecord::PartitionChange {
+            topic_id,
+            partition,
+            leader,
+            isr: changed(&current.isr, &next.isr),
+            replicas: changed(&current.replicas, &next.replicas),
+            adding_replicas: changed(&current.adding_replicas, &next.adding_replicas),
+            removing_replicas: changed(&current.removing_replicas, &next.removing_replicas),
+        };
+        let MetadataRecord::PartitionChange { leader, isr, replicas, adding_replicas, removing_replicas, .. } = &record
+        else {
+            unreachable!("built above")
+        };
+        let any = leader.is_some()
+            || isr.is_some()
+            || replicas.is_some()
+            || adding_replicas.is_some()
+            || removing_replicas.is_some();
+        any.then_some(record)
+    }
+
     /// Appends the record's encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut w = Writer(out);
@@ -177,8 +246,18 @@ impl MetadataRecord {
                 w.string(name);
                 w.bytes16(&topic_id.0);
             }
-            MetadataRecord::Partition { topic_id, partition, replicas, isr, leader, leader_epoch, partition_epoch } => {
-                w.header(PARTITION);
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                adding_replicas,
+                removing_replicas,
+            } => {
+                w.0.extend_from_slice(&[PARTITION, PARTITION_VERSION]);
                 w.bytes16(&topic_id.0);
                 w.i32(*partition);
                 w.brokers(replicas);
@@ -186,6 +265,8 @@ impl MetadataRecord {
                 w.i32(leader.0);
                 w.i32(leader_epoch.0);
                 w.i32(*partition_epoch);
+                w.brokers(adding_replicas);
+                w.brokers(removing_replicas);
             }
             MetadataRecord::Config { resource, name, value } => {
                 w.header(CONFIG);
@@ -211,8 +292,16 @@ impl MetadataRecord {
                 w.i32(broker_id.0);
                 w.i64(*next_producer_id);
             }
-            MetadataRecord::PartitionChange { topic_id, partition, leader, isr, replicas } => {
-                w.header(PARTITION_CHANGE);
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition,
+                leader,
+                isr,
+                replicas,
+                adding_replicas,
+                removing_replicas,
+            } => {
+                w.0.extend_from_slice(&[PARTITION_CHANGE, PARTITION_VERSION]);
                 w.bytes16(&topic_id.0);
                 w.i32(*partition);
                 match leader {
@@ -224,6 +313,8 @@ impl MetadataRecord {
                 }
                 w.optional_brokers(isr.as_deref());
                 w.optional_brokers(replicas.as_deref());
+                w.optional_brokers(adding_replicas.as_deref());
+                w.optional_brokers(removing_replicas.as_deref());
             }
             MetadataRecord::NoOp => w.header(NO_OP),
             MetadataRecord::BrokerState {
@@ -252,8 +343,7 @@ impl MetadataRecord {
         let mut r = Reader { bytes, pos: 0 };
         let kind = r.u8()?;
         let version = r.u8()?;
-        let known = if kind == REGISTER_BROKER { version <= REGISTER_BROKER_VERSION } else { version == VERSION };
-        if !known {
+        if version > newest_version(kind) {
             return Err(Error::CorruptRecord(format!("unknown version {version} of record type {kind}")));
         }
         let record = match kind {
@@ -297,6 +387,8 @@ impl MetadataRecord {
                 },
                 isr: r.optional_brokers()?,
                 replicas: r.optional_brokers()?,
+                adding_replicas: if version >= 1 { r.optional_brokers()? } else { None },
+                removing_replicas: if version >= 1 { r.optional_brokers()? } else { None },
             },
             NO_OP => MetadataRecord::NoOp,
             BROKER_STATE => MetadataRecord::BrokerState {
@@ -317,6 +409,8 @@ impl MetadataRecord {
                 leader: BrokerId(r.i32()?),
                 leader_epoch: LeaderEpoch(r.i32()?),
                 partition_epoch: r.i32()?,
+                adding_replicas: if version >= 1 { r.brokers()? } else { Vec::new() },
+                removing_replicas: if version >= 1 { r.brokers()? } else { Vec::new() },
             },
             CONFIG => {
                 let resource = match r.u8()? {
@@ -482,114 +576,5 @@ impl Reader<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn arb_record() -> impl Strategy<Value = MetadataRecord> {
-        let id = any::<[u8; 16]>().prop_map(TopicId);
-        let brokers = prop::collection::vec(any::<i32>().prop_map(BrokerId), 0..5);
-        prop_oneof![
-            (
-                any::<i32>(),
-                any::<[u8; 16]>(),
-                prop::collection::vec((".*", ".*", any::<u16>()), 0..3),
-                prop::option::of(".*"),
-                any::<bool>()
-            )
-                .prop_map(|(b, incarnation_id, listeners, rack, fenced)| MetadataRecord::RegisterBroker {
-                    broker_id: BrokerId(b),
-                    incarnation_id,
-                    listeners: listeners
-                        .into_iter()
-                        .map(|(listener, host, port)| Endpoint { listener, host, port })
-                        .collect(),
-                    rack,
-                    fenced,
-                }),
-            (any::<i32>(), any::<i64>(), prop::option::of(any::<bool>()), prop::option::of(any::<bool>())).prop_map(
-                |(b, broker_epoch, fenced, in_controlled_shutdown)| MetadataRecord::BrokerRegistrationChange {
-                    broker_id: BrokerId(b),
-                    broker_epoch,
-                    fenced,
-                    in_controlled_shutdown,
-                }
-            ),
-            (
-                any::<[u8; 16]>(),
-                any::<i32>(),
-                prop::option::of(any::<i32>()),
-                prop::option::of(brokers.clone()),
-                prop::option::of(brokers.clone())
-            )
-                .prop_map(|(id, partition, leader, isr, replicas)| MetadataRecord::PartitionChange {
-                    topic_id: TopicId(id),
-                    partition,
-                    leader: leader.map(BrokerId),
-                    isr,
-                    replicas,
-                }),
-            Just(MetadataRecord::NoOp),
-            (any::<i32>(), any::<i64>(), any::<bool>(), any::<bool>()).prop_map(|(b, epoch, fenced, shutting)| {
-                MetadataRecord::BrokerState {
-                    broker_id: BrokerId(b),
-                    incarnation_id: [3; 16],
-                    broker_epoch: epoch,
-                    listeners: vec![Endpoint { listener: "L".into(), host: "h".into(), port: 1 }],
-                    rack: None,
-                    fenced,
-                    in_controlled_shutdown: shutting,
-                }
-            }),
-            (".*", id.clone()).prop_map(|(name, topic_id)| MetadataRecord::Topic { name, topic_id }),
-            (id.clone(), any::<i32>(), brokers.clone(), brokers, any::<i32>(), any::<i32>(), any::<i32>()).prop_map(
-                |(topic_id, partition, replicas, isr, leader, epoch, pe)| MetadataRecord::Partition {
-                    topic_id,
-                    partition,
-                    replicas,
-                    isr,
-                    leader: BrokerId(leader),
-                    leader_epoch: LeaderEpoch(epoch),
-                    partition_epoch: pe,
-                }
-            ),
-            (".*", ".*", prop::option::of(".*")).prop_map(|(t, name, value)| MetadataRecord::Config {
-                resource: ConfigResource::Topic(t),
-                name,
-                value
-            }),
-            id.prop_map(|topic_id| MetadataRecord::RemoveTopic { topic_id }),
-            (any::<i32>(), any::<i64>())
-                .prop_map(|(b, next)| MetadataRecord::ProducerIds { broker_id: BrokerId(b), next_producer_id: next }),
-        ]
-    }
-
-    proptest! {
-        #[test]
-        fn records_round_trip(record in arb_record()) {
-            let mut bytes = Vec::new();
-            record.encode(&mut bytes);
-            prop_assert_eq!(MetadataRecord::decode(&bytes).unwrap(), record);
-        }
-
-        #[test]
-        fn a_version_0_registration_reads_as_an_unfenced_plaintext_broker(port in any::<u16>()) {
-            let mut bytes = vec![REGISTER_BROKER, 0];
-            bytes.extend_from_slice(&7i32.to_be_bytes());
-            bytes.extend_from_slice(&4u32.to_be_bytes());
-            bytes.extend_from_slice(b"host");
-            bytes.extend_from_slice(&port.to_be_bytes());
-            bytes.push(0);
-            let MetadataRecord::RegisterBroker { broker_id, listeners, fenced, .. } = MetadataRecord::decode(&bytes).unwrap() else {
-                panic!("not a registration");
-            };
-            prop_assert_eq!((broker_id, fenced), (BrokerId(7), false));
-            prop_assert_eq!(listeners, vec![Endpoint { listener: "PLAINTEXT".into(), host: "host".into(), port }]);
-        }
-
-        #[test]
-        fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
-            let _ = MetadataRecord::decode(&bytes);
-        }
-    }
-}
+#[path = "record_tests.rs"]
+mod tests;

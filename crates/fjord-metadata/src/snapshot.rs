@@ -42,15 +42,7 @@ impl MetadataImage {
                 });
             }
             for (&partition, p) in &topic.partitions {
-                records.push(MetadataRecord::Partition {
-                    topic_id: topic.id,
-                    partition,
-                    replicas: p.replicas.clone(),
-                    isr: p.isr.clone(),
-                    leader: p.leader,
-                    leader_epoch: p.leader_epoch,
-                    partition_epoch: p.partition_epoch,
-                });
+                records.push(MetadataRecord::partition(topic.id, partition, p));
             }
         }
         for (broker, configs) in &self.broker_configs {
@@ -183,11 +175,13 @@ mod tests {
             MetadataRecord::Partition {
                 topic_id: t,
                 partition: 0,
-                replicas: vec![BrokerId(1)],
+                replicas: vec![BrokerId(1), BrokerId(2)],
                 isr: vec![BrokerId(1)],
                 leader: BrokerId(1),
                 leader_epoch: LeaderEpoch(3),
                 partition_epoch: 4,
+                adding_replicas: vec![BrokerId(2)],
+                removing_replicas: Vec::new(),
             },
             MetadataRecord::ProducerIds { broker_id: BrokerId(1), next_producer_id: 2000 },
         ];

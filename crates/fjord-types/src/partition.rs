@@ -17,6 +17,12 @@ pub struct PartitionRegistration {
     pub leader_epoch: LeaderEpoch,
     /// Bumped at every change of the partition (Kafka's partition epoch, KIP-497).
     pub partition_epoch: i32,
+    /// Replicas a reassignment is adding (KIP-455): in `replicas`, catching up, not yet in the
+    /// target's ISR.
+    pub adding_replicas: Vec<BrokerId>,
+    /// Replicas a reassignment will remove once every target replica is in sync: in
+    /// `replicas` until then.
+    pub removing_replicas: Vec<BrokerId>,
 }
 
 impl PartitionRegistration {
@@ -29,7 +35,25 @@ impl PartitionRegistration {
             leader,
             leader_epoch: LeaderEpoch(0),
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
+    }
+
+    /// Whether a reassignment is under way.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas the partition will have once its reassignment completes (all of them if
+    /// none is under way), in preference order.
+    pub fn target_replicas(&self) -> Vec<BrokerId> {
+        self.replicas.iter().copied().filter(|b| !self.removing_replicas.contains(b)).collect()
+    }
+
+    /// The replicas it had before its reassignment began (all of them if none is under way).
+    pub fn original_replicas(&self) -> Vec<BrokerId> {
+        self.replicas.iter().copied().filter(|b| !self.adding_replicas.contains(b)).collect()
     }
 
     /// Whether `broker` holds a replica.

@@ -9,7 +9,7 @@
 //! one stays and the partition has no leader (offline), never a leader from outside the ISR.
 //! Every leader change is a `PartitionChange` record, which bumps the leader epoch.
 
-use fjord_types::{BrokerId, PartitionRegistration, TopicId};
+use fjord_types::{BrokerId, LeaderEpoch, PartitionRegistration, TopicId};
 
 use crate::image::MetadataImage;
 use crate::record::MetadataRecord;
@@ -91,15 +91,13 @@ pub(crate) enum Preferred {
 
 fn change(placed: &Placed<'_>, leader: BrokerId, isr: Vec<BrokerId>) -> Option<MetadataRecord> {
     let current = placed.registration;
-    let leader_changes = leader != current.leader;
-    let isr_changes = isr != current.isr;
-    (leader_changes || isr_changes).then(|| MetadataRecord::PartitionChange {
-        topic_id: placed.topic_id,
-        partition: placed.partition,
-        leader: leader_changes.then_some(leader),
-        isr: isr_changes.then_some(isr),
-        replicas: None,
-    })
+    let mut next = current.clone();
+    if leader != current.leader {
+        next.leader = leader;
+        next.leader_epoch = LeaderEpoch(current.leader_epoch.0 + 1);
+    }
+    next.isr = isr;
+    MetadataRecord::partition_change(placed.topic_id, placed.partition, current, &next)
 }
 
 /// Whether `broker` is active in `image`, except for `except`, which is treated as `as_if`.

@@ -107,18 +107,15 @@ pub fn alter_partition(
             return Err(AlterPartitionError::IneligibleReplica(*member));
         }
     }
-    let mut next = current.clone();
     if isr == current.isr {
-        return Ok((None, next));
+        return Ok((None, current.clone()));
     }
-    next.isr = isr.clone();
+    let mut next = current.clone();
+    next.isr = isr;
     next.partition_epoch += 1;
-    let record = MetadataRecord::PartitionChange {
-        topic_id: topic.id,
-        partition: request.partition,
-        leader: None,
-        isr: Some(isr),
-        replicas: None,
-    };
-    Ok((Some(record), next))
+    // The member that completes a reassignment's ISR completes the reassignment too.
+    let valid = |b: BrokerId| image.brokers.get(&b).is_some_and(|r| r.is_active());
+    super::reassign::complete_if_in_sync(&mut next, &valid);
+    let record = MetadataRecord::partition_change(topic.id, request.partition, current, &next);
+    Ok((record, next))
 }

@@ -8,12 +8,14 @@
 //! - brokers: registration, heartbeats, fencing and controlled shutdown, preferred elections.
 //! - configs: topic config changes.
 //! - isr: AlterPartition, a leader's ISR change as a compare-and-set on its epochs.
+//! - reassign: AlterPartitionReassignments and ListPartitionReassignments (KIP-455).
 //! - the election rules every leadership change follows live in `election.rs`.
 
 mod brokers;
 mod configs;
 mod election;
 mod isr;
+mod reassign;
 mod topics;
 
 pub use brokers::{
@@ -23,6 +25,7 @@ pub use brokers::{
 };
 pub use configs::{ConfigOp, alter_topic_configs};
 pub use isr::{AlterPartitionError, AlterPartitionRequest, alter_partition};
+pub use reassign::{Reassignment, ReassignmentError, ReassignmentOutcomes, alter_reassignments, list_reassignments};
 pub use topics::{CreatedTopic, Creator, NewTopic, TopicDefaults, create_partitions, create_topics, delete_topics};
 
 use fjord_types::BrokerId;

@@ -362,6 +362,8 @@ fn preferred_elections_and_the_imbalance_they_fix() {
         leader: None,
         isr: Some(vec![BrokerId(2), BrokerId(1)]),
         replicas: None,
+        adding_replicas: None,
+        removing_replicas: None,
     };
     apply(&mut image, &[rejoin]);
     assert_eq!(imbalanced_partitions(&image), vec![("t".to_owned(), 0)]);
@@ -383,6 +385,8 @@ fn unclean_elections_take_any_live_replica_and_all_partitions_omit_the_settled()
         leader: None,
         isr: Some(vec![BrokerId(1)]),
         replicas: None,
+        adding_replicas: None,
+        removing_replicas: None,
     };
     apply(&mut image, &[shrink]);
     let records = fence_broker(&image, BrokerId(1));
@@ -499,3 +503,6 @@ fn alter_partition_is_a_compare_and_set_on_the_leaders_epochs() {
         Err(AlterPartitionError::FencedLeaderEpoch { .. })
     ));
 }
+
+#[path = "reassign_tests.rs"]
+mod reassign_tests;

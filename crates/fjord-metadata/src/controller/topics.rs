@@ -128,6 +128,8 @@ fn partition_record(
         replicas,
         leader_epoch: LeaderEpoch(0),
         partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     })
 }
 
