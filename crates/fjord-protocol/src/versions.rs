@@ -56,6 +56,8 @@ pub const KAFKA_4_1: &[ApiRange] = &[
     range(ApiKey::OffsetDelete, 0, 0),
     range(ApiKey::DescribeCluster, 0, 2),
     range(ApiKey::ElectLeaders, 0, 2),
+    range(ApiKey::AlterPartitionReassignments, 0, 1),
+    range(ApiKey::ListPartitionReassignments, 0, 0),
     range(ApiKey::DescribeQuorum, 0, 2),
 ];
 

@@ -15,7 +15,7 @@ use fjord_types::{ErrorCode, Offset};
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
-use super::{Outcome, configs, quorum, topics};
+use super::{Outcome, configs, quorum, reassign, topics};
 use crate::broker::Broker;
 
 /// The APIs only the active controller answers.
@@ -27,6 +27,8 @@ pub(crate) const FORWARDED: &[ApiKey] = &[
     ApiKey::IncrementalAlterConfigs,
     ApiKey::ElectLeaders,
     ApiKey::DescribeQuorum,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
 ];
 
 /// How long a forwarded request may wait for a controller (through an election).
@@ -163,6 +165,12 @@ fn error_response(request: &RequestKind, code: ErrorCode) -> Option<ResponseKind
         RequestKind::DescribeQuorum(_) => {
             ResponseKind::DescribeQuorum(DescribeQuorumResponse::default().with_error_code(error))
         }
+        RequestKind::AlterPartitionReassignments(_) => ResponseKind::AlterPartitionReassignments(
+            AlterPartitionReassignmentsResponse::default().with_error_code(error),
+        ),
+        RequestKind::ListPartitionReassignments(_) => ResponseKind::ListPartitionReassignments(
+            ListPartitionReassignmentsResponse::default().with_error_code(error),
+        ),
         _ => return None,
     })
 }
@@ -177,6 +185,8 @@ fn lost_leadership(response: &ResponseKind) -> bool {
         ResponseKind::AlterConfigs(r) => r.responses.iter().any(|c| c.error_code == not_controller),
         ResponseKind::IncrementalAlterConfigs(r) => r.responses.iter().any(|c| c.error_code == not_controller),
         ResponseKind::ElectLeaders(r) => r.error_code == not_controller,
+        ResponseKind::AlterPartitionReassignments(r) => r.error_code == not_controller,
+        ResponseKind::ListPartitionReassignments(r) => r.error_code == not_controller,
         _ => false,
     }
 }
@@ -214,6 +224,12 @@ pub(crate) async fn serve(broker: &Arc<Broker>, request: pb::ForwardRequest) -> 
         }
         RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(quorum::elect_leaders(broker, r).await),
         RequestKind::DescribeQuorum(r) => ResponseKind::DescribeQuorum(quorum::describe_quorum(broker, r).await),
+        RequestKind::AlterPartitionReassignments(r) => {
+            ResponseKind::AlterPartitionReassignments(reassign::alter(broker, version, r).await)
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            ResponseKind::ListPartitionReassignments(reassign::list(broker, r).await)
+        }
         _ => return refuse(ErrorCode::InvalidRequest),
     };
     if lost_leadership(&response) {

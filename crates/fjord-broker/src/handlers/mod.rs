@@ -11,6 +11,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod quorum;
+mod reassign;
 mod records;
 mod topics;
 

@@ -104,6 +104,8 @@ pub(crate) fn schema(key: ApiKey) -> Option<&'static Schema> {
         ApiKey::DeleteGroups => &DELETE_GROUPS_REQUEST,
         ApiKey::OffsetDelete => &OFFSET_DELETE_REQUEST,
         ApiKey::ElectLeaders => &ELECT_LEADERS_REQUEST,
+        ApiKey::AlterPartitionReassignments => &ALTER_PARTITION_REASSIGNMENTS_REQUEST,
+        ApiKey::ListPartitionReassignments => &LIST_PARTITION_REASSIGNMENTS_REQUEST,
         ApiKey::DescribeQuorum => &DESCRIBE_QUORUM_REQUEST,
         _ => return None,
     })

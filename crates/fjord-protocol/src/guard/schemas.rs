@@ -481,6 +481,53 @@ pub(crate) const ELECT_LEADERS_REQUEST: Schema = Schema {
 };
 
 // ---------------------------------------------------------------------------------------
+// AlterPartitionReassignments (API key 45). kafka-protocol 0.18 supports v0..=1. Flexible
+// from v0.
+// ---------------------------------------------------------------------------------------
+const ALTER_PARTITION_REASSIGNMENTS_PARTITION: &[F] = &[
+    // PartitionIndex
+    f(Ty::I32, 0, i16::MAX),
+    // Replicas (null: cancel)
+    f(Ty::NPArray(&Ty::I32), 0, i16::MAX),
+];
+const ALTER_PARTITION_REASSIGNMENTS_TOPIC: &[F] = &[
+    // Name
+    f(Ty::Str, 0, i16::MAX),
+    // Partitions
+    f(Ty::Array(ALTER_PARTITION_REASSIGNMENTS_PARTITION), 0, i16::MAX),
+];
+pub(crate) const ALTER_PARTITION_REASSIGNMENTS_REQUEST: Schema = Schema {
+    flexible_from: 0,
+    fields: &[
+        // TimeoutMs
+        f(Ty::I32, 0, i16::MAX),
+        // AllowReplicationFactorChange
+        f(Ty::Bool, 1, i16::MAX),
+        // Topics
+        f(Ty::Array(ALTER_PARTITION_REASSIGNMENTS_TOPIC), 0, i16::MAX),
+    ],
+};
+
+// ---------------------------------------------------------------------------------------
+// ListPartitionReassignments (API key 46). kafka-protocol 0.18 supports v0. Flexible from v0.
+// ---------------------------------------------------------------------------------------
+const LIST_PARTITION_REASSIGNMENTS_TOPIC: &[F] = &[
+    // Name
+    f(Ty::Str, 0, i16::MAX),
+    // PartitionIndexes
+    f(Ty::PArray(&Ty::I32), 0, i16::MAX),
+];
+pub(crate) const LIST_PARTITION_REASSIGNMENTS_REQUEST: Schema = Schema {
+    flexible_from: 0,
+    fields: &[
+        // TimeoutMs
+        f(Ty::I32, 0, i16::MAX),
+        // Topics (null: every reassignment)
+        f(Ty::NArray(LIST_PARTITION_REASSIGNMENTS_TOPIC), 0, i16::MAX),
+    ],
+};
+
+// ---------------------------------------------------------------------------------------
 // DescribeQuorum (API key 55). kafka-protocol 0.18 supports v0..=2. Flexible from v0.
 // ---------------------------------------------------------------------------------------
 const DESCRIBE_QUORUM_PARTITION: &[F] = &[

@@ -42,6 +42,12 @@ fn default_request(key: ApiKey) -> RequestKind {
         ApiKey::DeleteGroups => RequestKind::DeleteGroups(DeleteGroupsRequest::default()),
         ApiKey::OffsetDelete => RequestKind::OffsetDelete(OffsetDeleteRequest::default()),
         ApiKey::ElectLeaders => RequestKind::ElectLeaders(ElectLeadersRequest::default()),
+        ApiKey::AlterPartitionReassignments => {
+            RequestKind::AlterPartitionReassignments(AlterPartitionReassignmentsRequest::default())
+        }
+        ApiKey::ListPartitionReassignments => {
+            RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
+        }
         ApiKey::DescribeQuorum => RequestKind::DescribeQuorum(DescribeQuorumRequest::default()),
         other => panic!("no default for {other:?}"),
     }
@@ -97,6 +103,24 @@ fn elect_leaders() -> ElectLeadersRequest {
     ElectLeadersRequest::default().with_topic_partitions(Some(vec![topic.clone(), topic])).with_timeout_ms(30_000)
 }
 
+fn alter_partition_reassignments() -> AlterPartitionReassignmentsRequest {
+    let move_to = alter_partition_reassignments_request::ReassignablePartition::default()
+        .with_partition_index(0)
+        .with_replicas(Some(vec![BrokerId(1), BrokerId(2), BrokerId(3)]));
+    let cancel = alter_partition_reassignments_request::ReassignablePartition::default().with_partition_index(1);
+    let topic = alter_partition_reassignments_request::ReassignableTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("orders")))
+        .with_partitions(vec![move_to, cancel.clone(), cancel]);
+    AlterPartitionReassignmentsRequest::default().with_timeout_ms(60_000).with_topics(vec![topic.clone(), topic])
+}
+
+fn list_partition_reassignments() -> ListPartitionReassignmentsRequest {
+    let topic = list_partition_reassignments_request::ListPartitionReassignmentsTopics::default()
+        .with_name(TopicName(StrBytes::from_static_str("orders")))
+        .with_partition_indexes(vec![0, 1, 2, 3]);
+    ListPartitionReassignmentsRequest::default().with_topics(Some(vec![topic.clone(), topic]))
+}
+
 fn describe_quorum() -> DescribeQuorumRequest {
     let partition = describe_quorum_request::PartitionData::default().with_partition_index(0);
     let topic = describe_quorum_request::TopicData::default()
@@ -113,6 +137,11 @@ fn populated_requests_pass_and_their_truncations_fail() {
         (ApiKey::CreateTopics, RequestKind::CreateTopics(create_topics())),
         (ApiKey::ElectLeaders, RequestKind::ElectLeaders(elect_leaders())),
         (ApiKey::DescribeQuorum, RequestKind::DescribeQuorum(describe_quorum())),
+        (
+            ApiKey::AlterPartitionReassignments,
+            RequestKind::AlterPartitionReassignments(alter_partition_reassignments()),
+        ),
+        (ApiKey::ListPartitionReassignments, RequestKind::ListPartitionReassignments(list_partition_reassignments())),
     ];
     for (key, request) in cases {
         let range = KAFKA_4_1.iter().find(|r| r.key == key).unwrap();
