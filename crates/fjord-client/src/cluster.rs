@@ -196,14 +196,10 @@ impl Client {
         partitions: Option<&[(String, i32)]>,
     ) -> Result<Vec<ElectionResult>, Error> {
         let topic_partitions = partitions.map(|partitions| {
-            let mut by_topic: std::collections::BTreeMap<&str, Vec<i32>> = Default::default();
-            for (topic, partition) in partitions {
-                by_topic.entry(topic).or_default().push(*partition);
-            }
-            by_topic
+            crate::reassign::by_topic(partitions.iter().cloned())
                 .into_iter()
                 .map(|(topic, partitions)| {
-                    TopicPartitions::default().with_topic(TopicName(text(topic))).with_partitions(partitions)
+                    TopicPartitions::default().with_topic(TopicName(text(&topic))).with_partitions(partitions)
                 })
                 .collect()
         });

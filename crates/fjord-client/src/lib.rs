@@ -42,6 +42,7 @@ mod error;
 mod groups;
 mod pipeline;
 mod producer;
+mod reassign;
 
 pub use admin::{ConfigEntry, NewTopic};
 pub use client::{Client, PartitionInfo, TopicInfo};
@@ -52,4 +53,5 @@ pub use error::Error;
 pub use fjord_log::{Compression, Header, Record, TimestampType};
 pub use groups::{GroupDescription, GroupListing, GroupMember, PartitionLag};
 pub use producer::{Delivery, Message, Producer, ProducerConfig, murmur2};
+pub use reassign::{OngoingReassignment, ReassignmentResult};
 pub use {fjord_log, kafka_protocol};

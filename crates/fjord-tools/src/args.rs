@@ -82,6 +82,50 @@ pub enum Command {
         #[command(subcommand)]
         command: DevCommand,
     },
+    /// Move partitions to other brokers, as kafka-reassign-partitions.sh does.
+    ///
+    /// Examples:
+    ///   echo '{"version":1,"topics":[{"topic":"orders"}]}' > topics.json
+    ///   fjord reassign-partitions --topics-to-move-json-file topics.json --broker-list 1,2,3 --generate
+    ///   fjord reassign-partitions --reassignment-json-file plan.json --execute
+    ///   fjord reassign-partitions --reassignment-json-file plan.json --verify
+    ///   fjord reassign-partitions --list
+    ///   fjord reassign-partitions --reassignment-json-file plan.json --cancel
+    #[command(verbatim_doc_comment)]
+    #[command(group(clap::ArgGroup::new("action").required(true)
+        .args(["generate", "execute", "verify", "list", "cancel"])))]
+    ReassignPartitions {
+        /// Propose a plan moving the topics of --topics-to-move-json-file onto --broker-list.
+        #[arg(long, requires_all = ["topics_to_move_json_file", "broker_list"])]
+        generate: bool,
+        /// Start the plan in --reassignment-json-file.
+        #[arg(long, requires = "reassignment_json_file")]
+        execute: bool,
+        /// Report how far the plan in --reassignment-json-file has got.
+        #[arg(long, requires = "reassignment_json_file")]
+        verify: bool,
+        /// List the reassignments under way.
+        #[arg(long)]
+        list: bool,
+        /// Cancel the moves of the plan in --reassignment-json-file that are under way.
+        #[arg(long, requires = "reassignment_json_file")]
+        cancel: bool,
+        /// With --execute: go ahead although other reassignments are under way.
+        #[arg(long)]
+        additional: bool,
+        /// {"version":1,"topics":[{"topic":"..."}]}: the topics --generate moves.
+        #[arg(long)]
+        topics_to_move_json_file: Option<PathBuf>,
+        /// The brokers --generate places replicas on, e.g. 1,2,3.
+        #[arg(long)]
+        broker_list: Option<String>,
+        /// A plan: {"version":1,"partitions":[{"topic":"...","partition":0,"replicas":[1,2]}]}.
+        #[arg(long)]
+        reassignment_json_file: Option<PathBuf>,
+        /// The brokers to bootstrap from (host:port, comma-separated).
+        #[arg(long, default_value = DEFAULT_BOOTSTRAP)]
+        bootstrap_server: String,
+    },
     /// Elect partition leaders, as kafka-leader-election.sh does.
     ///
     /// Examples:

@@ -2,7 +2,8 @@
 //! (kafka-topics.sh), `groups` (kafka-consumer-groups.sh), `produce` and `consume` (the console
 //! producer and consumer), `perf` (the producer and consumer perf tests), `quorum`
 //! (kafka-metadata-quorum.sh), `cluster` (the brokers and the active controller),
-//! `leader-election` (kafka-leader-election.sh), `dump-log` (kafka-dump-log.sh), and `dev
+//! `leader-election` (kafka-leader-election.sh), `reassign-partitions`
+//! (kafka-reassign-partitions.sh), `dump-log` (kafka-dump-log.sh), and `dev
 //! cluster`, which runs a local cluster of `fjord server` processes (the executable this
 //! crate is linked into must have a `server` verb, as the `fjord` binary does).
 //!
@@ -20,6 +21,7 @@ mod console;
 mod dev;
 mod groups;
 mod perf;
+mod reassign;
 mod topics;
 
 use std::path::PathBuf;
@@ -128,6 +130,28 @@ pub fn run(command: Command) -> Result<()> {
         Command::Cluster { command: ClusterCommand::Describe { bootstrap_server } } => {
             on_runtime(async move { cluster::describe(&bootstrap_server).await })
         }
+        Command::ReassignPartitions {
+            generate,
+            execute,
+            verify,
+            list,
+            cancel: _,
+            additional,
+            topics_to_move_json_file,
+            broker_list,
+            reassignment_json_file,
+            bootstrap_server,
+        } => on_runtime(async move {
+            let bootstrap = bootstrap_server.as_str();
+            match (topics_to_move_json_file, broker_list, reassignment_json_file) {
+                (Some(topics), Some(brokers), _) if generate => reassign::generate(bootstrap, &topics, &brokers).await,
+                (.., Some(plan)) if execute => reassign::execute(bootstrap, &plan, additional).await,
+                (.., Some(plan)) if verify => reassign::verify(bootstrap, &plan).await,
+                _ if list => reassign::list_ongoing(bootstrap).await,
+                (.., Some(plan)) => reassign::cancel(bootstrap, &plan).await,
+                _ => anyhow::bail!("choose one of --generate, --execute, --verify, --list, --cancel"),
+            }
+        }),
         Command::LeaderElection { election_type, all_topic_partitions, topic, partition, bootstrap_server } => {
             on_runtime(async move {
                 let partitions = match (all_topic_partitions, topic, partition) {
