@@ -267,3 +267,42 @@ def test_a_dead_broker_is_fenced_early_and_a_paused_one_is_not(fresh_cluster):
         paused.resume()
     print(f"\nkill -9 -> fenced with a 60 s session: {fenced_s:.2f} s")
     assert fenced_s < 10, fenced_s
+
+
+@pytest.mark.timeout(180)
+def test_an_offline_partition_takes_an_out_of_sync_leader_only_where_unclean_election_is_on(fresh_cluster):
+    # Controllers apart, so both brokers can be down with the quorum whole.
+    c = fresh_cluster(controllers=3, brokers=2)
+    a, b = (n.id for n in c.brokers)
+    for topic, unclean in (("unclean-on", "true"), ("unclean-off", "false")):
+        kadmin_topic = NewTopic(topic, replica_assignments={0: [a, b]}, num_partitions=-1, replication_factor=-1,
+                                topic_configs={"unclean.leader.election.enable": unclean})
+        KafkaAdminClient(bootstrap_servers=c.bootstrap, request_timeout_ms=30000).create_topics([kadmin_topic])
+        wait_isr(c.bootstrap, topic, 2)
+    producer = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "logger": RDKAFKA_LOG})
+    for topic in ("unclean-on", "unclean-off"):
+        for i in range(5):
+            producer.produce(topic, value=b"before-%d" % i)
+    assert producer.flush(30) == 0
+    # b goes first: the ISR shrinks to a. Then a goes: both partitions are offline.
+    c.node(b).stop(kill9=True)
+    def alone():
+        states = [partition_state(c.node(a).bootstrap, t) for t in ("unclean-on", "unclean-off")]
+        return all(s and s[0][2] == [a] for s in states) or None
+    wait_until(f"ISR of {a} alone", alone, 30)
+    c.node(a).stop(kill9=True)
+    c.node(b).start()
+    c.wait_ready(brokers=[c.node(b)])
+    bootstrap = c.node(b).bootstrap
+    state = wait_until("the unclean-on partition led by the out-of-sync replica",
+                       lambda: (s := partition_state(bootstrap, "unclean-on")) and s[0][0] == b and s, 30)
+    assert state[0][2] == [b], state
+    assert partition_state(bootstrap, "unclean-off")[0][0] == -1, "no unclean election where it is off"
+    # The new leader takes writes; the controller said loudly what it did.
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "message.timeout.ms": 20000, "logger": RDKAFKA_LOG})
+    delivered = []
+    p.produce("unclean-on", value=b"after", on_delivery=lambda err, msg: delivered.append(err))
+    assert p.flush(30) == 0 and delivered == [None], delivered
+    logs = "".join(n.log_path.read_text() for n in c.nodes if n.controller)
+    assert "unclean leader election" in logs and "unclean-on" in logs
+    assert partition_state(bootstrap, "unclean-off")[0][0] == -1

@@ -175,6 +175,9 @@ impl Broker {
             max_idle_interval_ms: config.cluster.max_idle_interval_ms,
             auto_leader_rebalance: config.cluster.auto_leader_rebalance_enable,
             imbalance_check_interval_ms: config.cluster.leader_imbalance_check_interval_ms,
+            unclean_leader_election: config
+                .topic_default("unclean.leader.election.enable")
+                .is_some_and(|(value, _)| value.trim().eq_ignore_ascii_case("true")),
             probe_after_ms: config.cluster.broker_liveness_probe.then(|| {
                 let interval = config.broker_heartbeat_interval_ms as i64;
                 interval + (interval / 4).max(250)

@@ -11,6 +11,8 @@ fn registration(leader: i32, epoch: i32, replicas: &[i32], isr: &[i32]) -> Parti
         leader: BrokerId(leader),
         leader_epoch: LeaderEpoch(epoch),
         partition_epoch: epoch,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     }
 }
 

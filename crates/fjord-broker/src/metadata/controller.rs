@@ -50,6 +50,8 @@ pub(crate) struct Duties {
     pub(crate) auto_leader_rebalance: bool,
     /// `leader.imbalance.check.interval.seconds`, in ms.
     pub(crate) imbalance_check_interval_ms: u64,
+    /// `unclean.leader.election.enable`, the default of topics that do not set it.
+    pub(crate) unclean_leader_election: bool,
     /// A broker silent this long (past one `broker.heartbeat.interval.ms` and a margin) has
     /// its listeners probed; `None` turns the probe off.
     pub(crate) probe_after_ms: Option<i64>,
@@ -135,8 +137,9 @@ impl ControllerState {
         }
     }
 
-    /// Fences a broker whose session expired (one per round), writes a no-op when idle, and
-    /// moves leaderships back to preferred replicas when it is time.
+    /// Fences a broker whose session expired (one per round), writes a no-op when idle, moves
+    /// leaderships back to preferred replicas when it is time, and runs the unclean elections
+    /// topics allow.
     fn do_duties(&mut self, duties: &Duties, now: Timestamp) {
         if let Some(stale) = self.sessions.next_stale(&self.image, now, duties.session_timeout_ms) {
             tracing::info!(broker = stale.0, "fencing a broker whose session expired");
@@ -155,6 +158,16 @@ impl ControllerState {
                 self.propose_duty("rebalance", records);
             }
         }
+        let (elected, records) = controller::elect_unclean_where_allowed(&self.image, duties.unclean_leader_election);
+        for (topic, partition) in &elected {
+            tracing::warn!(
+                topic = %topic,
+                partition,
+                "unclean leader election: no in-sync replica is alive, so an out-of-sync one leads; \
+                 records only the old ISR held are lost (unclean.leader.election.enable=true)"
+            );
+        }
+        self.propose_duty("unclean election", records);
         if now.0 - self.last_proposal.0 >= duties.max_idle_interval_ms as i64 {
             self.propose_duty("no-op", vec![MetadataRecord::NoOp]);
         }

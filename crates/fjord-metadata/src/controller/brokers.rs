@@ -355,6 +355,32 @@ fn elect_unclean(image: &MetadataImage, partitions: &[(String, i32)]) -> (Vec<Me
     (records, outcomes)
 }
 
+/// The automatic unclean elections (Kafka's, with `unclean.leader.election.enable`): every
+/// partition without a leader whose topic allows it (its override, else `default_enabled`,
+/// the controller's own setting) and that has a replica on an active broker gets that replica
+/// as leader and sole ISR member. Returns the partitions elected and the records.
+pub fn elect_unclean_where_allowed(
+    image: &MetadataImage,
+    default_enabled: bool,
+) -> (Vec<(String, i32)>, Vec<MetadataRecord>) {
+    let allowed = |configs: &std::collections::BTreeMap<String, String>| {
+        configs.get(UNCLEAN_ELECTION).map_or(default_enabled, |v| v.trim().eq_ignore_ascii_case("true"))
+    };
+    let leaderless: Vec<(String, i32)> = image
+        .topics
+        .values()
+        .filter(|t| allowed(&t.configs))
+        .flat_map(|t| t.partitions.iter().filter(|(_, p)| p.leader.is_none()).map(|(&p, _)| (t.name.clone(), p)))
+        .collect();
+    let (records, outcomes) = elect_unclean(image, &leaderless);
+    let elected =
+        leaderless.into_iter().zip(outcomes).filter(|(_, o)| *o == ElectionOutcome::Elected).map(|(tp, _)| tp);
+    (elected.collect(), records)
+}
+
+/// The topic config that allows unclean elections.
+const UNCLEAN_ELECTION: &str = "unclean.leader.election.enable";
+
 /// Preferred leader elections (ElectLeaders with election type PREFERRED, and the periodic
 /// auto-rebalance): for each `(topic, partition)`, its first replica leads if it can.
 pub fn elect_preferred(

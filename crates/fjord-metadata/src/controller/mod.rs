@@ -20,8 +20,8 @@ mod topics;
 
 pub use brokers::{
     BrokerHeartbeatManager, ElectionAnswers, ElectionOutcome, ElectionType, HeartbeatAnswer, HeartbeatRequest,
-    RegistrationRequest, elect_leaders, elect_preferred, fence_broker, heartbeat, imbalanced_partitions,
-    register_broker,
+    RegistrationRequest, elect_leaders, elect_preferred, elect_unclean_where_allowed, fence_broker, heartbeat,
+    imbalanced_partitions, register_broker,
 };
 pub use configs::{ConfigOp, alter_topic_configs};
 pub use isr::{AlterPartitionError, AlterPartitionRequest, alter_partition};

@@ -506,3 +506,43 @@ fn alter_partition_is_a_compare_and_set_on_the_leaders_epochs() {
 
 #[path = "reassign_tests.rs"]
 mod reassign_tests;
+
+#[test]
+fn automatic_unclean_elections_only_where_the_topic_allows_them() {
+    let mut image = image_with_brokers(3);
+    create_assigned(&mut image, "t", &[&[1, 2]]);
+    create_assigned(&mut image, "u", &[&[1, 2]]);
+    let allow = MetadataRecord::Config {
+        resource: crate::ConfigResource::Topic("t".into()),
+        name: "unclean.leader.election.enable".into(),
+        value: Some("true".into()),
+    };
+    apply(&mut image, &[allow]);
+    // Both ISRs shrink to 1, then 1 dies: both partitions are offline.
+    for topic in ["t", "u"] {
+        let shrink = MetadataRecord::PartitionChange {
+            topic_id: image.topics[topic].id,
+            partition: 0,
+            leader: None,
+            isr: Some(vec![BrokerId(1)]),
+            replicas: None,
+            adding_replicas: None,
+            removing_replicas: None,
+        };
+        apply(&mut image, &[shrink]);
+    }
+    let records = fence_broker(&image, BrokerId(1));
+    apply(&mut image, &records);
+    assert_eq!((leader(&image, "t", 0).0, leader(&image, "u", 0).0), (-1, -1));
+    let (elected, records) = elect_unclean_where_allowed(&image, false);
+    assert_eq!(elected, vec![("t".to_owned(), 0)], "u keeps the default, off");
+    apply(&mut image, &records);
+    assert_eq!(leader(&image, "t", 0), (2, 2, vec![2]), "the live replica leads alone");
+    assert_eq!(leader(&image, "u", 0).0, -1);
+    // With the controller's default on, u goes too; t needs nothing more.
+    let (elected, records) = elect_unclean_where_allowed(&image, true);
+    assert_eq!(elected, vec![("u".to_owned(), 0)]);
+    apply(&mut image, &records);
+    assert_eq!(leader(&image, "u", 0).0, 2);
+    assert_eq!(elect_unclean_where_allowed(&image, true), (Vec::new(), Vec::new()));
+}

@@ -263,6 +263,8 @@ fn follower_registration(leader: i32, epoch: i32, isr: &[i32]) -> PartitionRegis
         leader: BrokerId(leader),
         leader_epoch: LeaderEpoch(epoch),
         partition_epoch: epoch,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
     }
 }
 
