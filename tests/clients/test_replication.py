@@ -2,8 +2,8 @@
 
 - The seed 002 kafka-python snippet (a topic with replication_factor=3, acks="all", retries=5)
   runs unchanged on three brokers; every replica joins the ISR and holds every record.
-- kill -9 of a partition leader under an idempotent acks=all producer (librdkafka,
-  min.insync.replicas=2): a follower with the whole log takes over; every acknowledged record
+- kill -9 of a partition leader under an idempotent acks=all producer (librdkafka and
+  kafka-python, min.insync.replicas=2): a follower with the whole log takes over; every acknowledged record
   is readable exactly once at its acknowledged offset; the old leader rejoins the ISR.
 - SIGSTOP of followers: the ISR shrinks after replica.lag.time.max.ms, acks=all keeps working
   while the ISR holds min.insync.replicas and gets NOT_ENOUGH_REPLICAS below it; SIGCONT: the
@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -97,13 +98,63 @@ def test_a_replication_factor_above_the_broker_count_is_refused(fresh_cluster):
     assert e.value.args[0].code() == KafkaError.INVALID_REPLICATION_FACTOR, e.value.args[0]
 
 
+class KafkaPythonBackgroundProducer(threading.Thread):
+    """BackgroundProducer's contract with kafka-python's idempotent producer: unique values at a
+    bounded rate until stopped, every acknowledged (partition, offset, value) recorded."""
+
+    def __init__(self, bootstrap, topic):
+        super().__init__(daemon=True)
+        self.topic = topic
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                      linger_ms=5, delivery_timeout_ms=60000, request_timeout_ms=10000,
+                                      retry_backoff_ms=50, reconnect_backoff_ms=50, reconnect_backoff_max_ms=500)
+        self.stop_flag = threading.Event()
+        self.acked: list[tuple[int, int, bytes]] = []
+        self.failed: list[tuple[bytes, str]] = []
+        self.produced = 0
+        self.remaining_after_flush = None
+        self.exc = None
+        self.lock = threading.Lock()
+
+    def run(self):
+        try:
+            seq = 0
+            pending = []
+            while not self.stop_flag.is_set():
+                for _ in range(20):
+                    value = b"v%07d" % seq
+                    pending.append((value, self.producer.send(self.topic, key=b"k%d" % (seq % 16), value=value)))
+                    seq += 1
+                self.produced = seq
+                self.collect(pending)
+                time.sleep(0.005)
+            self.producer.flush(60)
+            self.collect(pending)
+            self.remaining_after_flush = sum(1 for _, f in pending if not f.is_done)
+            self.producer.close(10)
+        except Exception as e:  # surfaced by the test
+            self.exc = e
+
+    def collect(self, pending):
+        done = [(v, f) for v, f in pending if f.is_done]
+        pending[:] = [(v, f) for v, f in pending if not f.is_done]
+        for value, future in done:
+            if future.succeeded():
+                md = future.value
+                self.acked.append((md.partition, md.offset, value))
+            else:
+                self.failed.append((value, repr(future.exception)))
+
+
 @pytest.mark.timeout(240)
-def test_killing_a_leader_under_acks_all_loses_and_duplicates_nothing(fresh_cluster):
+@pytest.mark.parametrize("client", ["librdkafka", "kafka-python"])
+def test_killing_a_leader_under_acks_all_loses_and_duplicates_nothing(fresh_cluster, client):
     c = fresh_cluster(controllers=3)
     topic = "failover"
     create(c.bootstrap, topic, 2, 3, {"min.insync.replicas": "2"})
     wait_isr(c.bootstrap, topic, 3, partitions=2)
-    producer = BackgroundProducer(c.bootstrap, topic)
+    make = BackgroundProducer if client == "librdkafka" else KafkaPythonBackgroundProducer
+    producer = make(c.bootstrap, topic)
     producer.start()
     wait_until("some acknowledged records", lambda: len(producer.acked) > 200, 30)
     victim = c.node(partition_state(c.bootstrap, topic)[0][0])
