@@ -10,9 +10,11 @@ use anyhow::{Context, Result, bail};
 
 use super::Kind;
 
-/// A broker process under test; killed, and its data removed, when dropped.
+/// The broker processes under test (one, or a cluster's nodes); killed, and their data
+/// removed, when dropped.
 pub(super) struct Broker {
-    child: Child,
+    children: Vec<Child>,
+    /// The bootstrap address (every node's, comma-separated, for a cluster).
     pub(super) address: String,
     kind: Kind,
     dir: PathBuf,
@@ -20,40 +22,47 @@ pub(super) struct Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 impl Broker {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// User plus system CPU seconds the broker has used.
+    /// User plus system CPU seconds the broker's processes have used.
     pub(super) fn cpu_seconds(&self, ticks_per_second: f64) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
-        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-        let rest = stat.rsplit_once(')').context("/proc stat")?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: f64 = fields[11].parse()?;
-        let stime: f64 = fields[12].parse()?;
-        Ok((utime + stime) / ticks_per_second)
+        let mut total = 0.0;
+        for child in &self.children {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id()))?;
+            // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+            let rest = stat.rsplit_once(')').context("/proc stat")?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields[11].parse()?;
+            let stime: f64 = fields[12].parse()?;
+            total += (utime + stime) / ticks_per_second;
+        }
+        Ok(total)
     }
 
-    /// (VmRSS, VmHWM) in KiB.
+    /// (VmRSS, VmHWM) in KiB, summed over the processes.
     pub(super) fn rss_kib(&self) -> Result<(u64, u64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        Ok((field("VmRSS:"), field("VmHWM:")))
+        let (mut rss, mut peak) = (0, 0);
+        for child in &self.children {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))?;
+            let field = |name: &str| -> u64 {
+                status
+                    .lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            rss += field("VmRSS:");
+            peak += field("VmHWM:");
+        }
+        Ok((rss, peak))
     }
 }
 
@@ -92,8 +101,59 @@ fn wait_for_port(address: &str, child: &mut Child, limit: Duration) -> Result<Du
     }
 }
 
+/// How many combined nodes a `Kind::FjordRf3` cluster has.
+const CLUSTER_NODES: usize = 3;
+
+/// Starts three combined broker+controller nodes, as a cluster's quickstart would; returns
+/// them and how long until every node accepted connections.
+fn start_cluster(programs: &Programs, scratch: &Path) -> Result<(Broker, Duration)> {
+    let ports: Vec<(u16, u16)> = (0..CLUSTER_NODES).map(|_| Ok((free_port()?, free_port()?))).collect::<Result<_>>()?;
+    let dir = scratch.join(format!("cluster-{}", ports[0].0));
+    let voters: Vec<String> =
+        ports.iter().enumerate().map(|(i, (_, controller))| format!("{}@127.0.0.1:{controller}", i + 1)).collect();
+    let mut children = Vec::new();
+    for (i, (client, controller)) in ports.iter().enumerate() {
+        let node_dir = dir.join(format!("node-{}", i + 1));
+        std::fs::create_dir_all(&node_dir)?;
+        let overrides = [
+            "process.roles=broker,controller".to_owned(),
+            format!("node.id={}", i + 1),
+            format!("controller.quorum.voters={}", voters.join(",")),
+            "controller.listener.names=CONTROLLER".to_owned(),
+            format!("listeners=PLAINTEXT://127.0.0.1:{client},CONTROLLER://127.0.0.1:{controller}"),
+            format!("advertised.listeners=PLAINTEXT://127.0.0.1:{client}"),
+            "inter.broker.listener.name=PLAINTEXT".to_owned(),
+            format!("log.dirs={}", node_dir.join("data").display()),
+            "group.initial.rebalance.delay.ms=0".to_owned(),
+        ];
+        let mut command = Command::new(&programs.fjord);
+        command.arg("server");
+        for o in &overrides {
+            command.args(["--override", o]);
+        }
+        let child = command
+            .current_dir(&node_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(node_dir.join("broker.log"))?)
+            .spawn()
+            .context("cannot start a cluster node")?;
+        children.push(child);
+    }
+    let started = Instant::now();
+    let addresses: Vec<String> = ports.iter().map(|(client, _)| format!("127.0.0.1:{client}")).collect();
+    for (address, child) in addresses.iter().zip(&mut children) {
+        wait_for_port(address, child, Duration::from_secs(30))?;
+    }
+    let broker = Broker { children, address: addresses.join(","), kind: Kind::FjordRf3, dir };
+    Ok((broker, started.elapsed()))
+}
+
 /// Starts a fresh broker; returns it and how long it took to accept connections.
 pub(super) fn start(kind: Kind, programs: &Programs, scratch: &Path) -> Result<(Broker, Duration)> {
+    if kind == Kind::FjordRf3 {
+        return start_cluster(programs, scratch);
+    }
     let port = free_port()?;
     let address = format!("127.0.0.1:{port}");
     let dir = scratch.join(format!("broker-{port}"));
@@ -108,6 +168,7 @@ pub(super) fn start(kind: Kind, programs: &Programs, scratch: &Path) -> Result<(
                 .args(["--override", "group.initial.rebalance.delay.ms=0"]);
             c
         }
+        Kind::FjordRf3 => unreachable!("started above"),
         Kind::TansuMemory => {
             let mut c = Command::new(programs.tansu.as_ref().context("no tansu binary")?);
             let url = format!("tcp://{address}");
@@ -125,7 +186,7 @@ pub(super) fn start(kind: Kind, programs: &Programs, scratch: &Path) -> Result<(
         .spawn()
         .with_context(|| format!("cannot start {}", kind.name()))?;
     let startup = wait_for_port(&address, &mut child, Duration::from_secs(20))?;
-    Ok((Broker { child, address, kind, dir }, startup))
+    Ok((Broker { children: vec![child], address, kind, dir }, startup))
 }
 
 pub(super) fn create_topic(broker: &Broker, programs: &Programs, topic: &str, partitions: u32) -> Result<()> {
@@ -134,6 +195,23 @@ pub(super) fn create_topic(broker: &Broker, programs: &Programs, topic: &str, pa
             .args(["topics", "create", "--topic", topic, "--partitions", &partitions.to_string()])
             .args(["--bootstrap-server", &broker.address])
             .output()?,
+        Kind::FjordRf3 => {
+            // The nodes accept connections before they have elected a controller and unfenced
+            // one another: creating the topic is retried until three brokers can take it.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let output = Command::new(&programs.fjord)
+                    .args(["topics", "create", "--topic", topic, "--partitions", &partitions.to_string()])
+                    .args(["--replication-factor", &CLUSTER_NODES.to_string()])
+                    .args(["--config", "min.insync.replicas=2"])
+                    .args(["--bootstrap-server", &broker.address])
+                    .output()?;
+                if output.status.success() || Instant::now() > deadline {
+                    break output;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
         Kind::TansuMemory => Command::new(programs.tansu.as_ref().context("no tansu binary")?)
             .args(["topic", "create", "--broker", &format!("tcp://{}", broker.address)])
             .args(["--partitions", &partitions.to_string(), topic])

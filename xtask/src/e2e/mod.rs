@@ -66,6 +66,9 @@ enum Kind {
     Fjord,
     /// Another build of Fjord (`$FJORD_BASELINE`), for before/after ratios in one run.
     FjordBaseline,
+    /// Three combined Fjord nodes, topics with replication factor 3 and min.insync.replicas=2;
+    /// acks=all scenarios only.
+    FjordRf3,
     TansuMemory,
 }
 
@@ -74,6 +77,7 @@ impl Kind {
         match self {
             Kind::Fjord => "fjord (segment files)",
             Kind::FjordBaseline => "fjord baseline ($FJORD_BASELINE)",
+            Kind::FjordRf3 => "fjord, 3 nodes, RF 3",
             Kind::TansuMemory => "tansu (memory engine)",
         }
     }
@@ -248,7 +252,10 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
     let ticks = clock_ticks();
     let runs = if quick { 1 } else { 3 };
     let scenarios: Vec<Scenario> = if quick {
-        vec![Scenario { records: 20_000, size: 100, acks: 1, partitions: 1 }]
+        vec![
+            Scenario { records: 20_000, size: 100, acks: 1, partitions: 1 },
+            Scenario { records: 20_000, size: 100, acks: -1, partitions: 1 },
+        ]
     } else {
         let counts: &[u64] = if full { &[1_000_000, 10_000_000] } else { &[1_000_000] };
         let mut out = Vec::new();
@@ -271,6 +278,7 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
     if programs.baseline.is_some() {
         kinds.push(Kind::FjordBaseline);
     }
+    kinds.push(Kind::FjordRf3);
     if programs.tansu.is_some() {
         kinds.push(Kind::TansuMemory);
     } else if !quick {
@@ -333,6 +341,12 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
     for scenario in &scenarios {
         // The runs are interleaved (Fjord, tansu, Fjord, tansu, ...) so that a noisy spell on
         // the host hits both brokers alike instead of deciding the comparison.
+        // The replicated cluster runs the acks=all shapes of a million records.
+        let pairs: Vec<(Kind, Tool)> = pairs
+            .iter()
+            .copied()
+            .filter(|&(kind, _)| kind != Kind::FjordRf3 || (scenario.acks == -1 && scenario.records <= 1_000_000))
+            .collect();
         let mut figures: Vec<Vec<Figures>> = vec![Vec::new(); pairs.len()];
         for _ in 0..runs {
             for (i, &(kind, tool)) in pairs.iter().enumerate() {
@@ -398,6 +412,7 @@ pub(crate) fn run(root: &Path, quick: bool, full: bool) -> Result<()> {
     if kinds.contains(&Kind::FjordBaseline) {
         writeln!(report, "\n{}", report::against_baseline(&results))?;
     }
+    writeln!(report, "\n{}", report::replicated(&results, &dd_write))?;
     writeln!(report, "\n{}", verdicts(&results, &dd_write, idle_rss_mib, startup_ms))?;
     let out_dir = root.join("bench-results");
     std::fs::create_dir_all(&out_dir)?;
