@@ -42,11 +42,12 @@ def leader_of(bootstrap: str, topic: str) -> tuple[int, int]:
     return p.leader, len(p.isrs)
 
 
-def leader_failover(root: Path) -> float:
+def leader_failover(root: Path) -> tuple[float, bool, float]:
     saved = dict(cl.FAST_SESSIONS)
     cl.FAST_SESSIONS.clear()  # Kafka's defaults
     try:
-        c = Cluster(root, controllers=3).start()
+        extra = dict(kv.split("=", 1) for kv in os.environ.get("FJORD_EXTRA_PROPS", "").split(",") if kv)
+        c = Cluster(root, controllers=3, extra_props=extra).start()
     finally:
         cl.FAST_SESSIONS.update(saved)
     try:
@@ -56,7 +57,8 @@ def leader_failover(root: Path) -> float:
         stop = threading.Event()
         producer = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "enable.idempotence": True,
                              "linger.ms": 0, "message.timeout.ms": 120000, "reconnect.backoff.ms": 20,
-                             "reconnect.backoff.max.ms": 200, "retry.backoff.ms": 20})
+                             "reconnect.backoff.max.ms": 200, "retry.backoff.ms": 20,
+                             "retry.backoff.max.ms": int(os.environ.get("RETRY_BACKOFF_MAX_MS", "1000"))})
 
         def run() -> None:
             while not stop.is_set():
@@ -70,13 +72,18 @@ def leader_failover(root: Path) -> float:
         thread.start()
         time.sleep(2)
         victim = c.node(leader_of(c.bootstrap, "failover")[0])
+        was_controller = c.active_controller() == victim.id
         killed = time.time()
         victim.stop(kill9=True)
+        survivor = next(n for n in c.brokers if n.id != victim.id)
+        elected = wait_until("a new leader in the metadata", lambda: (
+            c.leaders(survivor.bootstrap, "failover").get(0, -1) not in (-1, victim.id)) and time.time() - killed,
+            60, interval=0.01)
         recovered = wait_until("an acknowledgement of a record sent after the kill",
                                lambda: next((a - killed for s, a in list(acks) if s > killed), None), 60, interval=0.02)
         stop.set()
         thread.join(90)
-        return recovered
+        return recovered, was_controller, elected
     finally:
         c.close()
 
@@ -120,13 +127,25 @@ def throughput(root: Path) -> None:
 
 
 def main() -> None:
+    # Usage: measure_replication.py [RUNS] [failover]  (failover: leader failover only)
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     print(f"binary: {os.environ.get('FJORD_BIN', '(default)')}, {runs} runs")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        f = [leader_failover(root / f"f{i}") for i in range(runs)]
+        runs_ = [leader_failover(root / f"f{i}") for i in range(runs)]
+        f = [r for r, _, _ in runs_]
+        e = [x for _, _, x in runs_]
+        print(f"new leader in the metadata (kill -9 -> a survivor's Metadata names it): median "
+              f"{1000 * statistics.median(e):.0f} ms, min {1000 * min(e):.0f}, max {1000 * max(e):.0f}")
         print(f"leader failover (kill -9 -> first ack of a record sent after it, session 9000 ms): median "
               f"{1000 * statistics.median(f):.0f} ms, min {1000 * min(f):.0f}, max {1000 * max(f):.0f}")
+        for label, group in (("the leader was the active controller too", [r for r, c, _ in runs_ if c]),
+                             ("the leader was not the active controller", [r for r, c, _ in runs_ if not c])):
+            if group:
+                print(f"  {label}: {len(group)} runs, median {1000 * statistics.median(group):.0f} ms, "
+                      f"max {1000 * max(group):.0f}")
+        if "failover" in sys.argv[2:]:
+            return
         throughput(root / "t")
         dd = subprocess.run(["dd", "if=/dev/zero", f"of={root / 'dd.bin'}", "bs=1M", "count=1024", "conv=fdatasync"],
                             capture_output=True, text=True)

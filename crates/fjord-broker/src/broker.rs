@@ -178,9 +178,13 @@ impl Broker {
             unclean_leader_election: config
                 .topic_default("unclean.leader.election.enable")
                 .is_some_and(|(value, _)| value.trim().eq_ignore_ascii_case("true")),
+            // A quarter of a heartbeat interval of silence and a margin (750 ms by default): a
+            // probe costs a live broker one accepted connection that often, and a dead process
+            // is fenced within about a second, before librdkafka's next leader query (its topic
+            // scan runs once a second).
             probe_after_ms: config.cluster.broker_liveness_probe.then(|| {
                 let interval = config.broker_heartbeat_interval_ms as i64;
-                interval + (interval / 4).max(250)
+                (interval / 4).max(250) + 250
             }),
         };
         let (controller, controller_task) =

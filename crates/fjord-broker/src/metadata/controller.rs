@@ -52,8 +52,8 @@ pub(crate) struct Duties {
     pub(crate) imbalance_check_interval_ms: u64,
     /// `unclean.leader.election.enable`, the default of topics that do not set it.
     pub(crate) unclean_leader_election: bool,
-    /// A broker silent this long (past one `broker.heartbeat.interval.ms` and a margin) has
-    /// its listeners probed; `None` turns the probe off.
+    /// A broker silent this long (a quarter of `broker.heartbeat.interval.ms` and a margin) has
+    /// its listeners probed, at most once per this long; `None` turns the probe off.
     pub(crate) probe_after_ms: Option<i64>,
 }
 
@@ -72,6 +72,8 @@ pub(crate) struct ControllerState {
     last_rebalance: Timestamp,
     /// Brokers whose listeners are being probed, and where a refusal is reported.
     probing: std::collections::BTreeSet<fjord_types::BrokerId>,
+    /// When each broker was last probed: one that answered is not probed again for a while.
+    last_probe: std::collections::BTreeMap<fjord_types::BrokerId, Timestamp>,
     refused: mpsc::UnboundedSender<(fjord_types::BrokerId, Timestamp)>,
 }
 
@@ -180,11 +182,16 @@ impl ControllerState {
     /// sockets accepting in the kernel. So a broker fenced on this signal is certainly dead, and
     /// its leaderships move in a few seconds instead of a whole session timeout. A broker that
     /// cannot be reached at all (a partition, a timeout) waits for its session as before.
+    /// Right after this controller becomes active every broker is probed once: the old
+    /// controller's node may have taken brokers down with it, and their sessions here only
+    /// start at the activation.
     fn probe_overdue(&mut self, now: Timestamp, after_ms: i64) {
         for (broker, last_contact) in self.sessions.overdue(&self.image, now, after_ms) {
-            if !self.probing.insert(broker) {
+            let recently = self.last_probe.get(&broker).is_some_and(|at| now.0 - at.0 < after_ms);
+            if recently || !self.probing.insert(broker) {
                 continue;
             }
+            self.last_probe.insert(broker, now);
             let Some(registration) = self.image.brokers.get(&broker) else { continue };
             let endpoints: Vec<String> =
                 registration.listeners.iter().map(|e| format!("{}:{}", e.host, e.port)).collect();
@@ -360,6 +367,7 @@ async fn run(
                         last_proposal: now,
                         last_rebalance: now,
                         probing: std::collections::BTreeSet::new(),
+                        last_probe: std::collections::BTreeMap::new(),
                         refused: refused_tx.clone(),
                     });
                     leading_epoch = Some(now_leader.epoch);

@@ -170,12 +170,17 @@ impl BrokerHeartbeatManager {
             .map(|(&b, _)| b)
     }
 
-    /// Unfenced brokers not heard from for more than `after_ms` (but not yet expired): the
-    /// ones worth asking whether their process is still there.
+    /// Unfenced brokers not heard from for more than `after_ms`, or not at all since this
+    /// controller became active: the ones worth asking whether their process is still there.
+    /// (A new controller often takes over because the old one's node died, and the brokers on
+    /// that node with it.)
     pub fn overdue(&self, image: &MetadataImage, now: Timestamp, after_ms: i64) -> Vec<(BrokerId, Timestamp)> {
         self.sessions
             .iter()
-            .filter(|(b, s)| now.0 - s.last_contact.0 > after_ms && image.brokers.get(b).is_some_and(|r| !r.fenced))
+            .filter(|(b, s)| {
+                let silent_for = if s.contacted { after_ms } else { 0 };
+                now.0 - s.last_contact.0 > silent_for && image.brokers.get(b).is_some_and(|r| !r.fenced)
+            })
             .map(|(&b, s)| (b, s.last_contact))
             .collect()
     }

@@ -546,3 +546,16 @@ fn automatic_unclean_elections_only_where_the_topic_allows_them() {
     assert_eq!(leader(&image, "u", 0).0, 2);
     assert_eq!(elect_unclean_where_allowed(&image, true), (Vec::new(), Vec::new()));
 }
+
+#[test]
+fn a_new_controller_may_probe_every_broker_it_has_not_heard_from() {
+    let image = image_with_brokers(3);
+    let mut sessions = BrokerHeartbeatManager::new(&image, Timestamp(1000));
+    let ids = |overdue: Vec<(BrokerId, Timestamp)>| overdue.into_iter().map(|(b, _)| b.0).collect::<Vec<_>>();
+    assert_eq!(ids(sessions.overdue(&image, Timestamp(1001), 2500)), vec![1, 2, 3], "nobody heard from yet");
+    sessions.touch(BrokerId(1), Timestamp(1001), Offset(0));
+    assert_eq!(ids(sessions.overdue(&image, Timestamp(1002), 2500)), vec![2, 3]);
+    assert_eq!(ids(sessions.overdue(&image, Timestamp(3502), 2500)), vec![1, 2, 3], "1 went silent");
+    // Probing never expires a session: only the session timeout does.
+    assert_eq!(sessions.next_stale(&image, Timestamp(1002), 9000), None);
+}
