@@ -67,6 +67,7 @@ pub const ENABLED_APIS: &[ApiKey] = &[
     ApiKey::OffsetDelete,
     ApiKey::ElectLeaders,
     ApiKey::DescribeQuorum,
+    ApiKey::DescribeLogDirs,
 ];
 
 /// The threads and tasks a clean shutdown stops, in order.

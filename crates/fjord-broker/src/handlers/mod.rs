@@ -8,6 +8,7 @@ mod fetch;
 pub(crate) mod forward;
 mod groups;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod produce;
 mod quorum;
@@ -67,6 +68,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, context: &Req
         }
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(broker, version, r)),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, context, r)),
+        RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(log_dirs::handle(broker, r)),
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(groups::find_coordinator(broker, context, version, r).await)
         }
