@@ -68,6 +68,7 @@ pub const ENABLED_APIS: &[ApiKey] = &[
     ApiKey::ElectLeaders,
     ApiKey::DescribeQuorum,
     ApiKey::DescribeLogDirs,
+    ApiKey::DescribeTopicPartitions,
 ];
 
 /// The threads and tasks a clean shutdown stops, in order.

@@ -13,6 +13,7 @@ mod metadata;
 mod produce;
 mod quorum;
 mod records;
+mod topic_partitions;
 mod topics;
 
 use std::sync::Arc;
@@ -69,6 +70,9 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, context: &Req
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(broker, version, r)),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, context, r)),
         RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(log_dirs::handle(broker, r)),
+        RequestKind::DescribeTopicPartitions(r) => {
+            ResponseKind::DescribeTopicPartitions(topic_partitions::handle(broker, context, r))
+        }
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(groups::find_coordinator(broker, context, version, r).await)
         }
