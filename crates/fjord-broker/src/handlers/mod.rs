@@ -59,7 +59,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, context: &Req
     let response = match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(broker, version, r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, context, version, r).await),
-        RequestKind::Produce(r) => return produce::handle(broker, version, r).await,
+        RequestKind::Produce(r) => return produce::handle(broker, context, version, r).await,
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, version, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, version, r)),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(records::init_producer_id(broker, r).await),
