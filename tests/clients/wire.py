@@ -1,8 +1,9 @@
 """Hand-rolled Kafka wire helpers for tests that must send bytes no client library would send.
 
 Only what the tests need: request framing, ApiVersions, Metadata v4 (topic auto-creation),
-Produce v3 with a record batch v2 written byte by byte (so a test can corrupt its CRC), and the
-parsers for their responses. Independent of every client library on purpose.
+Produce v3 with a record batch v2 written byte by byte (so a test can corrupt its CRC), Produce
+v9+ in the flexible encoding (for KIP-951's leader hints, in tagged fields), and the parsers for
+their responses. Independent of every client library on purpose.
 """
 
 from __future__ import annotations
@@ -287,3 +288,86 @@ def init_producer_id(sock: socket.socket, correlation_id: int) -> tuple[int, int
     assert err == 0, f"InitProducerId v{version}: error {err}"
     pid, epoch = r.i64(), r.i16()
     return pid, epoch
+
+
+# --- flexible versions (compact lengths, tagged fields) -------------------------------------------
+
+def compact_string(s: str | None) -> bytes:
+    if s is None:
+        return uvarint(0)
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+def compact_bytes(b: bytes) -> bytes:
+    return uvarint(len(b) + 1) + b
+
+
+def _read_uvarint(r: Reader) -> int:
+    value, shift = 0, 0
+    while True:
+        (byte,) = r.take(1)
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value
+        shift += 7
+
+
+def _read_compact_string(r: Reader) -> str | None:
+    n = _read_uvarint(r)
+    return None if n == 0 else r.take(n - 1).decode()
+
+
+def _read_tagged_fields(r: Reader) -> dict[int, bytes]:
+    return {_read_uvarint(r): r.take(_read_uvarint(r)) for _ in range(_read_uvarint(r))}
+
+
+# --- Produce v9+ (flexible; v10+ carries KIP-951's leader hints in tagged fields) -----------------
+
+def produce_flexible(version: int, topic: str, partitions: list[int], records: bytes, correlation_id: int,
+                     acks: int = 1, timeout_ms: int = 10_000) -> bytes:
+    """A Produce request (v9-v12: topics by name) writing `records` to each of `partitions`."""
+    assert 9 <= version <= 12
+    body = uvarint(0) + struct.pack(">hi", acks, timeout_ms)  # null transactional id
+    body += uvarint(2) + compact_string(topic) + uvarint(len(partitions) + 1)
+    for p in partitions:
+        body += struct.pack(">i", p) + compact_bytes(records) + uvarint(0)
+    body += uvarint(0) + uvarint(0)  # the topic's and the request's tagged fields
+    return header_v2(API_PRODUCE, version, correlation_id) + body
+
+
+def parse_produce_flexible(resp: bytes) -> tuple[int, dict[tuple[str, int], dict], list[dict]]:
+    """(correlation id, {(topic, partition): {error, base_offset, current_leader}}, node_endpoints)
+    of a Produce v9+ response. `current_leader` is (leader id, leader epoch) or None when the
+    tagged field is absent; node endpoints are {node_id, host, port, rack}."""
+    r = Reader(resp)
+    corr = r.i32()
+    _read_tagged_fields(r)  # response header v1
+    out = {}
+    for _ in range(_read_uvarint(r) - 1):
+        name = _read_compact_string(r)
+        for _ in range(_read_uvarint(r) - 1):
+            idx, err, base, _append_time, _log_start = r.i32(), r.i16(), r.i64(), r.i64(), r.i64()
+            for _ in range(_read_uvarint(r) - 1):  # record errors
+                r.i32()
+                _read_compact_string(r)
+                _read_tagged_fields(r)
+            _read_compact_string(r)  # error message
+            tags = _read_tagged_fields(r)
+            leader = None
+            if 0 in tags:
+                lr = Reader(tags[0])
+                leader = (lr.i32(), lr.i32())
+            out[(name, idx)] = {"error": err, "base_offset": base, "current_leader": leader}
+        _read_tagged_fields(r)
+    r.i32()  # throttle
+    tags = _read_tagged_fields(r)
+    endpoints = []
+    if 0 in tags:
+        er = Reader(tags[0])
+        for _ in range(_read_uvarint(er) - 1):
+            node, host, port, rack = er.i32(), _read_compact_string(er), er.i32(), _read_compact_string(er)
+            _read_tagged_fields(er)
+            endpoints.append({"node_id": node, "host": host, "port": port, "rack": rack})
+    assert r.remaining() == 0, f"{r.remaining()} bytes left over in a Produce response"
+    return corr, out, endpoints

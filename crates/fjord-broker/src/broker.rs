@@ -69,6 +69,8 @@ pub const ENABLED_APIS: &[ApiKey] = &[
     ApiKey::AlterPartitionReassignments,
     ApiKey::ListPartitionReassignments,
     ApiKey::DescribeQuorum,
+    ApiKey::DescribeLogDirs,
+    ApiKey::DescribeTopicPartitions,
 ];
 
 /// The threads and tasks a clean shutdown stops, in order.

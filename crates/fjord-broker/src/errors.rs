@@ -57,6 +57,11 @@ pub(crate) fn read_error(error: &ReadError) -> ErrorCode {
     }
 }
 
+/// The code for a log directory that cannot be read: clients take it as offline.
+pub(crate) fn log_dir_error(_error: &std::io::Error) -> ErrorCode {
+    ErrorCode::KafkaStorageError
+}
+
 /// The code for a log failure.
 pub(crate) fn storage_error(error: &fjord_log::Error) -> ErrorCode {
     match error {

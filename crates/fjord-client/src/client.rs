@@ -3,10 +3,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    BrokerId, FindCoordinatorRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, TopicName,
+    BrokerId, DescribeTopicPartitionsRequest, FindCoordinatorRequest, ListOffsetsRequest, MetadataRequest,
+    MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -28,6 +30,27 @@ pub struct PartitionInfo {
     /// Kafka's error code for this partition (0 when fine).
     pub error_code: i16,
 }
+
+/// The [`PartitionInfo`] of a partition in a Metadata or a DescribeTopicPartitions response,
+/// whose partition structs are distinct types with the same fields.
+macro_rules! partition_info {
+    ($partition:expr) => {{
+        let p = $partition;
+        let ids = |ids: &[BrokerId]| ids.iter().map(|b| b.0).collect();
+        PartitionInfo {
+            partition: p.partition_index,
+            leader: p.leader_id.0,
+            replicas: ids(&p.replica_nodes),
+            isr: ids(&p.isr_nodes),
+            offline_replicas: ids(&p.offline_replicas),
+            error_code: p.error_code,
+        }
+    }};
+}
+
+/// How many partitions [`Client::describe_topics`] asks for in one response: Kafka's
+/// default, as kafka-topics.sh's `--partition-size-limit-per-response` has it.
+const PARTITIONS_PER_RESPONSE: i32 = 2000;
 
 /// One topic as Metadata describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,18 +220,7 @@ impl Client {
         let mut topics = Vec::new();
         for topic in response.topics {
             let name = topic.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
-            let mut partitions: Vec<PartitionInfo> = topic
-                .partitions
-                .iter()
-                .map(|p| PartitionInfo {
-                    partition: p.partition_index,
-                    leader: p.leader_id.0,
-                    replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
-                    isr: p.isr_nodes.iter().map(|b| b.0).collect(),
-                    offline_replicas: p.offline_replicas.iter().map(|b| b.0).collect(),
-                    error_code: p.error_code,
-                })
-                .collect();
+            let mut partitions: Vec<PartitionInfo> = topic.partitions.iter().map(|p| partition_info!(p)).collect();
             partitions.sort_by_key(|p| p.partition);
             let topic_id = topic.topic_id.to_string();
             topics.push(TopicInfo {
@@ -220,6 +232,73 @@ impl Client {
             });
         }
         topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    /// The topics (`None`: all), sorted by name, as [`Client::topics`] has them, described
+    /// through DescribeTopicPartitions (KIP-966) in bounded responses when the broker offers
+    /// it, else through Metadata: what kafka-topics.sh does since Kafka 3.8.
+    pub async fn describe_topics(&mut self, names: Option<&[&str]>) -> Result<Vec<TopicInfo>, Error> {
+        self.describe_topics_in_pages(names, PARTITIONS_PER_RESPONSE).await
+    }
+
+    /// As [`Client::describe_topics`], asking for at most `partitions_per_response`
+    /// partitions in each DescribeTopicPartitions response and following the broker's cursor
+    /// until it is done.
+    pub async fn describe_topics_in_pages(
+        &mut self,
+        names: Option<&[&str]>,
+        partitions_per_response: i32,
+    ) -> Result<Vec<TopicInfo>, Error> {
+        if self.any_connection().await?.version_for::<DescribeTopicPartitionsRequest>().is_err() {
+            return self.topics(names).await;
+        }
+        // An empty list asks DescribeTopicPartitions for every topic, Metadata for none.
+        if names.is_some_and(|n| n.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let requested: Vec<TopicRequest> = names
+            .unwrap_or_default()
+            .iter()
+            .map(|t| TopicRequest::default().with_name(TopicName(StrBytes::from_string((*t).to_owned()))))
+            .collect();
+        let mut topics: Vec<TopicInfo> = Vec::new();
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            let request = DescribeTopicPartitionsRequest::default()
+                .with_topics(requested.clone())
+                .with_response_partition_limit(partitions_per_response)
+                .with_cursor(cursor.clone());
+            let (response, _) = self.any_connection().await?.call(&request).await?;
+            for topic in response.topics {
+                let name = topic.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+                Error::check(topic.error_code, || format!("topic {name}"))?;
+                let partitions = topic.partitions.iter().map(|p| partition_info!(p));
+                match topics.last_mut() {
+                    // A topic cut short by the last response goes on where it stopped.
+                    Some(last) if last.name == name => last.partitions.extend(partitions),
+                    _ => topics.push(TopicInfo {
+                        name,
+                        topic_id: topic.topic_id.to_string(),
+                        internal: topic.is_internal,
+                        partitions: partitions.collect(),
+                        error_code: topic.error_code,
+                    }),
+                }
+            }
+            let Some(next) = response.next_cursor else { break };
+            let next = Cursor::default().with_topic_name(next.topic_name).with_partition_index(next.partition_index);
+            if cursor.as_ref() == Some(&next) {
+                return Err(Error::Protocol(format!(
+                    "DescribeTopicPartitions answered the cursor {}-{} with itself",
+                    next.topic_name.0, next.partition_index
+                )));
+            }
+            cursor = Some(next);
+        }
+        for topic in &mut topics {
+            topic.partitions.sort_by_key(|p| p.partition);
+        }
         Ok(topics)
     }
 

@@ -6,20 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use fjord_broker::{BrokerConfig, RunningServer, Server};
-use fjord_client::{Consumer, ConsumerConfig, Message, Producer, ProducerConfig, StartOffset};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+mod common;
 
-/// An in-process broker on an ephemeral port with its data in `dir`, plus `extra` properties.
-async fn start_broker(dir: &std::path::Path, extra: &[(&str, &str)]) -> RunningServer {
-    let mut props: std::collections::BTreeMap<String, String> =
-        extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    props.insert("listeners".to_owned(), "PLAINTEXT://127.0.0.1:0".to_owned());
-    props.insert("log.dirs".to_owned(), dir.display().to_string());
-    props.entry("num.partitions".to_owned()).or_insert_with(|| "2".to_owned());
-    Server::start(BrokerConfig::from_properties(props).unwrap()).await.unwrap().spawn()
-}
+use common::{read_frame, start_broker};
+use fjord_client::{Consumer, ConsumerConfig, Message, Producer, ProducerConfig, StartOffset};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Records produced in each scenario.
 const RECORDS: usize = 200;
@@ -47,15 +39,6 @@ impl Proxy {
     fn produce_requests(&self) -> usize {
         self.produce_requests.load(Ordering::SeqCst)
     }
-}
-
-/// Reads one size-prefixed frame, or `None` at the end of the stream.
-async fn read_frame(from: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
-    let size = from.read_i32().await.ok()?;
-    let mut frame = size.to_be_bytes().to_vec();
-    frame.resize(4 + usize::try_from(size).ok()?, 0);
-    from.read_exact(&mut frame[4..]).await.ok()?;
-    Some(frame)
 }
 
 async fn relay(client: TcpStream, upstream: TcpStream, counter: Arc<AtomicUsize>, cut_after: usize) {

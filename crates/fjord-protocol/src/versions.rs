@@ -50,6 +50,7 @@ pub const KAFKA_4_1: &[ApiRange] = &[
     range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::AlterConfigs, 0, 2),
+    range(ApiKey::DescribeLogDirs, 1, 4),
     range(ApiKey::CreatePartitions, 0, 3),
     range(ApiKey::DeleteGroups, 0, 2),
     range(ApiKey::IncrementalAlterConfigs, 0, 1),
@@ -59,6 +60,7 @@ pub const KAFKA_4_1: &[ApiRange] = &[
     range(ApiKey::AlterPartitionReassignments, 0, 1),
     range(ApiKey::ListPartitionReassignments, 0, 0),
     range(ApiKey::DescribeQuorum, 0, 2),
+    range(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 /// The APIs a broker has enabled, with their ranges.

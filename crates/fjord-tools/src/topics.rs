@@ -64,12 +64,13 @@ pub(crate) enum Only {
 
 /// `fjord topics describe [--topic T]`: kafka-topics' lines, a summary per topic with its
 /// overridden configs, then a line per partition with leader, replicas and ISR. With a filter,
-/// as kafka-topics does, only the matching partitions' lines.
+/// as kafka-topics does, only the matching partitions' lines. Topics are described with
+/// DescribeTopicPartitions where the broker has it, else Metadata, as kafka-topics does.
 pub(crate) async fn describe(bootstrap: &str, topic: Option<&str>, exclude_internal: bool, only: Only) -> Result<()> {
     let mut client = connect(bootstrap).await?;
     let live: std::collections::HashSet<i32> = client.known_brokers().keys().copied().collect();
     let names = topic.map(|t| vec![t]);
-    let topics = client.topics(names.as_deref()).await.map_err(|e| match (&e, topic) {
+    let topics = client.describe_topics(names.as_deref()).await.map_err(|e| match (&e, topic) {
         (fjord_client::Error::Kafka { code: 3, .. }, Some(t)) => anyhow::anyhow!("topic '{t}' does not exist"),
         _ => e.into(),
     })?;

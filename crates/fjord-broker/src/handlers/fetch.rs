@@ -2,6 +2,10 @@
 //! `fetch.max.wait.ms` (Kafka's `DelayedFetch`, completed through the fetch purgatory when one
 //! of the fetched partitions changes). A response holds at most the broker's `fetch.max.bytes`,
 //! whatever the client asks for.
+//!
+//! No KIP-951 leader hints: Fetch carries them (a partition's `current_leader`, the response's
+//! `node_endpoints`) only from v16, and Fjord serves Fetch up to v12, since v13 onwards names
+//! topics by id. A consumer answered NOT_LEADER_OR_FOLLOWER refreshes its metadata instead.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,11 +8,13 @@ mod fetch;
 pub(crate) mod forward;
 mod groups;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod produce;
 mod quorum;
 mod reassign;
 mod records;
+mod topic_partitions;
 mod topics;
 
 use std::sync::Arc;
@@ -58,7 +60,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, context: &Req
     let response = match request.body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(broker, version, r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(broker, context, version, r).await),
-        RequestKind::Produce(r) => return produce::handle(broker, version, r).await,
+        RequestKind::Produce(r) => return produce::handle(broker, context, version, r).await,
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(broker, version, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(broker, version, r)),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(records::init_producer_id(broker, r).await),
@@ -68,6 +70,10 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: Request, context: &Req
         }
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(broker, version, r)),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(cluster::describe_cluster(broker, context, r)),
+        RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(log_dirs::handle(broker, r)),
+        RequestKind::DescribeTopicPartitions(r) => {
+            ResponseKind::DescribeTopicPartitions(topic_partitions::handle(broker, context, r))
+        }
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(groups::find_coordinator(broker, context, version, r).await)
         }

@@ -41,6 +41,9 @@ pub(crate) enum Ty {
     PArray(&'static Ty),
     /// A nullable array of a primitive.
     NPArray(&'static Ty),
+    /// A nullable struct: an INT8 marker (1 when present, as the codec reads it), then the
+    /// struct's fields.
+    NStruct(&'static [F]),
 }
 
 /// A field present in versions `min..=max`.
@@ -107,6 +110,8 @@ pub(crate) fn schema(key: ApiKey) -> Option<&'static Schema> {
         ApiKey::AlterPartitionReassignments => &ALTER_PARTITION_REASSIGNMENTS_REQUEST,
         ApiKey::ListPartitionReassignments => &LIST_PARTITION_REASSIGNMENTS_REQUEST,
         ApiKey::DescribeQuorum => &DESCRIBE_QUORUM_REQUEST,
+        ApiKey::DescribeLogDirs => &DESCRIBE_LOG_DIRS_REQUEST,
+        ApiKey::DescribeTopicPartitions => &DESCRIBE_TOPIC_PARTITIONS_REQUEST,
         _ => return None,
     })
 }
@@ -213,12 +218,14 @@ impl Walker<'_> {
             Ty::Array(fields) | Ty::NArray(fields) => {
                 let count = self.length(true, matches!(ty, Ty::NArray(_)))?.unwrap_or(0);
                 for _ in 0..count {
-                    self.fields(fields)?;
-                    if self.flexible {
-                        self.tagged_fields()?;
-                    }
+                    self.structure(fields)?;
                 }
                 Ok(())
+            }
+            Ty::NStruct(fields) => {
+                // kafka-protocol's `OptionStruct` reads any marker but 1 as absent.
+                let [present] = self.take::<1>()?;
+                if present == 1 { self.structure(fields) } else { Ok(()) }
             }
             Ty::PArray(element) | Ty::NPArray(element) => {
                 let count = self.length(true, matches!(ty, Ty::NPArray(_)))?.unwrap_or(0);
@@ -228,6 +235,15 @@ impl Walker<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// One struct: its fields, then (flexible versions) its tagged fields.
+    fn structure(&mut self, fields: &[F]) -> Result<(), GuardError> {
+        self.fields(fields)?;
+        if self.flexible {
+            self.tagged_fields()?;
+        }
+        Ok(())
     }
 
     fn tagged_fields(&mut self) -> Result<(), GuardError> {

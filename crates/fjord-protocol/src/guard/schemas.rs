@@ -389,6 +389,23 @@ pub(crate) const ALTER_CONFIGS_REQUEST: Schema = Schema {
 };
 
 // ---------------------------------------------------------------------------------------
+// DescribeLogDirs (API key 35). kafka-protocol 0.18 supports v1..=4. Flexible from v2.
+// ---------------------------------------------------------------------------------------
+const DESCRIBE_LOG_DIRS_TOPIC: &[F] = &[
+    // Topic
+    f(Ty::Str, 0, i16::MAX),
+    // Partitions
+    f(Ty::PArray(&Ty::I32), 0, i16::MAX),
+];
+pub(crate) const DESCRIBE_LOG_DIRS_REQUEST: Schema = Schema {
+    flexible_from: 2,
+    fields: &[
+        // Topics (null: every partition)
+        f(Ty::NArray(DESCRIBE_LOG_DIRS_TOPIC), 0, i16::MAX),
+    ],
+};
+
+// ---------------------------------------------------------------------------------------
 // CreatePartitions (API key 37). kafka-protocol 0.18 supports v0..=3. Flexible from v2.
 // ---------------------------------------------------------------------------------------
 const CREATE_PARTITIONS_ASSIGNMENT: &[F] = &[
@@ -545,5 +562,31 @@ pub(crate) const DESCRIBE_QUORUM_REQUEST: Schema = Schema {
     fields: &[
         // Topics
         f(Ty::Array(DESCRIBE_QUORUM_TOPIC), 0, i16::MAX),
+    ],
+};
+
+// ---------------------------------------------------------------------------------------
+// DescribeTopicPartitions (API key 75, KIP-966). kafka-protocol 0.18 supports v0. Flexible
+// from v0.
+// ---------------------------------------------------------------------------------------
+const DESCRIBE_TOPIC_PARTITIONS_TOPIC: &[F] = &[
+    // Name
+    f(Ty::Str, 0, i16::MAX),
+];
+const DESCRIBE_TOPIC_PARTITIONS_CURSOR: &[F] = &[
+    // TopicName
+    f(Ty::Str, 0, i16::MAX),
+    // PartitionIndex
+    f(Ty::I32, 0, i16::MAX),
+];
+pub(crate) const DESCRIBE_TOPIC_PARTITIONS_REQUEST: Schema = Schema {
+    flexible_from: 0,
+    fields: &[
+        // Topics (empty: every topic)
+        f(Ty::Array(DESCRIBE_TOPIC_PARTITIONS_TOPIC), 0, i16::MAX),
+        // ResponsePartitionLimit
+        f(Ty::I32, 0, i16::MAX),
+        // Cursor (a nullable struct)
+        f(Ty::NStruct(DESCRIBE_TOPIC_PARTITIONS_CURSOR), 0, i16::MAX),
     ],
 };

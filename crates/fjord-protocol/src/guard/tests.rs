@@ -1,6 +1,6 @@
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use super::*;
 use crate::versions::KAFKA_4_1;
@@ -49,6 +49,10 @@ fn default_request(key: ApiKey) -> RequestKind {
             RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
         }
         ApiKey::DescribeQuorum => RequestKind::DescribeQuorum(DescribeQuorumRequest::default()),
+        ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default()),
+        ApiKey::DescribeTopicPartitions => {
+            RequestKind::DescribeTopicPartitions(DescribeTopicPartitionsRequest::default())
+        }
         other => panic!("no default for {other:?}"),
     }
 }
@@ -129,6 +133,25 @@ fn describe_quorum() -> DescribeQuorumRequest {
     DescribeQuorumRequest::default().with_topics(vec![topic])
 }
 
+fn describe_log_dirs() -> DescribeLogDirsRequest {
+    let topic = describe_log_dirs_request::DescribableLogDirTopic::default()
+        .with_topic(TopicName(StrBytes::from_static_str("orders")))
+        .with_partitions(vec![0, 1, 2, 3]);
+    DescribeLogDirsRequest::default().with_topics(Some(vec![topic.clone(), topic]))
+}
+
+fn describe_topic_partitions() -> DescribeTopicPartitionsRequest {
+    let topic =
+        describe_topic_partitions_request::TopicRequest::default().with_name(TopicName(StrBytes::from_static_str("t")));
+    let cursor = describe_topic_partitions_request::Cursor::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("orders")))
+        .with_partition_index(7);
+    DescribeTopicPartitionsRequest::default()
+        .with_topics(vec![topic; 3])
+        .with_response_partition_limit(100)
+        .with_cursor(Some(cursor))
+}
+
 #[test]
 fn populated_requests_pass_and_their_truncations_fail() {
     let cases: Vec<(ApiKey, RequestKind)> = vec![
@@ -142,6 +165,8 @@ fn populated_requests_pass_and_their_truncations_fail() {
             RequestKind::AlterPartitionReassignments(alter_partition_reassignments()),
         ),
         (ApiKey::ListPartitionReassignments, RequestKind::ListPartitionReassignments(list_partition_reassignments())),
+        (ApiKey::DescribeLogDirs, RequestKind::DescribeLogDirs(describe_log_dirs())),
+        (ApiKey::DescribeTopicPartitions, RequestKind::DescribeTopicPartitions(describe_topic_partitions())),
     ];
     for (key, request) in cases {
         let range = KAFKA_4_1.iter().find(|r| r.key == key).unwrap();
@@ -173,4 +198,19 @@ fn a_huge_array_count_is_refused_before_decoding() {
     body.put_i32(1000);
     body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
     assert!(check(&PRODUCE_REQUEST, 9, &body).is_err());
+}
+
+#[test]
+fn a_cursor_is_walked_only_when_its_marker_says_present() {
+    // DescribeTopicPartitions v0: no topics, a limit, then the cursor's marker.
+    let absent = [&[1u8][..], &100i32.to_be_bytes(), &[0xff], &[0]].concat();
+    check(&DESCRIBE_TOPIC_PARTITIONS_REQUEST, 0, &absent).unwrap();
+    // Present, naming a topic longer than the frame: refused before the decoder reserves it.
+    let lying = [&[1u8][..], &100i32.to_be_bytes(), &[1], &[0xff, 0xff, 0x03]].concat();
+    let error = check(&DESCRIBE_TOPIC_PARTITIONS_REQUEST, 0, &lying).unwrap_err();
+    assert_eq!(error.reason, "length exceeds the bytes left in the frame");
+    // And the codec agrees that an absent cursor is absent.
+    let mut bytes = bytes::Bytes::from(absent);
+    let decoded = DescribeTopicPartitionsRequest::decode(&mut bytes, 0).unwrap();
+    assert_eq!((decoded.response_partition_limit, decoded.cursor), (100, None));
 }
