@@ -6,7 +6,9 @@
 //! - [`Client`] bootstraps from a list of addresses, learns the cluster from Metadata, routes
 //!   requests to partition leaders and group coordinators, and offers the admin calls and
 //!   look-ups tools need: topics, configs, groups, committed offsets, end offsets, and consumer
-//!   lag ([`Client::group_lag`], what `kafka-consumer-groups --describe` shows).
+//!   lag ([`Client::group_lag`], what `kafka-consumer-groups --describe` shows), leader
+//!   elections and partition reassignments
+//!   ([`Client::alter_partition_reassignments`], [`Client::list_partition_reassignments`]).
 //! - [`Producer`] batches records per partition (`batch.size`, `linger.ms`, any codec), picks
 //!   partitions as Kafka's default partitioner does (murmur2 of the key), keeps up to
 //!   `max.in.flight.requests.per.connection` Produce requests in flight per broker, and retries
