@@ -113,13 +113,13 @@ pub enum Command {
         /// With --execute: go ahead although other reassignments are under way.
         #[arg(long)]
         additional: bool,
-        /// {"version":1,"topics":[{"topic":"..."}]}: the topics --generate moves.
+        /// `{"version":1,"topics":[{"topic":"..."}]}`: the topics --generate moves.
         #[arg(long)]
         topics_to_move_json_file: Option<PathBuf>,
         /// The brokers --generate places replicas on, e.g. 1,2,3.
         #[arg(long)]
         broker_list: Option<String>,
-        /// A plan: {"version":1,"partitions":[{"topic":"...","partition":0,"replicas":[1,2]}]}.
+        /// A plan: `{"version":1,"partitions":[{"topic":"...","partition":0,"replicas":[1,2]}]}`.
         #[arg(long)]
         reassignment_json_file: Option<PathBuf>,
         /// The brokers to bootstrap from (host:port, comma-separated).
