@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -24,7 +23,7 @@ from kafka.admin import NewTopic
 from cluster import wait_until
 from fjordtest import RDKAFKA_LOG, admin
 from test_cluster import fresh_cluster  # noqa: F401  (the fixture)
-from test_restart import BackgroundProducer, check_log_against_acks
+from test_restart import AckRecorder, BackgroundProducer, check_log_against_acks
 
 
 def partition_state(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
@@ -98,23 +97,15 @@ def test_a_replication_factor_above_the_broker_count_is_refused(fresh_cluster):
     assert e.value.args[0].code() == KafkaError.INVALID_REPLICATION_FACTOR, e.value.args[0]
 
 
-class KafkaPythonBackgroundProducer(threading.Thread):
+class KafkaPythonBackgroundProducer(AckRecorder):
     """BackgroundProducer's contract with kafka-python's idempotent producer: unique values at a
     bounded rate until stopped, every acknowledged (partition, offset, value) recorded."""
 
     def __init__(self, bootstrap, topic):
-        super().__init__(daemon=True)
-        self.topic = topic
+        super().__init__(topic)
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
                                       linger_ms=5, delivery_timeout_ms=60000, request_timeout_ms=10000,
                                       retry_backoff_ms=50, reconnect_backoff_ms=50, reconnect_backoff_max_ms=500)
-        self.stop_flag = threading.Event()
-        self.acked: list[tuple[int, int, bytes]] = []
-        self.failed: list[tuple[bytes, str]] = []
-        self.produced = 0
-        self.remaining_after_flush = None
-        self.exc = None
-        self.lock = threading.Lock()
 
     def run(self):
         try:
@@ -122,7 +113,7 @@ class KafkaPythonBackgroundProducer(threading.Thread):
             pending = []
             while not self.stop_flag.is_set():
                 for _ in range(20):
-                    value = b"v%07d" % seq
+                    value = self.prefix + b"%07d" % seq
                     pending.append((value, self.producer.send(self.topic, key=b"k%d" % (seq % 16), value=value)))
                     seq += 1
                 self.produced = seq

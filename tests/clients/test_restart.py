@@ -17,13 +17,28 @@ from fjordtest import RDKAFKA_LOG, admin, assign_consumer, consume_all, create_t
 PARTITIONS = 2
 
 
-class BackgroundProducer(threading.Thread):
+class AckRecorder(threading.Thread):
+    """A producer thread's record of what happened: every acknowledged (partition, offset,
+    value), every failure, how many values were produced, and what was left after the flush."""
+
+    def __init__(self, topic, prefix: bytes = b"v"):
+        super().__init__(daemon=True)
+        self.topic = topic
+        self.prefix = prefix  # values are prefix + a 7-digit sequence number
+        self.stop_flag = threading.Event()
+        self.acked: list[tuple[int, int, bytes]] = []
+        self.failed: list[tuple[bytes, str]] = []
+        self.produced = 0
+        self.remaining_after_flush = None
+        self.exc = None
+
+
+class BackgroundProducer(AckRecorder):
     """Produces unique values ("v<seq>") at a bounded rate until stopped, then flushes.
     Records every acknowledged (partition, offset, value) from the delivery reports."""
 
     def __init__(self, bootstrap, topic):
-        super().__init__(daemon=True)
-        self.topic = topic
+        super().__init__(topic)
         self.producer = Producer({
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
@@ -36,12 +51,6 @@ class BackgroundProducer(threading.Thread):
             "retry.backoff.ms": 50,
             "logger": RDKAFKA_LOG,
         })
-        self.stop_flag = threading.Event()
-        self.acked: list[tuple[int, int, bytes]] = []
-        self.failed: list[tuple[bytes, str]] = []
-        self.produced = 0
-        self.remaining_after_flush = None
-        self.exc = None
 
     def on_delivery(self, err, msg):
         if err is None:
@@ -54,7 +63,7 @@ class BackgroundProducer(threading.Thread):
             seq = 0
             while not self.stop_flag.is_set():
                 for _ in range(20):
-                    value = b"v%07d" % seq
+                    value = self.prefix + b"%07d" % seq
                     try:
                         self.producer.produce(self.topic, key=b"k%d" % (seq % 16), value=value,
                                               on_delivery=self.on_delivery)

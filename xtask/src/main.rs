@@ -8,6 +8,9 @@
 //! - `sim [--seeds N] [--seed S] [--bug NAME] ...`: the deterministic simulation of the quorum
 //!   (`fjord-sim`) in release; without arguments, 10,000 seeds, every planted bug's hunt and the
 //!   election-time measurement.
+//! - `jepsen [--runs N] [--seed S] [--time SECONDS] [--nemesis NAME,...]`: faults (kill -9,
+//!   SIGSTOP, restarts) against a real cluster under real clients, every history checked
+//!   (`tests/clients/jepsen_harness.py`); results under `target/jepsen/`.
 //! - `fuzz [TARGET] [SECONDS]`: runs a cargo-fuzz target (`decode_request`, `decode_batch`) with
 //!   nightly, bounded in time and memory.
 //! - `bench [log|e2e] [--full] [--test]`: criterion benches next to the machine's own bounds
@@ -19,6 +22,7 @@
 
 mod bench;
 mod e2e;
+mod jepsen;
 mod sim;
 mod tidy;
 
@@ -54,9 +58,10 @@ fn main() -> Result<()> {
         }
         Some("fuzz") => fuzz(&args[1..]),
         Some("sim") => sim::run(&args[1..]),
+        Some("jepsen") => jepsen::run(&root, &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|lint|test|tidy|bench [log|e2e] [--full] [--test]|sim [ARGS]|fuzz [TARGET] [SECONDS]>"
+                "usage: cargo xtask <ci|lint|test|tidy|bench [log|e2e] [--full] [--test]|sim [ARGS]|jepsen [ARGS]|fuzz [TARGET] [SECONDS]>"
             );
             bail!("unknown or missing task");
         }
