@@ -218,6 +218,15 @@ fn create_assigned(image: &mut MetadataImage, name: &str, assignments: &[&[i32]]
     apply(image, &records);
 }
 
+/// Changes the ISR of `topic`-`partition` as an accepted AlterPartition would.
+fn set_isr(image: &mut MetadataImage, topic: &str, partition: i32, isr: &[i32]) {
+    let mut next = image.topics[topic].partitions[&partition].clone();
+    next.isr = isr.iter().copied().map(BrokerId).collect();
+    let current = &image.topics[topic].partitions[&partition];
+    let change = MetadataRecord::partition_change(image.topics[topic].id, partition, current, &next);
+    apply(image, &change.into_iter().collect::<Vec<_>>());
+}
+
 fn leader(image: &MetadataImage, topic: &str, partition: i32) -> (i32, i32, Vec<i32>) {
     let p = &image.topics[topic].partitions[&partition];
     (p.leader.0, p.leader_epoch.0, p.isr.iter().map(|b| b.0).collect())
@@ -356,16 +365,7 @@ fn preferred_elections_and_the_imbalance_they_fix() {
     let mut sessions = BrokerHeartbeatManager::new(&image, Timestamp(0));
     let (records, _) = heartbeat(&image, &mut sessions, &beat(&image, 1, epoch), next_offset(&image)).unwrap();
     apply(&mut image, &records);
-    let rejoin = MetadataRecord::PartitionChange {
-        topic_id: image.topics["t"].id,
-        partition: 0,
-        leader: None,
-        isr: Some(vec![BrokerId(2), BrokerId(1)]),
-        replicas: None,
-        adding_replicas: None,
-        removing_replicas: None,
-    };
-    apply(&mut image, &[rejoin]);
+    set_isr(&mut image, "t", 0, &[2, 1]);
     assert_eq!(imbalanced_partitions(&image), vec![("t".to_owned(), 0)]);
     let (records, outcomes) = elect_preferred(&image, &asked[..1]);
     assert_eq!(outcomes, vec![ElectionOutcome::Elected]);
@@ -379,16 +379,7 @@ fn unclean_elections_take_any_live_replica_and_all_partitions_omit_the_settled()
     let mut image = image_with_brokers(3);
     create_assigned(&mut image, "t", &[&[1, 2], &[3, 2], &[2, 3]]);
     // t-0's ISR shrinks to 1 alone, then 1 is fenced: it keeps its ISR of one and goes offline.
-    let shrink = MetadataRecord::PartitionChange {
-        topic_id: image.topics["t"].id,
-        partition: 0,
-        leader: None,
-        isr: Some(vec![BrokerId(1)]),
-        replicas: None,
-        adding_replicas: None,
-        removing_replicas: None,
-    };
-    apply(&mut image, &[shrink]);
+    set_isr(&mut image, "t", 0, &[1]);
     let records = fence_broker(&image, BrokerId(1));
     apply(&mut image, &records);
     assert_eq!(leader(&image, "t", 0).0, -1, "no ISR member can lead");
@@ -520,16 +511,7 @@ fn automatic_unclean_elections_only_where_the_topic_allows_them() {
     apply(&mut image, &[allow]);
     // Both ISRs shrink to 1, then 1 dies: both partitions are offline.
     for topic in ["t", "u"] {
-        let shrink = MetadataRecord::PartitionChange {
-            topic_id: image.topics[topic].id,
-            partition: 0,
-            leader: None,
-            isr: Some(vec![BrokerId(1)]),
-            replicas: None,
-            adding_replicas: None,
-            removing_replicas: None,
-        };
-        apply(&mut image, &[shrink]);
+        set_isr(&mut image, topic, 0, &[1]);
     }
     let records = fence_broker(&image, BrokerId(1));
     apply(&mut image, &records);
