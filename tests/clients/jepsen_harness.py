@@ -301,9 +301,11 @@ def run_once(root: Path, seed: int, seconds: float, names: list[str], results: P
         while time.monotonic() < deadline:
             nemesis.one(rng.choice(names))
             time.sleep(rng.uniform(1.0, 3.0))
+        healed = time.monotonic()
         nemesis.heal()
         c.wait_ready(timeout=60)
-        recovery = nemesis.wait_healthy()
+        nemesis.wait_healthy()
+        recovery = time.monotonic() - healed
         time.sleep(1.0)  # some writes after the last heal
         for t in producers:
             t.stop_flag.set()
