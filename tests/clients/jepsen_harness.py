@@ -185,7 +185,7 @@ class Nemesis:
         return ",".join(n.bootstrap for n in self.c.nodes if n.alive() and not getattr(n, "paused", False))
 
     def leader_of_some_partition(self) -> cl.Node:
-        state = partition_state(self.live_bootstrap())
+        state = cl.wait_until("the partitions' state", lambda: partition_state(self.live_bootstrap()), 30)
         leaders = [leader for leader, _ in state.values() if leader >= 0]
         return self.c.node(self.rng.choice(leaders)) if leaders else self.rng.choice(self.c.nodes)
 
@@ -216,7 +216,8 @@ class Nemesis:
         if name == "kill-leader":
             self.kill(self.leader_of_some_partition(), self.rng.uniform(1, 4))
         elif name == "kill-controller":
-            active = self.c.active_controller(self.live_bootstrap().split(",")[0])
+            active = cl.wait_until("the active controller",
+                                   lambda: self.c.active_controller(self.live_bootstrap().split(",")[0]), 30)
             self.kill(self.c.node(active), self.rng.uniform(1, 4))
         elif name == "kill-random":
             self.kill(self.rng.choice(self.c.nodes), self.rng.uniform(1, 4))
