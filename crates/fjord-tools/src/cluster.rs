@@ -1,14 +1,10 @@
 //! `fjord quorum describe` (kafka-metadata-quorum.sh's `--status` and `--replication`),
 //! `fjord cluster describe`, and `fjord leader-election` (kafka-leader-election.sh).
 
-use std::time::Duration;
-
 use anyhow::{Result, bail};
-use fjord_client::{Client, ElectionType, QuorumInfo, QuorumReplica};
+use fjord_client::{ElectionType, QuorumInfo, QuorumReplica};
 
-async fn connect(bootstrap: &str, tool: &str) -> Result<Client> {
-    Ok(Client::with_options(bootstrap, tool, Duration::from_secs(10)).await?)
-}
+use crate::connect;
 
 /// The leader's replica among the voters.
 fn leader_of(info: &QuorumInfo) -> Option<&QuorumReplica> {

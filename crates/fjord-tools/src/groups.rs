@@ -1,13 +1,10 @@
 //! `fjord groups`: kafka-consumer-groups.sh's `--list` and `--describe`, over fjord-client.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result, bail};
 use fjord_client::Client;
 
-/// Connects as the tools do: a short timeout, so a broker that is down is reported quickly.
 async fn connect(bootstrap: &str) -> Result<Client> {
-    Ok(Client::with_options(bootstrap, "fjord-groups", Duration::from_secs(10)).await?)
+    crate::connect(bootstrap, "fjord-groups").await
 }
 
 /// Prints rows as left-aligned columns under a header, as Kafka's tools do.

@@ -165,6 +165,12 @@ pub fn run(command: Command) -> Result<()> {
     }
 }
 
+/// Connects as the tools do: a short timeout, so a broker that is down is reported quickly;
+/// `tool` is the client id the brokers see.
+pub(crate) async fn connect(bootstrap: &str, tool: &str) -> Result<fjord_client::Client> {
+    Ok(fjord_client::Client::with_options(bootstrap, tool, std::time::Duration::from_secs(10)).await?)
+}
+
 /// Runs a client tool on a small runtime of its own.
 fn on_runtime(run: impl std::future::Future<Output = Result<()>>) -> Result<()> {
     // Two workers: connection readers stamp responses as they arrive while the tool works.

@@ -20,9 +20,7 @@ pub(crate) struct Move {
 }
 
 async fn connect(bootstrap: &str) -> Result<Client> {
-    Client::with_options(bootstrap, "fjord-reassign-partitions", std::time::Duration::from_secs(30))
-        .await
-        .with_context(|| format!("cannot reach {bootstrap}"))
+    crate::connect(bootstrap, "fjord-reassign-partitions").await
 }
 
 fn read_json(path: &Path) -> Result<Value> {

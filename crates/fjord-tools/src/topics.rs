@@ -1,13 +1,11 @@
 //! `fjord topics`: kafka-topics.sh's `--create`, `--list`, `--describe`, `--alter` and
 //! `--delete`, over fjord-client.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result, bail};
 use fjord_client::{Client, NewTopic};
 
 async fn connect(bootstrap: &str) -> Result<Client> {
-    Ok(Client::with_options(bootstrap, "fjord-topics", Duration::from_secs(10)).await?)
+    crate::connect(bootstrap, "fjord-topics").await
 }
 
 /// Parses `key=value` arguments (`--config`).
