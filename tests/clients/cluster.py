@@ -3,6 +3,7 @@ its own property file, data directory and log, on loopback ports picked at start
 
     c = Cluster(tmp_path, controllers=3)              # three combined broker+controller nodes
     c = Cluster(tmp_path, controllers=3, brokers=2)   # three controllers, two brokers
+    c = Cluster(tmp_path, netns=True)  # each node in its own network namespace (netns.py)
     c.start()                  # returns once every broker lists every broker
     c.bootstrap                # "127.0.0.1:p1,127.0.0.1:p2,..." (the brokers)
     c.nodes[i]                 # Node: .id .proc .stop(kill9) .start() .pause() .resume()
@@ -27,6 +28,7 @@ from pathlib import Path
 import pytest
 
 import conftest
+from netns import Net
 import wire
 
 STOP_TIMEOUT_S = 20.0
@@ -75,8 +77,15 @@ class Node:
         self.id = node_id
         self.controller = controller
         self.broker = broker
-        self.client_port = conftest.free_port() if broker else None
-        self.controller_port = conftest.free_port() if controller else None
+        if cluster.net is not None:
+            # Alone on its address: Kafka's usual ports.
+            self.host = cluster.net.address(node_id)
+            self.client_port = 9092 if broker else None
+            self.controller_port = 9093 if controller else None
+        else:
+            self.host = "127.0.0.1"
+            self.client_port = conftest.free_port() if broker else None
+            self.controller_port = conftest.free_port() if controller else None
         self.dir = cluster.root / f"node-{node_id}"
         self.data_dir = self.dir / "data"
         self.props_file = self.dir / "server.properties"
@@ -88,15 +97,15 @@ class Node:
     def bootstrap(self) -> str:
         """This node's client address (for the failure-report hook, also on controllers)."""
         port = self.client_port or self.controller_port
-        return f"127.0.0.1:{port}"
+        return f"{self.host}:{port}"
 
     def write_props(self) -> None:
         roles = ",".join(r for r, on in (("broker", self.broker), ("controller", self.controller)) if on)
         listeners = []
         if self.broker:
-            listeners.append(f"PLAINTEXT://127.0.0.1:{self.client_port}")
+            listeners.append(f"PLAINTEXT://{self.host}:{self.client_port}")
         if self.controller:
-            listeners.append(f"CONTROLLER://127.0.0.1:{self.controller_port}")
+            listeners.append(f"CONTROLLER://{self.host}:{self.controller_port}")
         props = {
             "process.roles": roles,
             "node.id": str(self.id),
@@ -109,7 +118,7 @@ class Node:
             "group.initial.rebalance.delay.ms": "0",
         }
         if self.broker:
-            props["advertised.listeners"] = f"PLAINTEXT://127.0.0.1:{self.client_port}"
+            props["advertised.listeners"] = f"PLAINTEXT://{self.host}:{self.client_port}"
             props["inter.broker.listener.name"] = "PLAINTEXT"
         props.update(FAST_SESSIONS)
         props.update(self.cluster.extra_props)
@@ -122,8 +131,9 @@ class Node:
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== fjord start #{self.starts} of node {self.id}\n".encode())
             log.flush()
+            prefix = self.cluster.net.prefix(self.id) if self.cluster.net is not None else []
             self.proc = subprocess.Popen(
-                [str(self.cluster.bin), "server", str(self.props_file)],
+                [*prefix, str(self.cluster.bin), "server", str(self.props_file)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 cwd=self.dir, start_new_session=True, preexec_fn=conftest._die_with_parent,
             )
@@ -180,18 +190,19 @@ class Node:
 
 class Cluster:
     def __init__(self, root: Path, controllers: int = 3, brokers: int = 0,
-                 extra_props: dict[str, str] | None = None):
+                 extra_props: dict[str, str] | None = None, netns: bool = False):
         self.bin = conftest.fjord_bin()
         self.root = Path(root)
         self.extra_props = dict(extra_props or {})
         split = brokers > 0
+        self.net = Net(controllers + brokers) if netns else None
         self.nodes = [Node(self, i, controller=True, broker=not split) for i in range(1, controllers + 1)]
         self.nodes += [Node(self, controllers + i, controller=False, broker=True) for i in range(1, brokers + 1)]
         for node in self.nodes:
             node.write_props()
 
     def voters(self) -> str:
-        return ",".join(f"{n.id}@127.0.0.1:{n.controller_port}" for n in self.nodes if n.controller)
+        return ",".join(f"{n.id}@{n.host}:{n.controller_port}" for n in self.nodes if n.controller)
 
     @property
     def brokers(self) -> list[Node]:
@@ -265,6 +276,8 @@ class Cluster:
                 _live.remove(node)
             if node in conftest._live_brokers:
                 conftest._live_brokers.remove(node)
+        if self.net is not None:
+            self.net.close()
         if not keep_data and not os.environ.get("FJORD_KEEP_DATA"):
             shutil.rmtree(self.root, ignore_errors=True)
         if errors:

@@ -4,6 +4,7 @@
 #   ~/.cache/fjord/venv         Python venv: pytest, pytest-timeout, kafka-python, confluent-kafka
 #   ~/.cache/fjord/node         node_modules with kafkajs
 #   kcat                        Debian's package (librdkafka 2.0.2 on Debian 12), via apt-get
+#   iptables                    Debian's package, for the fault harness's network partitions
 # Needs: python3 (3.11+) with venv/pip, node + npm, apt-get (as root or with sudo).
 # Versions are pinned here; bump them deliberately (the stamp files make a bump reinstall).
 set -euo pipefail
@@ -90,6 +91,14 @@ else
     say "installing kcat with apt-get"
     apt_install kcat
     say "kcat ready: $(kcat -V 2>&1 | head -1)"
+fi
+
+# --- iptables (the fault harness cuts links between network namespaces with it) -------------------
+if command -v iptables >/dev/null; then
+    say "iptables present ($(command -v iptables))"
+else
+    say "installing iptables with apt-get"
+    apt_install iptables
 fi
 
 say "done in $(( $(date +%s) - start ))s"

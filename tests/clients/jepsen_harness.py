@@ -1,25 +1,30 @@
 """Fault injection against a real cluster of `fjord server` processes, with real clients, checked
 by `jepsen_checker.py`. `cargo xtask jepsen` runs it; so does `test_jepsen.py`, briefly.
 
-One run: three combined nodes (`cluster.py`, sessions of 4 s), a topic of three partitions with
-RF 3 and min.insync.replicas=2, and for `--time` seconds:
+One run: a cluster (`cluster.py`, sessions of 4 s) of three combined nodes, or of three
+controllers and three brokers (`--layout`; `mixed` alternates them run by run), each node in
+its own network namespace (`netns.py`), a topic of three partitions with RF 3 and
+min.insync.replicas=2, and for `--time` seconds:
 
 - workload: an idempotent acks=all producer on librdkafka and one on kafka-python (distinct
-  values); an assign-mode reader of every partition; a consumer group member that commits as it
-  goes; a poller of the group's committed offsets;
+  values); assign-mode readers of every partition on librdkafka and on kafka-python; a consumer
+  group member that commits as it goes; a poller of the group's committed offsets;
 - nemesis, one fault at a time from a seeded schedule: kill -9 and restart of a partition
   leader, of the active controller or of a random node; SIGSTOP shorter and longer than the
-  session, then SIGCONT; a controlled shutdown (SIGTERM) and restart; a rolling restart.
+  session, then SIGCONT; a controlled shutdown (SIGTERM) and restart; a rolling restart; a
+  partition leader cut from the other brokers (clients still reach it); the active controller
+  cut from the other controllers (a minority of one against a majority); packets lost one way
+  between two nodes; a node cut from everyone, clients included. Each cut heals after 3-8 s.
 
 Then every fault heals, the run waits (bounded) for every partition to have a leader and a full
 ISR, the producers flush, and each partition is read whole. The history (JSON lines) and the
 nodes' logs stay under the results directory; the checker's verdict and figures are printed as
 a table row.
 
-    python jepsen_harness.py [--runs N] [--seed S] [--time SECONDS] [--nemesis NAME,...] [--results DIR]
+    python jepsen_harness.py [--runs N] [--seed S] [--time SECONDS] [--nemesis NAME,...]
+                             [--layout combined|split|mixed] [--network netns|loopback] [--results DIR]
 
-Not yet: network partitions (node to node, client to node, one-way) and a full disk; see
-docs/reliability.md.
+Not yet: a full disk; see docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -42,13 +47,17 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition  # noqa: 
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 import cluster as cl  # noqa: E402
+import netns  # noqa: E402
 from fjordtest import RDKAFKA_LOG  # noqa: E402
 from jepsen_checker import check  # noqa: E402
 
 TOPIC = "jepsen"
 PARTITIONS = 3
 GROUP = "jepsen-group"
-NEMESES = ["kill-leader", "kill-controller", "kill-random", "pause-short", "pause-long", "restart", "rolling"]
+PROCESS_NEMESES = ["kill-leader", "kill-controller", "kill-random", "pause-short", "pause-long", "restart", "rolling"]
+NETWORK_NEMESES = ["partition-leader", "partition-controller", "partition-oneway", "isolate"]
+NEMESES = PROCESS_NEMESES + NETWORK_NEMESES
+LAYOUTS = ["combined", "split", "mixed"]
 RECOVERY_LIMIT_S = 60.0
 
 
@@ -128,6 +137,36 @@ class Reader(threading.Thread):
             self.consumer.close()
 
 
+class KafkaPythonReader(threading.Thread):
+    """kafka-python's consumer, assigned every partition from the beginning, recording each record."""
+
+    def __init__(self, bootstrap: str, history: History, name: str):
+        super().__init__(daemon=True)
+        self.history, self.name, self.bootstrap = history, name, bootstrap
+        self.stop_flag = threading.Event()
+        self.exc = None
+
+    def run(self):
+        from kafka import KafkaConsumer
+        from kafka import TopicPartition as KTopicPartition
+
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap.split(","), enable_auto_commit=False,
+                                 auto_offset_reset="earliest", fetch_max_wait_ms=100, request_timeout_ms=10000)
+        try:
+            tps = [KTopicPartition(TOPIC, p) for p in range(PARTITIONS)]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            while not self.stop_flag.is_set():
+                for tp, msgs in consumer.poll(timeout_ms=200, max_records=500).items():
+                    t = self.history.now()
+                    for m in msgs:
+                        self.history.add("read", t, self.name, tp.partition, m.offset, m.value)
+        except Exception as e:  # surfaced in the run's verdict
+            self.exc = e
+        finally:
+            consumer.close()
+
+
 class CommitPoller(threading.Thread):
     """Records the group's committed offsets as OffsetFetch answers them, twice a second.
     kafka-python's admin client, not librdkafka's: librdkafka 2.x dereferences a consumer group
@@ -178,14 +217,26 @@ class Nemesis:
     def __init__(self, c: cl.Cluster, rng: random.Random, history: History, names: list[str]):
         self.c, self.rng, self.history, self.names = c, rng, history, names
         self.applied: list[str] = []
+        self.isolated: set[int] = set()
 
     def live_bootstrap(self) -> str:
-        return ",".join(n.bootstrap for n in self.c.nodes if n.alive() and not getattr(n, "paused", False))
+        return ",".join(n.bootstrap for n in self.c.brokers if n.alive() and not getattr(n, "paused", False)
+                        and n.id not in self.isolated) or self.c.bootstrap
 
     def leader_of_some_partition(self) -> cl.Node:
         state = cl.wait_until("the partitions' state", lambda: partition_state(self.live_bootstrap()), 30)
         leaders = [leader for leader, _ in state.values() if leader >= 0]
-        return self.c.node(self.rng.choice(leaders)) if leaders else self.rng.choice(self.c.nodes)
+        return self.c.node(self.rng.choice(leaders)) if leaders else self.rng.choice(self.c.brokers)
+
+    def active_controller(self) -> cl.Node:
+        return self.c.node(cl.wait_until("the active controller",
+                                         lambda: self.c.active_controller(self.live_bootstrap().split(",")[0]), 30))
+
+    def hold_cut(self):
+        """Keeps the network fault for a while, then heals every link."""
+        time.sleep(self.rng.uniform(3.0, 8.0))
+        self.c.net.heal()
+        self.isolated.clear()
 
     def wait_healthy(self, timeout: float = RECOVERY_LIMIT_S) -> float:
         """Seconds until every partition has a leader and a full ISR."""
@@ -193,7 +244,8 @@ class Nemesis:
 
         def full():
             state = partition_state(self.live_bootstrap())
-            return len(state) == PARTITIONS and all(leader >= 0 and len(isr) == 3 for leader, isr in state.values())
+            return len(state) == PARTITIONS and all(leader >= 0 and len(isr) == len(self.c.brokers)
+                                                    for leader, isr in state.values())
         cl.wait_until("every partition led with a full ISR", full, timeout, interval=0.2)
         return time.monotonic() - started
 
@@ -214,9 +266,7 @@ class Nemesis:
         if name == "kill-leader":
             self.kill(self.leader_of_some_partition(), self.rng.uniform(1, 4))
         elif name == "kill-controller":
-            active = cl.wait_until("the active controller",
-                                   lambda: self.c.active_controller(self.live_bootstrap().split(",")[0]), 30)
-            self.kill(self.c.node(active), self.rng.uniform(1, 4))
+            self.kill(self.active_controller(), self.rng.uniform(1, 4))
         elif name == "kill-random":
             self.kill(self.rng.choice(self.c.nodes), self.rng.uniform(1, 4))
         elif name == "pause-short":
@@ -233,6 +283,27 @@ class Nemesis:
                 node.start()
                 self.c.wait_ready(timeout=60)
                 self.wait_healthy()
+        elif name == "partition-leader":
+            leader = self.leader_of_some_partition()
+            for other in self.c.brokers:
+                if other is not leader:
+                    self.c.net.cut(leader.id, other.id)
+            self.hold_cut()
+        elif name == "partition-controller":
+            active = self.active_controller()
+            for other in self.c.nodes:
+                if other.controller and other is not active:
+                    self.c.net.cut(active.id, other.id)
+            self.hold_cut()
+        elif name == "partition-oneway":
+            a, b = self.rng.sample(self.c.nodes, 2)
+            self.c.net.drop(a.id, b.id)
+            self.hold_cut()
+        elif name == "isolate":
+            node = self.rng.choice(self.c.nodes)
+            self.isolated.add(node.id)
+            self.c.net.isolate(node.id)
+            self.hold_cut()
         else:
             raise ValueError(f"unknown nemesis {name}")
         self.history.add("fault", start, self.history.now(), name)
@@ -240,6 +311,9 @@ class Nemesis:
         print(f"  {start:7.2f}-{self.history.now():7.2f} s: {name}", flush=True)
 
     def heal(self):
+        if self.c.net is not None:
+            self.c.net.heal()
+            self.isolated.clear()
         for node in self.c.nodes:
             if getattr(node, "paused", False):
                 node.resume()
@@ -272,11 +346,12 @@ def final_read(bootstrap: str, history: History, timeout: float = 90.0):
         consumer.close()
 
 
-def run_once(root: Path, seed: int, seconds: float, names: list[str], results: Path) -> dict:
+def run_once(root: Path, seed: int, seconds: float, names: list[str], results: Path, layout: str = "combined",
+             net: bool = True) -> dict:
     rng = random.Random(seed)
     shutil.rmtree(root, ignore_errors=True)
-    c = cl.Cluster(root, controllers=3).start()
-    row = {"seed": seed, "faults": [], "verdict": "error"}
+    c = cl.Cluster(root, controllers=3, brokers=3 if layout == "split" else 0, netns=net).start()
+    row = {"seed": seed, "layout": layout, "faults": [], "verdict": "error"}
     history = History()
     threads: list = []
     try:
@@ -289,7 +364,8 @@ def run_once(root: Path, seed: int, seconds: float, names: list[str], results: P
         history.start = time.monotonic()
         producers = _producers(c.bootstrap, history)
         readers = [Reader(c.bootstrap, history, "assign-0", group=False),
-                   Reader(c.bootstrap, history, "group-0", group=True)]
+                   Reader(c.bootstrap, history, "group-0", group=True),
+                   KafkaPythonReader(c.bootstrap, history, "kp-assign-0")]
         poller = CommitPoller(c.bootstrap, history)
         threads = [*producers, *readers, poller]
         for t in threads:
@@ -351,12 +427,13 @@ def run_once(root: Path, seed: int, seconds: float, names: list[str], results: P
 
 
 def table(rows: list[dict]) -> str:
-    header = ("| run | seed | faults | ops | acknowledged | lost | duplicated | moved | stale reads | "
-              "unavailable s (worst fault) | recovery s | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+    header = ("| run | seed | layout | faults | ops | acknowledged | lost | duplicated | moved | stale reads | "
+              "unavailable s (worst fault) | recovery s | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [header]
     for i, r in enumerate(rows, 1):
         worst = r.get("worst_unavailable", ("-", 0))
-        lines.append(f"| {i} | {r['seed']} | {','.join(r.get('faults', []))} | {r.get('ops', '-')} | "
+        lines.append(f"| {i} | {r['seed']} | {r.get('layout', '-')} | {','.join(r.get('faults', []))} | "
+                     f"{r.get('ops', '-')} | "
                      f"{r.get('acknowledged', '-')} | {r.get('lost', '-')} | {r.get('duplicated', '-')} | "
                      f"{r.get('moved', '-')} | {r.get('stale', '-')} | {r.get('unavailable_s', '-')} "
                      f"({worst[0]} {worst[1]}) | {r.get('recovery_s', '-')} | {r['verdict']} |")
@@ -369,23 +446,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="first seed (default: from the clock)")
     ap.add_argument("--time", type=float, default=30.0, help="seconds of faults per run")
     ap.add_argument("--nemesis", default=",".join(NEMESES), help=f"comma-separated, from {','.join(NEMESES)}")
+    ap.add_argument("--layout", choices=LAYOUTS, default="mixed",
+                    help="three combined nodes, three controllers and three brokers, or both in turn")
+    ap.add_argument("--network", choices=["netns", "loopback"], default="netns",
+                    help="a namespace per node (needed by the partition nemeses), or plain loopback")
     ap.add_argument("--results", type=Path, default=Path("target/jepsen"))
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.nemesis.split(",") if n.strip()]
     unknown = [n for n in names if n not in NEMESES]
     if unknown:
         ap.error(f"unknown nemesis {unknown}: choose from {NEMESES}")
+    if args.network == "netns":
+        why = netns.available()
+        if why is not None:
+            ap.error(f"network namespaces are not available here ({why}); "
+                     f"--network loopback runs without the partition nemeses")
+    elif any(n in NETWORK_NEMESES for n in names):
+        names = [n for n in names if n not in NETWORK_NEMESES]
+        print(f"--network loopback: without {','.join(NETWORK_NEMESES)}", flush=True)
+        if not names:
+            ap.error("no nemesis left to run on loopback")
     first = args.seed if args.seed is not None else int(time.time()) % 100_000
     rows = []
     scratch = args.results / "scratch"
     for i in range(args.runs):
         seed = first + i
-        print(f"run {i + 1}/{args.runs}, seed {seed}, {args.time:.0f} s of {','.join(names)}", flush=True)
+        layout = args.layout if args.layout != "mixed" else ("combined", "split")[i % 2]
+        print(f"run {i + 1}/{args.runs}, seed {seed}, {layout}, {args.time:.0f} s of {','.join(names)}", flush=True)
         try:
-            rows.append(run_once(scratch / f"run-{seed}", seed, args.time, names, args.results))
+            rows.append(run_once(scratch / f"run-{seed}", seed, args.time, names, args.results, layout,
+                                 net=args.network == "netns"))
         except Exception as e:
             traceback.print_exc()
-            rows.append({"seed": seed, "verdict": "ERROR", "problems": [repr(e)]})
+            rows.append({"seed": seed, "layout": layout, "verdict": "ERROR", "problems": [repr(e)]})
         finally:
             shutil.rmtree(scratch / f"run-{seed}", ignore_errors=True)
         r = rows[-1]
