@@ -75,6 +75,13 @@ pub enum Error {
         /// The original failure.
         reason: String,
     },
+    /// The file system is full (ENOSPC, or EDQUOT for a quota). Nothing of the write stays in
+    /// the log and the log keeps taking writes: the next one succeeds once space returns.
+    #[error("no space left for {path}; the write was undone")]
+    NoSpace {
+        /// The file that could not grow.
+        path: PathBuf,
+    },
     /// The segments a cleaned segment was to replace changed after it was made (retention or
     /// truncation got there first); the log was left as it was.
     #[error("cannot swap in the cleaned segment: {reason}")]
@@ -111,6 +118,11 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { path, source }
+    }
+
+    /// Whether an OS error says the file system (or the user's quota) is full.
+    pub(crate) fn is_out_of_space(error: &io::Error) -> bool {
+        matches!(error.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
     }
 }
 

@@ -40,7 +40,12 @@ pub(crate) struct IndexFile {
     capacity: usize,
     found_slots: usize,
     discarded: bool,
+    /// Bytes from the start known to have blocks on disk (see `reserve`).
+    backed: usize,
 }
+
+/// How much of an index `reserve` allocates at a time: 8 192 offset-index entries.
+const RESERVE_BYTES: usize = 64 * 1024;
 
 /// SAFETY: a mapping is undefined behaviour if another process shrinks or rewrites the file
 /// while it is mapped. A partition directory belongs to the one process that opened the log
@@ -92,7 +97,40 @@ impl IndexFile {
             capacity: wanted / entry_size,
             found_slots: whole / entry_size,
             discarded,
+            backed: 0,
         })
+    }
+
+    /// Makes sure the next `entries` slots have blocks on disk. The index is preallocated
+    /// sparse, as Kafka's is, and a write through the mapping into a hole that the file system
+    /// cannot fill (a full disk) is a SIGBUS, not an error: so blocks are allocated ahead, 64 KiB
+    /// at a time, where a full disk is an ordinary `Error::NoSpace`.
+    pub(crate) fn reserve(&mut self, entries: usize) -> Result<()> {
+        let want = (self.entries + entries).min(self.capacity) * self.entry_size;
+        if want <= self.backed {
+            return Ok(());
+        }
+        let end = want.next_multiple_of(RESERVE_BYTES).min(self.capacity * self.entry_size);
+        let (from, len) = (self.backed as u64, (end - self.backed) as u64);
+        match rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::KEEP_SIZE, from, len) {
+            Ok(()) => {
+                self.backed = end;
+                Ok(())
+            }
+            // A file system without fallocate: nothing can be promised; write as before.
+            Err(rustix::io::Errno::OPNOTSUPP) => {
+                self.backed = usize::MAX;
+                Ok(())
+            }
+            Err(e) => {
+                let e = std::io::Error::from(e);
+                if Error::is_out_of_space(&e) {
+                    Err(Error::NoSpace { path: self.path.clone() })
+                } else {
+                    Err(Error::io(&self.path)(e))
+                }
+            }
+        }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -182,6 +220,7 @@ impl IndexFile {
         self.file.set_len(bytes as u64).map_err(Error::io(&self.path))?;
         self.mmap = map(&self.file, &self.path)?;
         self.capacity = bytes / self.entry_size;
+        self.backed = self.backed.min(bytes);
         Ok(())
     }
 

@@ -247,7 +247,8 @@ impl Log {
         }
     }
 
-    /// Runs a write step; an I/O failure takes the log offline.
+    /// Runs a write step; an I/O failure takes the log offline. A full disk does not: the
+    /// append that met it undid its write (`Error::NoSpace`), so the log is as it was.
     pub(crate) fn guard<T>(&mut self, step: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         self.check_poisoned()?;
         let result = step(self);

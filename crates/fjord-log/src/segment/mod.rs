@@ -382,6 +382,10 @@ impl Segment {
     /// Appends validated batches taken from `records` at the end of the segment, each with
     /// its replacement header if it has one, in one positioned vectored write.
     pub(crate) fn append_batches(&mut self, records: &[u8], batches: &[OutgoingBatch]) -> Result<()> {
+        // Index slots first (at most one entry per batch in each, and the time index's closing
+        // entry): once the bytes are in the log, indexing them must not fail.
+        self.offset_index.file_mut().reserve(batches.len() + 1)?;
+        self.time_index.file_mut().reserve(batches.len() + 1)?;
         // The slices live on the stack, a few batches at a time: an append allocates nothing.
         let mut position = self.size;
         for group in batches.chunks(SLICES_PER_WRITE / 2) {
@@ -401,7 +405,14 @@ impl Segment {
                     }
                 }
             }
-            write_all_vectored_at(&self.log, &mut slices[..used], position).map_err(Error::io(&self.log_path))?;
+            if let Err(e) = write_all_vectored_at(&self.log, &mut slices[..used], position) {
+                // A full disk: cut off whatever part of this append reached the file, so the
+                // segment ends where it did and the next append can try again.
+                if Error::is_out_of_space(&e) && self.log.set_len(self.size).is_ok() {
+                    return Err(Error::NoSpace { path: self.log_path.clone() });
+                }
+                return Err(Error::io(&self.log_path)(e));
+            }
             position += group.iter().map(|b| b.bytes.len() as u64).sum::<u64>();
         }
         let mut position = self.size;
@@ -503,6 +514,9 @@ impl Segment {
         self.time_index.file_mut().resize(self.segment_index_bytes)?;
         self.offset_index.clear();
         self.time_index.clear();
+        let most_entries = (self.size / self.index_interval_bytes.max(1)) as usize + 2;
+        self.offset_index.file_mut().reserve(most_entries)?;
+        self.time_index.file_mut().reserve(most_entries)?;
         self.max_timestamp = None;
         self.rolling_timestamp = None;
         self.bytes_since_last_index_entry = 0;
