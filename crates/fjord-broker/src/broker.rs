@@ -111,7 +111,8 @@ pub struct Broker {
     cleaners: Arc<CleanerManager>,
     producer_ids: Mutex<Range<i64>>,
     workers: Mutex<Option<Workers>>,
-    _lock: File,
+    /// The data directory's `.lock`, and `metadata.log.dir`'s when that is elsewhere.
+    _locks: Vec<File>,
 }
 
 impl Broker {
@@ -128,18 +129,38 @@ impl Broker {
         let data_dir = config.data_dir().clone();
         let node_id = BrokerId(config.node_id);
         let dir = data_dir.clone();
+        let metadata_root = config.metadata_dir().clone();
         let voters_text = config.properties.get("controller.quorum.voters").cloned().unwrap_or_default();
         let new_cluster_id = if config.cluster.is_multi_node(node_id.0) {
             storage::derived_cluster_id(&voters_text)
         } else {
             storage::random_base64_id()
         };
-        let (lock, meta, checkpoints, cleaner_checkpoint) = tokio::task::spawn_blocking(move || {
-            let lock = storage::lock(&dir)?;
+        let metadata_root_for_open = metadata_root.clone();
+        let (locks, meta, metadata_meta, checkpoints, cleaner_checkpoint) = tokio::task::spawn_blocking(move || {
+            let mut locks = vec![storage::lock(&dir)?];
             let meta = storage::meta_properties(&dir, node_id.0, &new_cluster_id)?;
+            // A metadata.log.dir of its own is formatted like the data directory, with the same
+            // cluster id; its directory id is the one the quorum knows this node by.
+            let metadata_meta = if metadata_root_for_open == dir {
+                meta.clone()
+            } else {
+                locks.push(storage::lock(&metadata_root_for_open)?);
+                let m = storage::meta_properties(&metadata_root_for_open, node_id.0, &meta.cluster_id)?;
+                if m.cluster_id != meta.cluster_id {
+                    return Err(Error::DataDir(format!(
+                        "metadata.log.dir {} belongs to cluster {}, but log.dirs {} to cluster {}",
+                        metadata_root_for_open.display(),
+                        m.cluster_id,
+                        dir.display(),
+                        meta.cluster_id
+                    )));
+                }
+                m
+            };
             storage::remove_deleted_dirs(&dir)?;
             let cleaner = OffsetCheckpoint::read(&dir.join(CLEANER_OFFSET_CHECKPOINT)).unwrap_or_default();
-            Ok::<_, Error>((lock, meta, StartupCheckpoints::read(&dir), cleaner))
+            Ok::<_, Error>((locks, meta, metadata_meta, StartupCheckpoints::read(&dir), cleaner))
         })
         .await??;
         let replicas = Arc::new(ReplicaManager::new(node_id));
@@ -156,7 +177,7 @@ impl Broker {
             Box::new(GroupPublisher { groups: Arc::clone(&groups), local: node_id }),
         ];
         let loader = loader::start(publishers).map_err(|e| Error::Task(format!("cannot start the loader: {e}")))?;
-        let directory_id = meta.directory_id.parse::<DirectoryId>().ok();
+        let directory_id = metadata_meta.directory_id.parse::<DirectoryId>().ok();
         let options = QuorumOptions {
             cluster_id: meta.cluster_id.clone(),
             local: ReplicaKey { id: NodeId(node_id.0), directory_id },
@@ -164,7 +185,7 @@ impl Broker {
             config: config.cluster.quorum.clone(),
             snapshot_bytes: config.cluster.snapshot_bytes,
         };
-        let metadata_dir = data_dir.join(METADATA_TOPIC_DIR);
+        let metadata_dir = metadata_root.join(METADATA_TOPIC_DIR);
         let (committed, runtime) = (loader.committed.clone(), tokio::runtime::Handle::current());
         let peers = Peers::new(config.cluster.voters.clone());
         let (quorum, quorum_thread) =
@@ -210,7 +231,7 @@ impl Broker {
             cleaners: Arc::new(CleanerManager::load(cleaner_checkpoint)),
             producer_ids: Mutex::new(0..0),
             workers: Mutex::new(Some(Workers { controller: controller_task, quorum: quorum_thread, loader })),
-            _lock: lock,
+            _locks: locks,
             config,
         });
         broker.fetchers.attach(Arc::downgrade(&broker));

@@ -63,6 +63,19 @@ pub(crate) fn log_dir_error(_error: &std::io::Error) -> ErrorCode {
 }
 
 /// The code for a log failure.
+/// Logs a log's storage failure at most once every ten seconds: a full disk fails every
+/// append until space returns, and each would otherwise write a line (to the same disk, often).
+pub(crate) fn warn_storage(error: &fjord_log::Error) {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(i64::MIN);
+    let now = crate::Broker::now().0;
+    let last = LAST.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 10_000 && LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    {
+        tracing::warn!(error = %error, "a partition's log refused a write (KAFKA_STORAGE_ERROR); refusals are logged every 10 s");
+    }
+}
+
 pub(crate) fn storage_error(error: &fjord_log::Error) -> ErrorCode {
     match error {
         fjord_log::Error::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,

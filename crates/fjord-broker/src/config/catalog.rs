@@ -51,6 +51,7 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerProperty] = &[
     property!("broker.rack", String, None, "This broker's rack, for rack-aware replica placement."),
     property!("log.dirs", String, "./fjord-data", "The data directory (one; several are refused)."),
     property!("log.dir", String, None, "The data directory, when log.dirs is not set."),
+    property!("metadata.log.dir", String, None, "The metadata log's directory (default: the data directory)."),
     property!("num.partitions", Int, "1", "The partitions of an auto-created or defaulted topic."),
     property!("default.replication.factor", Int, "1", "The replication factor of an auto-created topic."),
     property!("auto.create.topics.enable", Boolean, "true", "Create a topic when a client first asks for it."),

@@ -43,6 +43,8 @@ pub struct BrokerConfig {
     pub advertised_listeners: Vec<Listener>,
     /// `log.dirs` (or `log.dir`): exactly one directory (several are refused at start-up).
     pub log_dirs: Vec<PathBuf>,
+    /// `metadata.log.dir`: where the metadata log lives when not in the data directory.
+    pub metadata_log_dir: Option<PathBuf>,
     /// `num.partitions`.
     pub num_partitions: i32,
     /// `default.replication.factor`.
@@ -197,6 +199,7 @@ impl BrokerConfig {
             listeners,
             advertised_listeners: advertised,
             log_dirs,
+            metadata_log_dir: get("metadata.log.dir").filter(|d| !d.is_empty()).map(PathBuf::from),
             num_partitions: props.setting("num.partitions")?,
             default_replication_factor: props.setting("default.replication.factor")?,
             auto_create_topics_enable: props.setting("auto.create.topics.enable")?,
@@ -283,6 +286,12 @@ impl BrokerConfig {
     pub fn data_dir(&self) -> &PathBuf {
         &self.log_dirs[0]
     }
+
+    /// The directory holding `__cluster_metadata-0`: `metadata.log.dir`, or else the data
+    /// directory, as in Kafka.
+    pub fn metadata_dir(&self) -> &PathBuf {
+        self.metadata_log_dir.as_ref().unwrap_or(&self.log_dirs[0])
+    }
 }
 
 pub(crate) mod catalog;
@@ -334,6 +343,14 @@ mod tests {
         assert_eq!(config.data_dir(), &PathBuf::from("./fjord-data"));
         assert_eq!((config.node_id, config.num_partitions, config.default_replication_factor), (1, 1, 1));
         assert!(config.auto_create_topics_enable);
+    }
+
+    #[test]
+    fn the_metadata_log_lives_in_the_data_directory_unless_metadata_log_dir_says_otherwise() {
+        let shared = config("log.dirs=/data\n").unwrap();
+        assert_eq!(shared.metadata_dir(), &PathBuf::from("/data"));
+        let apart = config("log.dirs=/data\nmetadata.log.dir=/meta\n").unwrap();
+        assert_eq!((apart.data_dir(), apart.metadata_dir()), (&PathBuf::from("/data"), &PathBuf::from("/meta")));
     }
 
     #[test]

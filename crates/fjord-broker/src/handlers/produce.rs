@@ -33,6 +33,9 @@ impl Refusal {
     }
 
     fn append(error: &AppendError) -> Refusal {
+        if let AppendError::Storage(e) = error {
+            errors::warn_storage(e);
+        }
         let record_errors = error
             .record_errors()
             .iter()

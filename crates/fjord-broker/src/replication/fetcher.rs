@@ -286,7 +286,12 @@ fn apply(
                 let appended = if answer.records.is_empty() {
                     Ok(())
                 } else {
-                    partition.append_as_follower(&answer.records, now).map_err(|e| e.to_string())
+                    partition.append_as_follower(&answer.records, now).map_err(|e| {
+                        if let fjord_replication::AppendError::Storage(e) = &e {
+                            crate::errors::warn_storage(e);
+                        }
+                        e.to_string()
+                    })
                 };
                 appended.map(|()| {
                     partition.apply_leader_offsets(Offset(answer.high_watermark), Offset(answer.log_start_offset));
