@@ -4,6 +4,7 @@ its own property file, data directory and log, on loopback ports picked at start
     c = Cluster(tmp_path, controllers=3)              # three combined broker+controller nodes
     c = Cluster(tmp_path, controllers=3, brokers=2)   # three controllers, two brokers
     c = Cluster(tmp_path, netns=True)  # each node in its own network namespace (netns.py)
+    c = Cluster(tmp_path, data_tmpfs_mb=64)  # log.dirs on a small tmpfs each, to fill (root only)
     c.start()                  # returns once every broker lists every broker
     c.bootstrap                # "127.0.0.1:p1,127.0.0.1:p2,..." (the brokers)
     c.nodes[i]                 # Node: .id .proc .stop(kill9) .start() .pause() .resume()
@@ -117,6 +118,9 @@ class Node:
             "offsets.topic.num.partitions": "6",
             "group.initial.rebalance.delay.ms": "0",
         }
+        if self.cluster.data_tmpfs_mb:
+            # The data directory fills; the metadata log stays on the ordinary disk.
+            props["metadata.log.dir"] = str(self.dir / "metadata")
         if self.broker:
             props["advertised.listeners"] = f"PLAINTEXT://{self.host}:{self.client_port}"
             props["inter.broker.listener.name"] = "PLAINTEXT"
@@ -127,6 +131,10 @@ class Node:
 
     def start(self) -> "Node":
         assert self.proc is None or self.proc.poll() is not None, f"node {self.id} already running"
+        if self.cluster.data_tmpfs_mb and not os.path.ismount(self.data_dir):
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.cluster.data_tmpfs_mb}m", "tmpfs",
+                            str(self.data_dir)], check=True, capture_output=True, timeout=30)
         self.starts += 1
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== fjord start #{self.starts} of node {self.id}\n".encode())
@@ -160,6 +168,33 @@ class Node:
             raise AssertionError(f"node {self.id} did not stop within {STOP_TIMEOUT_S:.0f}s of SIGTERM\n"
                                  f"{self.log_tail()}")
 
+    @property
+    def filler(self) -> Path:
+        return self.data_dir / "disk-filler"
+
+    def fill_disk(self) -> int:
+        """Takes every free byte of this node's data file system; returns how many."""
+        st = os.statvfs(self.data_dir)
+        free = st.f_bavail * st.f_frsize
+        fd = os.open(self.filler, os.O_CREAT | os.O_WRONLY, 0o600)
+        try:
+            taken = 0
+            # Whole free space first, then what is left a block at a time (the file's own
+            # metadata takes a little).
+            for size in (free, 1 << 20, st.f_frsize):
+                while True:
+                    try:
+                        os.posix_fallocate(fd, taken, size)
+                    except OSError:
+                        break
+                    taken += size
+            return taken
+        finally:
+            os.close(fd)
+
+    def free_disk(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
     def pause(self) -> None:
         os.kill(self.proc.pid, signal.SIGSTOP)
 
@@ -190,12 +225,14 @@ class Node:
 
 class Cluster:
     def __init__(self, root: Path, controllers: int = 3, brokers: int = 0,
-                 extra_props: dict[str, str] | None = None, netns: bool = False):
+                 extra_props: dict[str, str] | None = None, netns: bool = False,
+                 data_tmpfs_mb: int | None = None):
         self.bin = conftest.fjord_bin()
         self.root = Path(root)
         self.extra_props = dict(extra_props or {})
         split = brokers > 0
         self.net = Net(controllers + brokers) if netns else None
+        self.data_tmpfs_mb = data_tmpfs_mb
         self.nodes = [Node(self, i, controller=True, broker=not split) for i in range(1, controllers + 1)]
         self.nodes += [Node(self, controllers + i, controller=False, broker=True) for i in range(1, brokers + 1)]
         for node in self.nodes:
@@ -278,6 +315,9 @@ class Cluster:
                 conftest._live_brokers.remove(node)
         if self.net is not None:
             self.net.close()
+        for node in self.nodes:
+            if os.path.ismount(node.data_dir):
+                subprocess.run(["umount", "-l", str(node.data_dir)], capture_output=True, timeout=30)
         if not keep_data and not os.environ.get("FJORD_KEEP_DATA"):
             shutil.rmtree(self.root, ignore_errors=True)
         if errors:

@@ -14,7 +14,9 @@ min.insync.replicas=2, and for `--time` seconds:
   session, then SIGCONT; a controlled shutdown (SIGTERM) and restart; a rolling restart; a
   partition leader cut from the other brokers (clients still reach it); the active controller
   cut from the other controllers (a minority of one against a majority); packets lost one way
-  between two nodes; a node cut from everyone, clients included. Each cut heals after 3-8 s.
+  between two nodes; a node cut from everyone, clients included. Each cut heals after 3-8 s;
+  a full data disk on one broker (its log.dirs is a tmpfs of its own, the metadata log is
+  elsewhere), freed after 3-6 s.
 
 Then every fault heals, the run waits (bounded) for every partition to have a leader and a full
 ISR, the producers flush, and each partition is read whole. The history (JSON lines) and the
@@ -24,7 +26,6 @@ a table row.
     python jepsen_harness.py [--runs N] [--seed S] [--time SECONDS] [--nemesis NAME,...]
                              [--layout combined|split|mixed] [--network netns|loopback] [--results DIR]
 
-Not yet: a full disk; see docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -56,7 +57,11 @@ PARTITIONS = 3
 GROUP = "jepsen-group"
 PROCESS_NEMESES = ["kill-leader", "kill-controller", "kill-random", "pause-short", "pause-long", "restart", "rolling"]
 NETWORK_NEMESES = ["partition-leader", "partition-controller", "partition-oneway", "isolate"]
-NEMESES = PROCESS_NEMESES + NETWORK_NEMESES
+# Needs root, as the namespaces do: each node's data directory is a tmpfs of its own.
+DISK_NEMESES = ["disk-full"]
+NEMESES = PROCESS_NEMESES + NETWORK_NEMESES + DISK_NEMESES
+PRIVILEGED_NEMESES = NETWORK_NEMESES + DISK_NEMESES
+DATA_TMPFS_MB = 256
 LAYOUTS = ["combined", "split", "mixed"]
 RECOVERY_LIMIT_S = 60.0
 
@@ -304,6 +309,11 @@ class Nemesis:
             self.isolated.add(node.id)
             self.c.net.isolate(node.id)
             self.hold_cut()
+        elif name == "disk-full":
+            node = self.rng.choice(self.c.brokers)
+            node.fill_disk()
+            time.sleep(self.rng.uniform(3.0, 6.0))
+            node.free_disk()
         else:
             raise ValueError(f"unknown nemesis {name}")
         self.history.add("fault", start, self.history.now(), name)
@@ -311,6 +321,9 @@ class Nemesis:
         print(f"  {start:7.2f}-{self.history.now():7.2f} s: {name}", flush=True)
 
     def heal(self):
+        for node in self.c.nodes:
+            if self.c.data_tmpfs_mb:
+                node.free_disk()
         if self.c.net is not None:
             self.c.net.heal()
             self.isolated.clear()
@@ -350,7 +363,8 @@ def run_once(root: Path, seed: int, seconds: float, names: list[str], results: P
              net: bool = True) -> dict:
     rng = random.Random(seed)
     shutil.rmtree(root, ignore_errors=True)
-    c = cl.Cluster(root, controllers=3, brokers=3 if layout == "split" else 0, netns=net).start()
+    c = cl.Cluster(root, controllers=3, brokers=3 if layout == "split" else 0, netns=net,
+                   data_tmpfs_mb=DATA_TMPFS_MB if net else None).start()
     row = {"seed": seed, "layout": layout, "faults": [], "verdict": "error"}
     history = History()
     threads: list = []
@@ -461,9 +475,9 @@ def main(argv: list[str] | None = None) -> int:
         if why is not None:
             ap.error(f"network namespaces are not available here ({why}); "
                      f"--network loopback runs without the partition nemeses")
-    elif any(n in NETWORK_NEMESES for n in names):
-        names = [n for n in names if n not in NETWORK_NEMESES]
-        print(f"--network loopback: without {','.join(NETWORK_NEMESES)}", flush=True)
+    elif any(n in PRIVILEGED_NEMESES for n in names):
+        names = [n for n in names if n not in PRIVILEGED_NEMESES]
+        print(f"--network loopback: without {','.join(PRIVILEGED_NEMESES)}", flush=True)
         if not names:
             ap.error("no nemesis left to run on loopback")
     first = args.seed if args.seed is not None else int(time.time()) % 100_000
