@@ -26,6 +26,7 @@ overlaps each fault.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
 
@@ -124,20 +125,24 @@ def check(history: list[tuple]) -> Verdict:
             v.rewound.append((group, partition, previous, offset, t))
         committed[(group, partition)] = max(offset, previous if previous is not None else offset)
 
-    # What each fault cost: the longest stretch without an acknowledgement overlapping it.
-    ack_times = sorted(e[1] for e in acks)
+    # What each fault cost: the longest stretch without an acknowledgement on one partition
+    # that overlaps it, over the partitions (writes to every partition never stop otherwise).
+    ack_times: dict[int, list[float]] = collections.defaultdict(list)
+    for e in acks:
+        ack_times[e[2]].append(e[1])
+    for times in ack_times.values():
+        times.sort()
     for _, start, end, name in faults:
         worst = 0.0
-        before = [t for t in ack_times if t <= start]
-        previous = before[-1] if before else start
-        for t in ack_times:
-            if t <= start:
-                continue
-            worst = max(worst, t - previous)
-            previous = t
-            if t > end:
-                break
-        else:
-            worst = max(worst, end - previous)
+        for times in ack_times.values():
+            i = bisect.bisect_right(times, start)
+            previous = times[i - 1] if i > 0 else start
+            for t in times[i:]:
+                worst = max(worst, t - previous)
+                previous = t
+                if t > end:
+                    break
+            else:
+                worst = max(worst, end - previous)
         v.unavailable.append((name, round(worst, 3)))
     return v

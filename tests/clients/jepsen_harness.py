@@ -31,10 +31,12 @@ a table row.
 from __future__ import annotations
 
 import argparse
+import ast
 import gzip
 import json
 import random
 import shutil
+import statistics
 import sys
 import threading
 import time
@@ -414,6 +416,7 @@ def run_once(root: Path, seed: int, seconds: float, names: list[str], results: P
             "rewound": len(verdict.rewound),
             "unavailable_s": round(sum(s for _, s in verdict.unavailable), 2),
             "worst_unavailable": max(verdict.unavailable, key=lambda u: u[1], default=("-", 0)),
+            "unavailable_by_fault": verdict.unavailable,
             "recovery_s": round(recovery, 2),
             "problems": verdict.problems() + errors,
             "verdict": "valid" if verdict.valid and not errors else "INVALID",
@@ -428,7 +431,7 @@ def run_once(root: Path, seed: int, seconds: float, names: list[str], results: P
         results.mkdir(parents=True, exist_ok=True)
         with gzip.open(results / f"history-{seed}.jsonl.gz", "wt") as out:
             for e in history.events:
-                out.write(json.dumps([x.decode() if isinstance(x, bytes) else x for x in e], default=str) + "\n")
+                out.write(json.dumps(_jsonable(e)) + "\n")
         for node in c.nodes:
             node.resume()
         c.close(keep_data=True)
@@ -438,6 +441,54 @@ def run_once(root: Path, seed: int, seconds: float, names: list[str], results: P
         shutil.rmtree(root, ignore_errors=True)
         (results / f"verdict-{seed}.json").write_text(json.dumps(row, indent=1, default=str))
     return row
+
+
+def _jsonable(x):
+    if isinstance(x, bytes):
+        return x.decode()
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(y) for y in x]
+    return x
+
+
+def load_history(path: Path) -> list[tuple]:
+    """A history file back as events (values as text; the checker only compares them)."""
+    def value(x):
+        # Files written before values nested in "final" events were decoded hold their repr.
+        if isinstance(x, str) and x.startswith("b'") and x.endswith("'"):
+            return ast.literal_eval(x).decode()
+        if isinstance(x, list):
+            return [value(y) for y in x]
+        return x
+    with gzip.open(path, "rt") as f:
+        return [tuple(value(x) for x in json.loads(line)) for line in f]
+
+
+def fault_summary(unavailable: list[tuple[str, float]]) -> str:
+    """Per fault type: how often it was applied and how long writes stopped (the longest stretch
+    without an acknowledgement overlapping each application)."""
+    by: dict[str, list[float]] = {}
+    for name, seconds in unavailable:
+        by.setdefault(name, []).append(seconds)
+    lines = ["| fault | applied | unavailable s: median | p90 | max |", "|---|---|---|---|---|"]
+    for name in sorted(by, key=lambda n: NEMESES.index(n) if n in NEMESES else len(NEMESES)):
+        xs = sorted(by[name])
+        lines.append(f"| {name} | {len(xs)} | {statistics.median(xs):.2f} | "
+                     f"{xs[min(len(xs) - 1, int(len(xs) * 0.9))]:.2f} | {xs[-1]:.2f} |")
+    return "\n".join(lines)
+
+
+def summarize(results: Path) -> str:
+    """Re-checks every history under `results` and sums up the faults."""
+    unavailable, runs, acked = [], 0, 0
+    for path in sorted(results.glob("history-*.jsonl.gz")):
+        verdict = check(load_history(path))
+        runs += 1
+        acked += verdict.acknowledged
+        unavailable += verdict.unavailable
+        if not verdict.valid:
+            print(f"{path.name}: INVALID: {verdict.problems()}")
+    return f"{runs} histories, {acked} acknowledged writes, {len(unavailable)} faults\n\n" + fault_summary(unavailable)
 
 
 def table(rows: list[dict]) -> str:
@@ -465,7 +516,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--network", choices=["netns", "loopback"], default="netns",
                     help="a namespace per node (needed by the partition nemeses), or plain loopback")
     ap.add_argument("--results", type=Path, default=Path("target/jepsen"))
+    ap.add_argument("--summarize", type=Path, metavar="DIR",
+                    help="only re-check the histories in DIR and print the per-fault summary")
     args = ap.parse_args(argv)
+    if args.summarize is not None:
+        print(summarize(args.summarize))
+        return 0
     names = [n.strip() for n in args.nemesis.split(",") if n.strip()]
     unknown = [n for n in names if n not in NEMESES]
     if unknown:
@@ -498,8 +554,10 @@ def main(argv: list[str] | None = None) -> int:
         r = rows[-1]
         if r["verdict"] != "valid":
             print(f"  seed {seed}: {r['verdict']}: {r.get('problems')}", flush=True)
+    faults = fault_summary([u for r in rows for u in r.get("unavailable_by_fault", [])])
     print(table(rows))
-    (args.results / "table.md").write_text(table(rows) + "\n")
+    print(faults)
+    (args.results / "table.md").write_text(table(rows) + "\n\n" + faults + "\n")
     failed = [r["seed"] for r in rows if r["verdict"] != "valid"]
     if failed:
         print(f"failed seeds (replay with --seed S --runs 1): {failed}")

@@ -32,8 +32,17 @@ def test_a_clean_history_passes_and_unavailability_is_measured():
     verdict = check(clean())
     assert verdict.valid, verdict.problems()
     assert verdict.acknowledged == 6
-    # Acks at 0.5, 1.0, 1.5, 2.0, ...: the fault from 1.0 to 2.0 saw at most 0.5 s without one.
-    assert verdict.unavailable == [("kill-leader", 0.5)]
+    # Partition 0 is acked at 0.5, 1.0 and 1.5, partition 1 from 2.0 on: during the fault
+    # (1.0 to 2.0) partition 1 went a whole second without an acknowledgement.
+    assert verdict.unavailable == [("kill-leader", 1.0)]
+
+
+def test_unavailability_is_the_worst_partition_s():
+    history = [("fault", 10.0, 12.0, "partition-leader")]
+    history += [("ack", 9.0 + i * 0.1, 0, i, b"a%d" % i) for i in range(60)]  # partition 0: never stops
+    history += [("ack", 9.5, 1, 0, b"b0"), ("ack", 13.0, 1, 1, b"b1")]  # partition 1: 3.5 s without one
+    history += [("final", 0, [(i, b"a%d" % i) for i in range(60)]), ("final", 1, [(0, b"b0"), (1, b"b1")])]
+    assert check(history).unavailable == [("partition-leader", 3.5)]
 
 
 def test_a_lost_acknowledged_write_is_reported():
