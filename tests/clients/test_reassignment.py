@@ -116,6 +116,8 @@ def test_a_move_in_progress_is_listed_and_can_be_cancelled(fresh_cluster):
         listing = c.fjord("reassign-partitions", "--list", bootstrap=bootstrap).stdout
         assert f"{topic}-0: replicas: {others[0]},{down.id},{others[1]}. adding: {down.id}. removing: {others[1]}." \
             in listing, listing
+        described = c.fjord("topics", "describe", "--topic", topic, bootstrap=bootstrap).stdout
+        assert f"\tAdding Replicas: {down.id}\tRemoving Replicas: {others[1]}" in described, described
 
         # Kafka's errors for bad targets.
         bad = kadmin.alter_partition_reassignments({tp: [others[0], 99], KTopicPartition(topic, 1): [1]})
@@ -128,6 +130,8 @@ def test_a_move_in_progress_is_listed_and_can_be_cancelled(fresh_cluster):
         leader, replicas, isr = partition_state(bootstrap, topic)[0]
         assert sorted(replicas) == sorted(others) and sorted(isr) == sorted(others), (leader, replicas, isr)
         assert kadmin.alter_partition_reassignments({tp: None}) == {tp: NoReassignmentInProgressError}
+        described = c.fjord("topics", "describe", "--topic", topic, bootstrap=bootstrap).stdout
+        assert "Adding Replicas" not in described and "Removing Replicas" not in described, described
     finally:
         kadmin.close()
     # The broker that was down comes back and never takes a copy of the partition.

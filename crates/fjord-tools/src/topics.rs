@@ -72,6 +72,16 @@ pub(crate) async fn describe(bootstrap: &str, topic: Option<&str>, exclude_inter
         (fjord_client::Error::Kafka { code: 3, .. }, Some(t)) => anyhow::anyhow!("topic '{t}' does not exist"),
         _ => e.into(),
     })?;
+    // Moves under way, for the Adding / Removing Replicas columns. A broker without the API
+    // (or a refused call) just leaves the columns out.
+    let moving: std::collections::HashMap<(String, i32), fjord_client::OngoingReassignment> = client
+        .list_partition_reassignments(None)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| ((r.topic.clone(), r.partition), r))
+        .collect();
+    let moving_of = |topic: &str, partition: i32| moving.get(&(topic.to_owned(), partition));
     for info in topics {
         if exclude_internal && info.internal {
             continue;
@@ -83,7 +93,7 @@ pub(crate) async fn describe(bootstrap: &str, topic: Option<&str>, exclude_inter
                     _ => p.isr.len() < p.replicas.len(),
                 };
                 if shown {
-                    print_partition(&info.name, p);
+                    print_partition(&info.name, p, moving_of(&info.name, p.partition));
                 }
             }
             continue;
@@ -104,25 +114,29 @@ pub(crate) async fn describe(bootstrap: &str, topic: Option<&str>, exclude_inter
             overrides.join(",")
         );
         for p in &info.partitions {
-            print_partition(&info.name, p);
+            print_partition(&info.name, p, moving_of(&info.name, p.partition));
         }
     }
     Ok(())
 }
 
-/// One partition's line, as kafka-topics prints it.
-fn print_partition(topic: &str, p: &fjord_client::PartitionInfo) {
+/// One partition's line, as kafka-topics prints it (with a move's columns while one is under way).
+fn print_partition(topic: &str, p: &fjord_client::PartitionInfo, moving: Option<&fjord_client::OngoingReassignment>) {
     let join = |ids: &[i32]| ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
     let leader = if p.leader < 0 { "none".to_owned() } else { p.leader.to_string() };
+    let moving = moving.map_or(String::new(), |m| {
+        format!("\tAdding Replicas: {}\tRemoving Replicas: {}", join(&m.adding), join(&m.removing))
+    });
     let offline =
         if p.offline_replicas.is_empty() { String::new() } else { format!("\tOffline: {}", join(&p.offline_replicas)) };
     println!(
-        "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}{}",
+        "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}{}{}",
         topic,
         p.partition,
         leader,
         join(&p.replicas),
         join(&p.isr),
+        moving,
         offline
     );
 }
