@@ -81,7 +81,7 @@ fn read(broker: &Arc<Broker>, request: &pb::ReplicaFetchRequest) -> (pb::Replica
             log_start_offset: -1,
             log_end_offset: -1,
             diverging_epoch: None,
-            records: Vec::new(),
+            records: Default::default(),
         };
         let Some(handle) =
             broker.replicas.partition(&tp).filter(|h| p.topic_id.is_empty() || h.topic_id.0[..] == p.topic_id[..])
@@ -145,12 +145,11 @@ fn read(broker: &Arc<Broker>, request: &pb::ReplicaFetchRequest) -> (pb::Replica
         }
         if let Some(range) = range {
             // Read outside the partition's lock: the range's file stays valid while we hold it.
-            let mut bytes = vec![0; range.len as usize];
-            match range.read_into(&mut bytes) {
-                Ok(()) => {
+            match range.read_to_vec() {
+                Ok(bytes) => {
                     total += bytes.len();
                     budget = budget.saturating_sub(bytes.len() as u64);
-                    answer.records = bytes;
+                    answer.records = bytes.into();
                 }
                 Err(e) => {
                     tracing::warn!(partition = %tp, error = %e, "cannot read records for a follower");
