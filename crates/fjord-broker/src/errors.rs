@@ -70,7 +70,8 @@ pub(crate) fn warn_storage(error: &fjord_log::Error) {
     static LAST: AtomicI64 = AtomicI64::new(i64::MIN);
     let now = crate::Broker::now().0;
     let last = LAST.load(Ordering::Relaxed);
-    if now.saturating_sub(last) >= 10_000 && LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    if now.saturating_sub(last) >= 10_000
+        && LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     {
         tracing::warn!(error = %error, "a partition's log refused a write (KAFKA_STORAGE_ERROR); refusals are logged every 10 s");
     }
