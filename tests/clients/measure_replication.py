@@ -6,6 +6,9 @@
 - leader failover: kill -9 of a partition's leader (RF 3, min.insync.replicas 2, Kafka's
   default broker.session.timeout.ms 9000 and heartbeats) under an idempotent acks=all producer
   sending every 5 ms, to the first acknowledgement of a record sent after the kill;
+- with `rdkafka` (`FJORD_BIN_BEFORE=old-binary` to compare, run by run): 1M records of 1 KiB
+  from rdkafka_performance, acks=all, into one partition with RF 3 on three fresh combined
+  nodes per run, and the dd bound in 1 KiB blocks;
 - produce throughput with `fjord perf produce` on three combined nodes, RF 3 and acks=all,
   against one node with RF 1 and acks=1 in the same run (each byte lands on three disks of the
   same machine, and the three brokers share its two cores with the load generator).
@@ -126,12 +129,60 @@ def throughput(root: Path) -> None:
         three.close()
 
 
+def rdkafka_rf3(root: Path, bin_: str, records: int = 1_000_000) -> float:
+    """rdkafka_performance's delivered rec/s for 1 KiB acks=all records into one partition with
+    RF 3 (min.insync.replicas 2) on three fresh combined nodes of `bin_`."""
+    os.environ["FJORD_BIN"] = bin_
+    c = Cluster(root, controllers=3).start()
+    try:
+        create(c.bootstrap, "t", 1, 3, {"min.insync.replicas": "2"})
+        tool = Path.home() / ".cache/fjord/rdkafka_performance"
+        out = subprocess.run([str(tool / "rdkafka_performance"), "-P", "-t", "t", "-b", c.bootstrap, "-s", "1024",
+                              "-c", str(records), "-a", "-1", "-u", "-X", "linger.ms=5"],
+                             capture_output=True, text=True, timeout=600, env=dict(os.environ, LD_LIBRARY_PATH=str(tool)))
+        rows = [line for line in out.stdout.splitlines() if line.startswith("|") and "elapsed" not in line]
+        cells = [x.strip() for x in rows[-1].strip("|").split("|")]
+        assert int(cells[4]) == records, f"only {cells[4]} of {records} delivered"
+        return float(cells[5])  # dr_m/s
+    finally:
+        c.close()
+
+
+def rdkafka_pairs(root: Path, runs: int) -> None:
+    """FJORD_BIN against FJORD_BIN_BEFORE (if set), interleaved run by run, and the dd bound."""
+    bins = {"after": os.environ["FJORD_BIN"]}
+    if os.environ.get("FJORD_BIN_BEFORE"):
+        bins = {"before": os.environ["FJORD_BIN_BEFORE"], **bins}
+    rates: dict[str, list[float]] = {k: [] for k in bins}
+    for i in range(runs):
+        for label, bin_ in bins.items():
+            rates[label].append(rdkafka_rf3(root / f"{label}{i}", bin_))
+            print(f"run {i + 1}, {label}: {rates[label][-1]:.0f} rec/s", flush=True)
+    dd = []
+    for _ in range(3):
+        subprocess.run(["sync"])
+        out = subprocess.run(["dd", "if=/dev/zero", f"of={root / 'dd.bin'}", "bs=1024", "count=1000000"],
+                             capture_output=True, text=True).stderr
+        line = next(x for x in out.splitlines() if "copied" in x)
+        dd.append(float(line.split()[0]) / float(line.split(", ")[-2].rstrip(" s")))
+        (root / "dd.bin").unlink()
+    third = statistics.median(dd) / 3
+    for label, xs in rates.items():
+        m = statistics.median(xs)
+        print(f"{label}: median {m:.0f} rec/s = {m * 1024 / third:.2f} x one third of dd "
+              f"({statistics.median(dd) / 1e9:.2f} GB/s in 1 KiB blocks)")
+
+
 def main() -> None:
-    # Usage: measure_replication.py [RUNS] [failover]  (failover: leader failover only)
+    # Usage: measure_replication.py [RUNS] [failover | rdkafka]
+    #   failover: leader failover only; rdkafka: RF 3 1 KiB produce throughput only
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     print(f"binary: {os.environ.get('FJORD_BIN', '(default)')}, {runs} runs")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if "rdkafka" in sys.argv[2:]:
+            rdkafka_pairs(root, runs)
+            return
         runs_ = [leader_failover(root / f"f{i}") for i in range(runs)]
         f = [r for r, _, _ in runs_]
         e = [x for _, _, x in runs_]
